@@ -1,0 +1,224 @@
+"""Robot description configs (TOML): which model file, which joints are arms and hands, which
+frames are wrists and fingertips, and limit overrides. A new robot is a new config, not new code.
+
+Parsing is strict: an unknown key, a wrong type or a joint the model does not have is a
+``ConfigError`` that names the key and lists what is allowed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from teleop.errors import ConfigError
+from teleop.types import SIDES, Side
+
+__all__ = [
+    "SideDescription",
+    "RobotDescription",
+    "load_description",
+    "parse_description",
+    "bundled_description_path",
+    "GROUPS",
+]
+
+#: Command vector layout: the joints of these groups, concatenated in this order.
+GROUPS: tuple[str, ...] = ("left_arm", "left_hand", "right_arm", "right_hand")
+
+_ROBOTS_DIR = Path(__file__).resolve().parent
+
+
+def bundled_description_path(name: str = "dexhumanoid") -> Path:
+    """Path of a robot description shipped in ``robots/<name>/<name>.toml``."""
+    path = _ROBOTS_DIR / name / f"{name}.toml"
+    if not path.is_file():
+        shipped = sorted(p.parent.name for p in _ROBOTS_DIR.glob("*/*.toml") if p.stem == p.parent.name)
+        raise ConfigError(f"no bundled robot named {name!r}; bundled robots: {shipped}")
+    return path
+
+
+@dataclass(frozen=True)
+class SideDescription:
+    """One arm and its hand."""
+
+    arm_joints: tuple[str, ...]
+    hand_joints: tuple[str, ...]
+    wrist_frame: str
+    fingertip_frames: tuple[str, ...] = ()
+    camera: str | None = None
+
+
+@dataclass(frozen=True)
+class RobotDescription:
+    """A parsed robot description. Joint and frame names are checked against the model later,
+    when a simulator or kinematics compiler loads it (see ``robots.mujoco_sim.model``)."""
+
+    name: str
+    model_path: Path
+    base_frame: str
+    sides: dict[Side, SideDescription]
+    cameras: tuple[str, ...] = ()
+    velocity_rad_s: float = 3.0
+    velocity_overrides: dict[str, float] = field(default_factory=dict)
+    position_overrides: dict[str, tuple[float, float]] = field(default_factory=dict)
+    actuator_kp: float = 100.0
+    actuator_kv: float = 5.0
+    source: Path | None = None
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Group name -> joint names, in command-vector order (see ``GROUPS``)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for side in SIDES:
+            out[f"{side}_arm"] = self.sides[side].arm_joints
+            out[f"{side}_hand"] = self.sides[side].hand_joints
+        return out
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """Every commanded joint, in command-vector order."""
+        return tuple(j for g in GROUPS for j in self.groups[g])
+
+    @property
+    def fingertip_frames(self) -> tuple[str, ...]:
+        return tuple(f for side in SIDES for f in self.sides[side].fingertip_frames)
+
+    def velocity_limit(self, joint: str) -> float:
+        """Velocity limit in [rad/s] (or [m/s] for prismatic joints); first matching glob wins."""
+        for pattern, value in self.velocity_overrides.items():
+            if fnmatch.fnmatchcase(joint, pattern):
+                return value
+        return self.velocity_rad_s
+
+
+_TOP_KEYS = {"name", "model", "base_frame", "left", "right", "cameras", "limits", "actuators"}
+_SIDE_KEYS = {"arm_joints", "hand_joints", "wrist_frame", "fingertip_frames", "camera"}
+_LIMIT_KEYS = {"velocity_rad_s", "velocity_overrides", "position_overrides"}
+_ACT_KEYS = {"kp", "kv"}
+
+
+def load_description(path: str | Path) -> RobotDescription:
+    """Read and strictly parse a robot description TOML file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"robot config {path} does not exist; bundled: robots/dexhumanoid/dexhumanoid.toml") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"robot config {path} is not valid TOML: {exc}") from None
+    return parse_description(raw, source=path)
+
+
+def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotDescription:
+    where = str(source) if source else "<robot config>"
+    _check_keys(raw, _TOP_KEYS, where, "")
+    name = _get(raw, "name", str, where)
+    model = _get(raw, "model", str, where)
+    base = source.parent if source else Path.cwd()
+    model_path = (base / model).resolve()
+    if model_path.suffix.lower() not in (".xml", ".urdf", ".mjcf"):
+        raise ConfigError(f"{where}: key 'model' = {model!r} must be an MJCF (.xml) or URDF (.urdf) file")
+    if not model_path.is_file():
+        raise ConfigError(f"{where}: key 'model' points to {model_path}, which does not exist")
+    base_frame = _get(raw, "base_frame", str, where)
+
+    sides: dict[Side, SideDescription] = {}
+    for side in SIDES:
+        table = _get(raw, side, dict, where)
+        _check_keys(table, _SIDE_KEYS, where, f"{side}.")
+        arm = _names(table, "arm_joints", where, side)
+        if not arm:
+            raise ConfigError(f"{where}: key '{side}.arm_joints' is empty; list the arm joints base to wrist")
+        sides[side] = SideDescription(
+            arm_joints=arm,
+            hand_joints=_names(table, "hand_joints", where, side, required=False),
+            wrist_frame=_get(table, "wrist_frame", str, where, prefix=f"{side}."),
+            fingertip_frames=_names(table, "fingertip_frames", where, side, required=False),
+            camera=_get(table, "camera", str, where, prefix=f"{side}.", required=False),
+        )
+
+    all_joints = [j for s in SIDES for j in sides[s].arm_joints + sides[s].hand_joints]
+    dupes = sorted({j for j in all_joints if all_joints.count(j) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: joints listed more than once across arms and hands: {dupes}")
+
+    cameras = raw.get("cameras", [])
+    if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
+        raise ConfigError(f"{where}: key 'cameras' must be a list of camera names, got {cameras!r}")
+
+    limits = _get(raw, "limits", dict, where, required=False) or {}
+    _check_keys(limits, _LIMIT_KEYS, where, "limits.")
+    vel = float(_get(limits, "velocity_rad_s", (int, float), where, prefix="limits.", required=False) or 3.0)
+    if not (vel > 0 and math.isfinite(vel)):
+        raise ConfigError(f"{where}: key 'limits.velocity_rad_s' must be > 0, got {vel}")
+    vel_over: dict[str, float] = {}
+    for pattern, value in (_get(limits, "velocity_overrides", dict, where, prefix="limits.", required=False) or {}).items():
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{where}: key 'limits.velocity_overrides.{pattern}' must be a number > 0, got {value!r}")
+        if not any(fnmatch.fnmatchcase(j, pattern) for j in all_joints):
+            raise ConfigError(f"{where}: key 'limits.velocity_overrides.{pattern}' matches no commanded joint")
+        vel_over[pattern] = float(value)
+    pos_over: dict[str, tuple[float, float]] = {}
+    for joint, value in (_get(limits, "position_overrides", dict, where, prefix="limits.", required=False) or {}).items():
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not all(isinstance(v, (int, float)) for v in value)
+            or not value[0] < value[1]
+        ):
+            raise ConfigError(f"{where}: key 'limits.position_overrides.{joint}' must be [low, high] with low < high, got {value!r}")
+        if joint not in all_joints:
+            raise ConfigError(f"{where}: key 'limits.position_overrides.{joint}' is not a commanded joint")
+        pos_over[joint] = (float(value[0]), float(value[1]))
+
+    act = _get(raw, "actuators", dict, where, required=False) or {}
+    _check_keys(act, _ACT_KEYS, where, "actuators.")
+    kp = float(_get(act, "kp", (int, float), where, prefix="actuators.", required=False) or 100.0)
+    kv = float(_get(act, "kv", (int, float), where, prefix="actuators.", required=False) or 5.0)
+
+    return RobotDescription(
+        name=name,
+        model_path=model_path,
+        base_frame=base_frame,
+        sides=sides,
+        cameras=tuple(cameras),
+        velocity_rad_s=vel,
+        velocity_overrides=vel_over,
+        position_overrides=pos_over,
+        actuator_kp=kp,
+        actuator_kv=kv,
+        source=source,
+    )
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{prefix}{unknown[0]}'; allowed keys here: {sorted(allowed)}")
+
+
+def _get(table: dict[str, Any], key: str, typ: Any, where: str, prefix: str = "", required: bool = True) -> Any:
+    if key not in table:
+        if required:
+            raise ConfigError(f"{where}: missing key '{prefix}{key}'")
+        return None
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, typ):
+        want = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise ConfigError(f"{where}: key '{prefix}{key}' must be {want}, got {value!r}")
+    return value
+
+
+def _names(table: dict[str, Any], key: str, where: str, side: str, required: bool = True) -> tuple[str, ...]:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"{where}: missing key '{side}.{key}'")
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: key '{side}.{key}' must be a list of names, got {value!r}")
+    return tuple(value)

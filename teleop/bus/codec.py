@@ -1,0 +1,358 @@
+"""Wire format of every bus message, and strict decoding.
+
+A message is two ZeroMQ frames: the topic (UTF-8, used by SUB prefix filtering) and a msgpack
+map ``{"v": version, "k": kind, "t": topic, "s": source id, "q": sequence, "tc": capture ns,
+"ts": send ns, "b": body}``. Times are ``time.monotonic_ns()`` on the sender's host. NumPy
+arrays travel as msgpack ext type 1: ``dtype code (u8), ndim (u8), shape (ndim x u32 LE), raw
+little-endian bytes``; never as lists, never pickled.
+
+Decoding is strict: anything unexpected raises ``DecodeError(reason, detail)``; receivers count
+reasons in ``DecodeStats`` and keep running.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, NamedTuple
+
+import msgpack
+import numpy as np
+
+from teleop.errors import DecodeError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Arr",
+    "Header",
+    "Message",
+    "DecodeStats",
+    "Encoder",
+    "Decoder",
+    "message",
+    "MESSAGE_KINDS",
+    "MAX_MESSAGE_BYTES",
+]
+
+SCHEMA_VERSION = 1
+#: Hard cap on one message; also set as ZMQ_MAXMSGSIZE so a peer cannot make us allocate more.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_EXT_ARRAY = 1
+
+# Wire dtype codes. Only little-endian fixed-size numeric types travel on the bus.
+_DTYPES: dict[int, np.dtype] = {
+    1: np.dtype("<f8"),
+    2: np.dtype("<f4"),
+    3: np.dtype("<i8"),
+    4: np.dtype("<i4"),
+    5: np.dtype("u1"),
+    6: np.dtype("?"),
+    7: np.dtype("<u2"),
+    8: np.dtype("<i2"),
+}
+_CODES: dict[np.dtype, int] = {dt: code for code, dt in _DTYPES.items()}
+_HEADER_KEYS = frozenset({"v", "k", "t", "s", "q", "tc", "ts", "b"})
+
+
+@dataclass(frozen=True)
+class Arr:
+    """Schema of an array field. ``shape`` entries are fixed ints or symbols (``"n"``) that must
+    agree across the fields of one message and with values bound by the receiver."""
+
+    dtype: str
+    shape: tuple[int | str, ...]
+    finite: bool = False
+    np_dtype: np.dtype = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "np_dtype", np.dtype(self.dtype))
+
+
+class Header(NamedTuple):
+    version: int
+    kind: str
+    topic: str
+    source: str
+    seq: int
+    capture_ns: int
+    send_ns: int
+
+
+class Message:
+    """Base of every typed message. Subclasses are frozen dataclasses registered with
+    ``@message(kind)``; ``SCHEMA`` maps each field to ``int``, ``float``, ``str``, ``bool``,
+    ``"strs"`` (list of str), ``"strmap"`` (str -> str), ``"nummap"`` (str -> int/float/str/bool)
+    or an ``Arr``. Fields with a dataclass default are optional on the wire."""
+
+    KIND: ClassVar[str] = ""
+    SCHEMA: ClassVar[dict[str, Any]] = {}
+    _REQUIRED: ClassVar[frozenset[str]] = frozenset()
+
+
+MESSAGE_KINDS: dict[str, type[Message]] = {}
+
+
+def message(kind: str):
+    """Class decorator registering a message dataclass under ``kind``."""
+
+    def wrap(cls: type[Message]) -> type[Message]:
+        if kind in MESSAGE_KINDS:
+            raise TypeError(f"message kind {kind!r} registered twice")
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if names != set(cls.SCHEMA):
+            raise TypeError(f"{cls.__name__}: SCHEMA keys {sorted(cls.SCHEMA)} != fields {sorted(names)}")
+        from dataclasses import MISSING
+
+        cls.KIND = kind
+        cls._REQUIRED = frozenset(
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING  # type: ignore[arg-type]
+        )
+        MESSAGE_KINDS[kind] = cls
+        return cls
+
+    return wrap
+
+
+class DecodeStats:
+    """Rejected-message counters by reason, plus sequence gaps per (source, topic)."""
+
+    def __init__(self) -> None:
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+        self.gaps = 0  # messages missing between consecutive sequence numbers
+        self.last_error: str | None = None
+        self._last_seq: dict[tuple[str, str], int] = {}
+
+    def reject(self, err: DecodeError) -> None:
+        self.rejected[err.reason] += 1
+        self.last_error = str(err)
+
+    def accept(self, header: Header) -> None:
+        self.accepted += 1
+        key = (header.source, header.topic)
+        last = self._last_seq.get(key)
+        if last is not None and header.seq > last + 1:
+            self.gaps += header.seq - last - 1
+        self._last_seq[key] = header.seq
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "gaps": self.gaps, "rejected": dict(self.rejected)}
+
+
+def _pack_array(arr: np.ndarray) -> msgpack.ExtType:
+    dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+    code = _CODES.get(np.dtype(dt))
+    if code is None:
+        raise TypeError(f"dtype {arr.dtype} cannot travel on the bus; use one of {sorted(str(d) for d in _CODES)}")
+    if arr.ndim > 8:
+        raise TypeError(f"arrays up to 8 dims travel on the bus, got {arr.ndim}")
+    head = struct.pack(f"<BB{arr.ndim}I", code, arr.ndim, *arr.shape)
+    return msgpack.ExtType(_EXT_ARRAY, head + np.ascontiguousarray(arr, dtype=dt).tobytes())
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return _pack_array(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} on the bus")
+
+
+_SHAPE_STRUCTS = [struct.Struct(f"<{n}I") for n in range(9)]
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code != _EXT_ARRAY:
+        raise DecodeError("bad_array", f"unknown msgpack ext type {code}")
+    if len(data) < 2:
+        raise DecodeError("bad_array", "array header truncated")
+    dcode, ndim = data[0], data[1]
+    dt = _DTYPES.get(dcode)
+    if dt is None:
+        raise DecodeError("bad_dtype", f"unknown array dtype code {dcode}")
+    if ndim > 8 or len(data) < 2 + 4 * ndim:
+        raise DecodeError("bad_array", f"array header truncated or ndim {ndim} > 8")
+    shape = _SHAPE_STRUCTS[ndim].unpack_from(data, 2)
+    count = 1
+    for s in shape:
+        count *= s
+    offset = 2 + 4 * ndim
+    if count * dt.itemsize != len(data) - offset:
+        raise DecodeError(
+            "bad_array", f"array claims shape {shape} of {dt} ({count * dt.itemsize} bytes) but carries {len(data) - offset}"
+        )
+    arr = np.frombuffer(data, dtype=dt, count=count, offset=offset)
+    return arr if ndim == 1 else arr.reshape(shape)
+
+
+class Encoder:
+    """Turns messages into frames. One per publishing socket (keeps a msgpack Packer)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=True)
+        self._seq: dict[str, int] = {}
+
+    def last_seq(self, topic: str) -> int:
+        return self._seq.get(topic, 0) - 1
+
+    def encode(self, msg: Message, topic: str, capture_ns: int | None = None) -> tuple[bytes, bytes]:
+        seq = self._seq.get(topic, 0)
+        self._seq[topic] = seq + 1
+        now = time.monotonic_ns()
+        body = {name: getattr(msg, name) for name in msg.SCHEMA}
+        payload = self._packer.pack(
+            {
+                "v": SCHEMA_VERSION,
+                "k": msg.KIND,
+                "t": topic,
+                "s": self.source,
+                "q": seq,
+                "tc": now if capture_ns is None else int(capture_ns),
+                "ts": now,
+                "b": body,
+            }
+        )
+        return topic.encode(), payload
+
+
+def encode_raw(obj: dict[str, Any]) -> bytes:
+    """Pack an arbitrary map with our array extension (tests and fault injection use this)."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True)
+
+
+class Decoder:
+    """Strict decoder. ``accept`` limits which kinds a receiver takes; ``bind`` fixes shape
+    symbols (e.g. ``n`` = number of commanded joints) so a wrong-sized array never gets through."""
+
+    def __init__(
+        self,
+        accept: tuple[type[Message], ...] | None = None,
+        bind: dict[str, int] | None = None,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.kinds = {c.KIND: c for c in accept} if accept else dict(MESSAGE_KINDS)
+        self.bind = dict(bind or {})
+        self.max_bytes = max_bytes
+        self.stats = DecodeStats()
+
+    def decode(self, frames: list[bytes] | list[Any], with_topic: bool = True) -> tuple[Header, Message]:
+        """Decode ``[topic, payload]`` (or ``[payload]``); raise ``DecodeError`` and count it."""
+        try:
+            header, msg = self._decode(frames, with_topic)
+        except DecodeError as err:
+            self.stats.reject(err)
+            raise
+        self.stats.accept(header)
+        return header, msg
+
+    def _decode(self, frames: list[Any], with_topic: bool) -> tuple[Header, Message]:
+        want = 2 if with_topic else 1
+        if len(frames) != want:
+            raise DecodeError("bad_frames", f"expected {want} frame(s), got {len(frames)}")
+        payload = bytes(frames[-1]) if not isinstance(frames[-1], bytes) else frames[-1]
+        if len(payload) > self.max_bytes:
+            raise DecodeError("too_large", f"{len(payload)} bytes > limit {self.max_bytes}")
+        try:
+            obj = msgpack.unpackb(
+                payload,
+                ext_hook=_ext_hook,
+                raw=False,
+                strict_map_key=True,
+                max_bin_len=self.max_bytes,
+                max_ext_len=self.max_bytes,
+                max_str_len=1 << 20,
+                max_array_len=1 << 16,
+                max_map_len=1 << 12,
+            )
+        except DecodeError:
+            raise
+        except Exception as exc:  # msgpack raises ValueError, ExtraData, UnicodeDecodeError, ...
+            raise DecodeError("bad_msgpack", f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(obj, dict):
+            raise DecodeError("bad_header", f"top level is {type(obj).__name__}, expected a map")
+        version = obj.get("v")
+        if version != SCHEMA_VERSION:
+            raise DecodeError(
+                "bad_version", f"schema version {version!r}, this build speaks {SCHEMA_VERSION}; upgrade the older side"
+            )
+        if set(obj) != _HEADER_KEYS:
+            raise DecodeError("bad_header", f"header keys {sorted(obj)} != {sorted(_HEADER_KEYS)}")
+        kind, topic, src = obj["k"], obj["t"], obj["s"]
+        seq, tc, ts = obj["q"], obj["tc"], obj["ts"]
+        if not (isinstance(kind, str) and isinstance(topic, str) and isinstance(src, str)):
+            raise DecodeError("bad_header", "kind, topic and source must be strings")
+        if not all(type(x) is int and x >= 0 for x in (seq, tc, ts)):
+            raise DecodeError("bad_header", "sequence and times must be non-negative ints")
+        if with_topic and bytes(frames[0]) != topic.encode():
+            raise DecodeError("bad_header", f"topic frame {bytes(frames[0])[:64]!r} != header topic {topic!r}")
+        cls = self.kinds.get(kind)
+        if cls is None:
+            raise DecodeError("unknown_kind", f"kind {kind!r}; this receiver accepts {sorted(self.kinds)}")
+        body = obj["b"]
+        if not isinstance(body, dict):
+            raise DecodeError("bad_body", "body is not a map")
+        values = _check_body(cls, body, self.bind)
+        return Header(version, kind, topic, src, seq, tc, ts), cls(**values)
+
+
+def _check_body(cls: type[Message], body: dict[str, Any], bind: dict[str, int]) -> dict[str, Any]:
+    schema = cls.SCHEMA
+    unknown = set(body) - set(schema)
+    if unknown:
+        raise DecodeError("unknown_field", f"{cls.KIND}: unknown field(s) {sorted(unknown)}")
+    missing = cls._REQUIRED - set(body)
+    if missing:
+        raise DecodeError("missing_field", f"{cls.KIND}: missing field(s) {sorted(missing)}")
+    symbols = dict(bind)
+    for name, value in body.items():
+        spec = schema[name]
+        if isinstance(spec, Arr):
+            _check_array(cls.KIND, name, spec, value, symbols)
+        elif spec is float:
+            if type(value) is int:
+                body[name] = float(value)
+            elif type(value) is not float:
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected float, got {type(value).__name__}")
+        elif spec in (int, str, bool):
+            if type(value) is not spec:
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected {spec.__name__}, got {type(value).__name__}")
+        elif spec == "strs":
+            if not isinstance(value, list) or not all(type(v) is str for v in value):
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a list of strings")
+            body[name] = tuple(value)
+        elif spec == "strmap":
+            if not isinstance(value, dict) or not all(type(v) is str for v in value.values()):
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a map of strings")
+        elif spec == "nummap":
+            if not isinstance(value, dict) or not all(type(v) in (int, float, str, bool) for v in value.values()):
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a map of scalars")
+        else:  # pragma: no cover - schema authoring error
+            raise TypeError(f"bad schema entry {spec!r}")
+    return body
+
+
+def _check_array(kind: str, name: str, spec: Arr, value: Any, symbols: dict[str, int]) -> None:
+    if not isinstance(value, np.ndarray):
+        raise DecodeError("bad_type", f"{kind}.{name}: expected an array, got {type(value).__name__}")
+    if value.dtype != spec.np_dtype:
+        raise DecodeError("bad_dtype", f"{kind}.{name}: dtype {value.dtype}, expected {spec.dtype}")
+    if value.ndim != len(spec.shape):
+        raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {spec.shape}")
+    for dim, want in zip(value.shape, spec.shape):
+        if isinstance(want, str):
+            have = symbols.setdefault(want, dim)
+            if have != dim:
+                raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {want}={have}")
+        elif dim != want:
+            raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {spec.shape}")
+    if spec.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise DecodeError("non_finite", f"{kind}.{name}: contains NaN or inf")

@@ -1,0 +1,184 @@
+"""Message schemas of the robot link. Field units are in the names (``_s``, ``_ns``, ``_hz``).
+
+Shape symbols: ``n`` commanded joints (spec order), ``b`` free bodies, ``f`` fingertips,
+``k`` source samples a command came from, ``g`` groups, ``c`` cameras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from teleop.bus.codec import Arr, Message, message
+
+__all__ = [
+    "JointCommand",
+    "RobotState",
+    "CameraFrame",
+    "Request",
+    "Reply",
+    "RobotSpec",
+    "MODES",
+]
+
+F64 = npt.NDArray[np.float64]
+_EMPTY_I8 = np.zeros(0, dtype=np.int64)
+
+#: Robot modes reported in ``RobotState.mode``.
+MODES = ("idle", "active", "hold", "estop")
+
+
+@message("joint_command")
+@dataclass(frozen=True, slots=True)
+class JointCommand(Message):
+    """Joint position targets for every commanded joint, in spec order.
+
+    ``source_capture_ns`` are the capture times of the device samples this command was computed
+    from (latency tracing); ``author`` is ``human`` or ``policy`` (intervention logging)."""
+
+    q: F64
+    source_capture_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
+    author: str = "human"
+
+    SCHEMA = {
+        "q": Arr("float64", ("n",), finite=True),
+        "source_capture_ns": Arr("int64", ("k",)),
+        "author": str,
+    }
+
+
+@message("robot_state")
+@dataclass(frozen=True, slots=True)
+class RobotState(Message):
+    """Measured state. ``target`` is what the server actually applied after clamping to
+    position limits and rate-limiting to velocity limits. ``cmd_*`` trace the last command:
+    its sequence, its header capture time, when it arrived and when it was applied (monotonic
+    ns on the server host)."""
+
+    time_s: float
+    mode: str
+    q: F64
+    dq: F64
+    target: F64
+    effort: F64
+    body_pose: F64
+    fingertip_force: F64
+    cmd_seq: int = -1
+    cmd_capture_ns: int = 0
+    cmd_recv_ns: int = 0
+    cmd_applied_ns: int = 0
+    cmd_source_capture_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
+
+    SCHEMA = {
+        "time_s": float,
+        "mode": str,
+        "q": Arr("float64", ("n",)),
+        "dq": Arr("float64", ("n",)),
+        "target": Arr("float64", ("n",)),
+        "effort": Arr("float64", ("n",)),
+        "body_pose": Arr("float64", ("b", 7)),
+        "fingertip_force": Arr("float64", ("f", 3)),
+        "cmd_seq": int,
+        "cmd_capture_ns": int,
+        "cmd_recv_ns": int,
+        "cmd_applied_ns": int,
+        "cmd_source_capture_ns": Arr("int64", ("k",)),
+    }
+
+
+@message("camera_frame")
+@dataclass(frozen=True, slots=True)
+class CameraFrame(Message):
+    """One RGB frame, shape (height, width, 3) uint8; ``time_s`` is robot/sim time at render."""
+
+    camera: str
+    frame_index: int
+    time_s: float
+    image: npt.NDArray[np.uint8]
+
+    SCHEMA = {"camera": str, "frame_index": int, "time_s": float, "image": Arr("uint8", ("h", "w", 3))}
+
+
+@message("request")
+@dataclass(frozen=True, slots=True)
+class Request(Message):
+    """Request/reply call: ``op`` in spec, estop, release, ping, stats, reset."""
+
+    op: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    SCHEMA = {"op": str, "args": "nummap"}
+
+
+@message("reply")
+@dataclass(frozen=True, slots=True)
+class Reply(Message):
+    """Generic answer; ``ok`` false carries ``error`` saying what went wrong and what to do."""
+
+    op: str
+    ok: bool
+    error: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+    SCHEMA = {"op": str, "ok": bool, "error": str, "values": "nummap"}
+
+
+@message("robot_spec")
+@dataclass(frozen=True, slots=True)
+class RobotSpec(Message):
+    """What a robot server offers. Joints are grouped contiguously: ``group_names[i]`` has
+    ``group_sizes[i]`` joints, in command order. Limits in [rad], [rad/s]."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    group_names: tuple[str, ...]
+    group_sizes: npt.NDArray[np.int64]
+    lower: F64
+    upper: F64
+    velocity: F64
+    body_names: tuple[str, ...]
+    fingertip_names: tuple[str, ...]
+    camera_names: tuple[str, ...]
+    camera_shapes: npt.NDArray[np.int64]
+    camera_hz: float
+    state_hz: float
+    watchdog_s: float
+    endpoints: dict[str, str]
+    wrist_frames: tuple[str, ...] = ()
+    description_toml: str = ""
+
+    SCHEMA = {
+        "name": str,
+        "joint_names": "strs",
+        "group_names": "strs",
+        "group_sizes": Arr("int64", ("g",)),
+        "lower": Arr("float64", ("n",)),
+        "upper": Arr("float64", ("n",)),
+        "velocity": Arr("float64", ("n",)),
+        "body_names": "strs",
+        "fingertip_names": "strs",
+        "camera_names": "strs",
+        "camera_shapes": Arr("int64", ("c", 2)),
+        "camera_hz": float,
+        "state_hz": float,
+        "watchdog_s": float,
+        "endpoints": "strmap",
+        "wrist_frames": "strs",
+        "description_toml": str,
+    }
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    def group_slice(self, group: str) -> slice:
+        """Slice of the command vector holding ``group`` (e.g. ``"left_hand"``)."""
+        start = 0
+        for name, size in zip(self.group_names, self.group_sizes):
+            if name == group:
+                return slice(start, start + int(size))
+            start += int(size)
+        raise KeyError(f"no group {group!r}; groups: {list(self.group_names)}")
