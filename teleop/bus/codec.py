@@ -1,10 +1,13 @@
 """Wire format of every bus message, and strict decoding.
 
-A message is two ZeroMQ frames: the topic (UTF-8, used by SUB prefix filtering) and a msgpack
-map ``{"v": version, "k": kind, "t": topic, "s": source id, "q": sequence, "tc": capture ns,
+A message is one ZeroMQ frame: the topic (UTF-8, so SUB prefix filtering works), a NUL byte,
+then a msgpack map ``{"v": version, "k": kind, "t": topic, "s": source id, "q": sequence, "tc": capture ns,
 "ts": send ns, "b": body}``. Times are ``time.monotonic_ns()`` on the sender's host. NumPy
 arrays travel as msgpack ext type 1: ``dtype code (u8), ndim (u8), shape (ndim x u32 LE), raw
 little-endian bytes``; never as lists, never pickled.
+
+One frame (not topic + payload frames) because ZMQ_CONFLATE, which keeps a control subscriber
+on the newest message whatever the sender has queued, only works with single-part messages.
 
 Decoding is strict: anything unexpected raises ``DecodeError(reason, detail)``; receivers count
 reasons in ``DecodeStats`` and keep running.
@@ -194,7 +197,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 class Encoder:
-    """Turns messages into frames. One per publishing socket (keeps a msgpack Packer)."""
+    """Turns messages into wire frames. One per publishing socket (keeps a msgpack Packer)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -204,7 +207,7 @@ class Encoder:
     def last_seq(self, topic: str) -> int:
         return self._seq.get(topic, 0) - 1
 
-    def encode(self, msg: Message, topic: str, capture_ns: int | None = None) -> tuple[bytes, bytes]:
+    def encode(self, msg: Message, topic: str, capture_ns: int | None = None) -> bytes:
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
         now = time.monotonic_ns()
@@ -221,7 +224,7 @@ class Encoder:
                 "b": body,
             }
         )
-        return topic.encode(), payload
+        return topic.encode() + b"\0" + payload
 
 
 def encode_raw(obj: dict[str, Any]) -> bytes:
@@ -244,23 +247,27 @@ class Decoder:
         self.max_bytes = max_bytes
         self.stats = DecodeStats()
 
-    def decode(self, frames: list[bytes] | list[Any], with_topic: bool = True) -> tuple[Header, Message]:
-        """Decode ``[topic, payload]`` (or ``[payload]``); raise ``DecodeError`` and count it."""
+    def decode(self, frames: list[bytes] | list[Any]) -> tuple[Header, Message]:
+        """Decode a received message (the list of its ZMQ frames; exactly one is valid).
+        Raises ``DecodeError`` and counts it."""
         try:
-            header, msg = self._decode(frames, with_topic)
+            header, msg = self._decode(frames)
         except DecodeError as err:
             self.stats.reject(err)
             raise
         self.stats.accept(header)
         return header, msg
 
-    def _decode(self, frames: list[Any], with_topic: bool) -> tuple[Header, Message]:
-        want = 2 if with_topic else 1
-        if len(frames) != want:
-            raise DecodeError("bad_frames", f"expected {want} frame(s), got {len(frames)}")
-        payload = bytes(frames[-1]) if not isinstance(frames[-1], bytes) else frames[-1]
-        if len(payload) > self.max_bytes:
-            raise DecodeError("too_large", f"{len(payload)} bytes > limit {self.max_bytes}")
+    def _decode(self, frames: list[Any]) -> tuple[Header, Message]:
+        if len(frames) != 1:
+            raise DecodeError("bad_frames", f"expected 1 frame, got {len(frames)}")
+        frame = frames[0] if isinstance(frames[0], bytes) else bytes(frames[0])
+        if len(frame) > self.max_bytes:
+            raise DecodeError("too_large", f"{len(frame)} bytes > limit {self.max_bytes}")
+        cut = frame.find(b"\0", 0, 256)
+        if cut < 0:
+            raise DecodeError("bad_header", "no topic terminator (NUL) in the first 256 bytes")
+        frame_topic, payload = frame[:cut], frame[cut + 1 :]
         try:
             obj = msgpack.unpackb(
                 payload,
@@ -292,8 +299,8 @@ class Decoder:
             raise DecodeError("bad_header", "kind, topic and source must be strings")
         if not all(type(x) is int and x >= 0 for x in (seq, tc, ts)):
             raise DecodeError("bad_header", "sequence and times must be non-negative ints")
-        if with_topic and bytes(frames[0]) != topic.encode():
-            raise DecodeError("bad_header", f"topic frame {bytes(frames[0])[:64]!r} != header topic {topic!r}")
+        if frame_topic != topic.encode():
+            raise DecodeError("bad_header", f"topic prefix {frame_topic[:64]!r} != header topic {topic!r}")
         cls = self.kinds.get(kind)
         if cls is None:
             raise DecodeError("unknown_kind", f"kind {kind!r}; this receiver accepts {sorted(self.kinds)}")

@@ -1,8 +1,9 @@
 """Sockets with the options a control link needs, and typed send/receive on top of them.
 
 * every socket: LINGER 0 (never block exit on unsent data), MAXMSGSIZE on receivers;
-* ``Subscriber(mode="latest")``: small receive queue, ``latest()`` drains it and returns the
-  newest valid message (control consumers: a stale command is worse than none);
+* ``Subscriber(mode="latest")``: ZMQ_CONFLATE, so the socket holds only the newest message
+  whatever the sender queued; ``latest()`` returns it (control consumers: a stale command is
+  worse than none). One topic per latest-mode socket, since conflation is across topics;
 * ``Subscriber(mode="lossless")``: large high-water marks, ``recv()`` returns every message in
   order (recorder taps); sequence gaps are counted in ``stats.gaps``;
 * request/reply with a timeout; a client whose request timed out rebuilds its socket
@@ -29,7 +30,6 @@ __all__ = ["Bus", "Publisher", "Subscriber", "RpcServer", "RpcClient", "Received
 logger = logging.getLogger(__name__)
 
 LOSSLESS_HWM = 1_000_000
-LATEST_HWM = 16
 
 
 class Received(NamedTuple):
@@ -48,10 +48,12 @@ class Bus:
         self.context = context if context is not None else zmq.Context()
         self._sockets: list[zmq.Socket] = []
 
-    def _socket(self, kind: int, endpoint: str, bind: bool) -> zmq.Socket:
+    def _socket(self, kind: int, endpoint: str, bind: bool, options: dict[int, int] | None = None) -> zmq.Socket:
         require_secure(endpoint, self.keys is not None)
         sock = self.context.socket(kind)
         sock.linger = 0
+        for opt, value in (options or {}).items():  # before bind/connect: some only apply then
+            sock.setsockopt(opt, value)
         if self.keys is not None:
             self.keys.apply(sock, bind)
         try:
@@ -112,14 +114,12 @@ class Publisher:
     def __init__(self, bus: Bus, endpoint: str, *, bind: bool, sndhwm: int) -> None:
         self.endpoint = endpoint
         self._encoder = Encoder(bus.source)
-        self.sock = bus._socket(zmq.PUB, endpoint, bind)
-        self.sock.sndhwm = sndhwm
+        self.sock = bus._socket(zmq.PUB, endpoint, bind, {zmq.SNDHWM: sndhwm})
         self.sent = 0
 
     def publish(self, msg: Message, topic: str, capture_ns: int | None = None) -> int:
         """Send ``msg`` on ``topic``; never blocks (a full queue drops, as PUB does)."""
-        frames = self._encoder.encode(msg, topic, capture_ns)
-        self.sock.send_multipart(frames, copy=False)
+        self.sock.send(self._encoder.encode(msg, topic, capture_ns), copy=False)
         self.sent += 1
         return self._encoder.last_seq(topic)
 
@@ -146,10 +146,15 @@ class Subscriber:
         self.mode = mode
         self.decoder = Decoder(accept, shapes, max_bytes)
         endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
-        self.sock = bus._socket(zmq.SUB, endpoints[0], bind)
-        hwm = LATEST_HWM if mode == "latest" else LOSSLESS_HWM
-        self.sock.rcvhwm = hwm
-        self.sock.setsockopt(zmq.MAXMSGSIZE, max_bytes)
+        topics = list(topics)
+        options = {zmq.MAXMSGSIZE: max_bytes}
+        if mode == "latest":
+            if len(topics) != 1:
+                raise ValueError(f"a latest-mode subscriber takes one topic (conflation spans topics), got {topics}")
+            options[zmq.CONFLATE] = 1
+        else:
+            options[zmq.RCVHWM] = LOSSLESS_HWM
+        self.sock = bus._socket(zmq.SUB, endpoints[0], bind, options)
         for extra in endpoints[1:]:
             require_secure(extra, bus.keys is not None)
             self.sock.connect(extra)
@@ -208,8 +213,7 @@ class RpcServer:
         self.endpoint = endpoint
         self.decoder = Decoder(accept)
         self._encoder = Encoder(bus.source)
-        self.sock = bus._socket(zmq.REP, endpoint, True)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)
+        self.sock = bus._socket(zmq.REP, endpoint, True, {zmq.MAXMSGSIZE: 1 << 20})
 
     def serve_one(self, handler: Callable[[Header, Message], Message], timeout_s: float = 0.0) -> bool:
         """Answer at most one request. Returns True if one was handled."""
@@ -217,7 +221,7 @@ class RpcServer:
             return False
         frames = self.sock.recv_multipart()
         try:
-            header, msg = self.decoder.decode(frames, with_topic=False)
+            header, msg = self.decoder.decode(frames)
         except DecodeError as err:
             reply: Message = Reply(op="?", ok=False, error=f"rejected request: {err}")
         else:
@@ -226,7 +230,7 @@ class RpcServer:
             except Exception as exc:  # a handler bug must not take the server down
                 logger.exception("rpc handler failed on %s", msg)
                 reply = Reply(op=getattr(msg, "op", "?"), ok=False, error=f"{type(exc).__name__}: {exc}")
-        self.sock.send_multipart(self._encoder.encode(reply, "rpc")[1:])
+        self.sock.send(self._encoder.encode(reply, "rpc"))
         return True
 
 
@@ -242,14 +246,12 @@ class RpcClient:
         self.sock = self._open()
 
     def _open(self) -> zmq.Socket:
-        sock = self.bus._socket(zmq.REQ, self.endpoint, False)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        return sock
+        return self.bus._socket(zmq.REQ, self.endpoint, False, {zmq.MAXMSGSIZE: MAX_MESSAGE_BYTES})
 
     def call(self, req: Message, timeout_s: float | None = None) -> Message:
         """Send ``req`` and return the decoded reply; raises ``LinkTimeoutError``."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        self.sock.send_multipart(self._encoder.encode(req, "rpc")[1:])
+        self.sock.send(self._encoder.encode(req, "rpc"))
         if not self.sock.poll(int(timeout * 1000), zmq.POLLIN):
             self.bus.forget(self.sock)
             self.sock = self._open()
@@ -259,7 +261,7 @@ class RpcClient:
             )
         frames = self.sock.recv_multipart()
         try:
-            _, msg = self.decoder.decode(frames, with_topic=False)
+            _, msg = self.decoder.decode(frames)
         except DecodeError as err:
             raise LinkError(f"bad reply from {self.endpoint}: {err}") from None
         return msg

@@ -30,20 +30,21 @@ def _state(n: int = 5) -> RobotState:
 def _frames(body: dict, kind: str = "joint_command", topic: str = "t", **header) -> list[bytes]:
     obj = {"v": SCHEMA_VERSION, "k": kind, "t": topic, "s": "x", "q": 0, "tc": 1, "ts": 2, "b": body}
     obj.update(header)
-    return [topic.encode(), encode_raw(obj)]
+    return [topic.encode() + b"\0" + encode_raw(obj)]
 
 
 def test_round_trip_keeps_arrays_and_header():
     enc, dec = Encoder("robot"), Decoder()
-    frames = enc.encode(_state(), "robot/state", capture_ns=123)
-    header, msg = dec.decode(list(frames))
+    frame = enc.encode(_state(), "robot/state", capture_ns=123)
+    assert frame.startswith(b"robot/state\0")
+    header, msg = dec.decode([frame])
     assert header.kind == "robot_state" and header.source == "robot" and header.capture_ns == 123
     assert header.seq == 0 and header.send_ns >= 123
     assert isinstance(msg, RobotState)
     np.testing.assert_array_equal(msg.q, np.arange(5.0))
     assert msg.body_pose.shape == (3, 7) and msg.q.dtype == np.float64
     assert not msg.q.flags.writeable  # decoded arrays are views of the message, read-only
-    assert enc.encode(_state(), "robot/state")[1] != frames[1]  # sequence advanced
+    assert enc.encode(_state(), "robot/state") != frame  # sequence advanced
     assert dec.stats.accepted == 1 and dec.stats.rejected_total == 0
 
 
@@ -55,14 +56,15 @@ def test_optional_fields_default():
 @pytest.mark.parametrize(
     ("frames", "reason"),
     [
-        ([b"t"], "bad_frames"),
-        ([b"t", b"\xc1\xff\x00garbage"], "bad_msgpack"),
-        ([b"t", msgpack.packb([1, 2, 3])], "bad_header"),
+        ([b"t\0", b"x"], "bad_frames"),
+        ([b"t\0\xc1\xff\x00garbage"], "bad_msgpack"),
+        ([b"no terminator"], "bad_header"),
+        ([b"t\0" + msgpack.packb([1, 2, 3])], "bad_header"),
         (_frames({"q": np.zeros(3)}, v=2), "bad_version"),
-        ([b"t", msgpack.packb({"k": "joint_command"})], "bad_version"),
+        ([b"t\0" + msgpack.packb({"k": "joint_command"})], "bad_version"),
         (_frames({"q": np.zeros(3)}, kind="nope"), "unknown_kind"),
         (_frames({"q": np.zeros(3)}, q=-1), "bad_header"),
-        (_frames({"q": np.zeros(3)}, topic="t")[:1] + [_frames({"q": np.zeros(3)}, topic="other")[1]], "bad_header"),
+        ([b"t" + _frames({"q": np.zeros(3)}, topic="other")[0][5:]], "bad_header"),
         (_frames({}), "missing_field"),
         (_frames({"q": np.zeros(3), "extra": 1}), "unknown_field"),
         (_frames({"q": [0.0, 1.0]}), "bad_type"),
@@ -70,7 +72,7 @@ def test_optional_fields_default():
         (_frames({"q": np.zeros((3, 1))}), "bad_shape"),
         (_frames({"q": np.array([0.0, np.nan])}), "non_finite"),
         (_frames({"q": np.zeros(3), "author": 5}), "bad_type"),
-        ([b"t", encode_raw({"v": 1, "b": msgpack.ExtType(9, b"xx")})], "bad_array"),
+        ([b"t\0" + encode_raw({"v": 1, "b": msgpack.ExtType(9, b"xx")})], "bad_array"),
     ],
 )
 def test_rejections_are_counted_by_reason(frames, reason):
@@ -104,16 +106,16 @@ def test_huge_length_claims_are_rejected_without_allocating():
     # bin32 claiming 1 GiB followed by 4 bytes
     claim = b"\x81\xa1v\xc6" + (1 << 30).to_bytes(4, "big") + b"abcd"
     with pytest.raises(DecodeError) as info:
-        dec.decode([b"t", claim])
+        dec.decode([b"t\0" + claim])
     assert info.value.reason == "bad_msgpack"
     # an array ext claiming 2**31 float64 elements but carrying 8 bytes
     bad = msgpack.ExtType(1, bytes([1, 1]) + (1 << 31).to_bytes(4, "little") + b"\x00" * 8)
     with pytest.raises(DecodeError) as info:
-        dec.decode([b"t", encode_raw({"v": 1, "k": "joint_command", "t": "t", "s": "", "q": 0, "tc": 0, "ts": 0, "b": {"q": bad}})])
+        dec.decode(_frames({"q": bad}))
     assert info.value.reason == "bad_array"
     small = Decoder(max_bytes=100)
     with pytest.raises(DecodeError) as info:
-        small.decode([b"t", b"\x00" * 101])
+        small.decode([b"t\0" + b"\x00" * 101])
     assert info.value.reason == "too_large"
 
 
@@ -123,14 +125,14 @@ def test_random_bytes_never_escape_as_other_exceptions():
     for i in range(2000):
         payload = os.urandom(int(rng.integers(0, 200)))
         with pytest.raises(DecodeError):
-            dec.decode([b"t", payload])
+            dec.decode([b"t\0" + payload])
     # mutate a valid message byte by byte
     good = Encoder("x").encode(JointCommand(q=np.zeros(4)), "t")
-    for i in range(len(good[1])):
-        mutated = bytearray(good[1])
+    for i in range(len(good)):
+        mutated = bytearray(good)
         mutated[i] ^= 0xFF
         try:
-            dec.decode([b"t", bytes(mutated)])
+            dec.decode([bytes(mutated)])
         except DecodeError:
             pass
     assert dec.stats.rejected_total >= 2000

@@ -1,0 +1,184 @@
+"""Client side of the robot bridge contract: used by the teleop session, the recorder, the
+conformance kit and anything else that talks to a robot server."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import numpy.typing as npt
+
+from robots.base import Robot
+from teleop.bus import Bus, CameraFrame, CurveKeys, JointCommand, Reply, RobotSpec, RobotState, Subscriber
+from teleop.bus.endpoints import TOPIC_CAMERA, TOPIC_COMMAND, TOPIC_STATE, RobotEndpoints, connect_address
+from teleop.errors import DeviceNotConnectedError, LinkError, LinkTimeoutError
+
+__all__ = ["RobotClient", "ClockOffset"]
+
+
+def _requires_connected(method):
+    @functools.wraps(method)
+    def wrapper(self: RobotClient, *args, **kwargs):
+        if not self.is_connected:
+            raise DeviceNotConnectedError(f"robot client for {self.rpc_endpoint} is not connected; call connect() first")
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class ClockOffset:
+    """Server clock minus our clock [ns], from the ping with the smallest round trip."""
+
+    def __init__(self, offset_ns: int, rtt_ns: int) -> None:
+        self.offset_ns = offset_ns
+        self.rtt_ns = rtt_ns
+
+    def __repr__(self) -> str:
+        return f"ClockOffset(offset_ns={self.offset_ns}, rtt_ns={self.rtt_ns})"
+
+
+class RobotClient(Robot):
+    """Talks to a robot server whose request endpoint is ``rpc_endpoint``; every other endpoint
+    comes from the server's spec."""
+
+    def __init__(
+        self,
+        rpc_endpoint: str = RobotEndpoints.on().rpc,
+        *,
+        keys: str | Path | None = None,
+        source: str = "client",
+        timeout_s: float = 2.0,
+    ) -> None:
+        self.rpc_endpoint = rpc_endpoint
+        self.keys_dir = keys
+        self.source = source
+        self.timeout_s = timeout_s
+        self._bus: Bus | None = None
+        self._spec: RobotSpec | None = None
+        self._state_sub: Subscriber | None = None
+        self._last_state: RobotState | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def connect(self) -> RobotSpec:
+        if self._bus is not None:
+            return self.spec
+        keys = CurveKeys.load(self.keys_dir) if self.keys_dir else None
+        self._bus = Bus(self.source, keys=keys)
+        try:
+            self._rpc = self._bus.rpc_client(self.rpc_endpoint, self.timeout_s)
+            spec = self._rpc.request("spec")
+            if not isinstance(spec, RobotSpec):
+                raise LinkError(f"{self.rpc_endpoint} answered 'spec' with {type(spec).__name__}, not a robot_spec")
+            self._spec = spec
+            host = urlsplit(self.rpc_endpoint).hostname if self.rpc_endpoint.startswith("tcp://") else None
+            self.endpoints = RobotEndpoints.from_dict({k: connect_address(v, host) for k, v in spec.endpoints.items()})
+            shapes = {"n": spec.n_joints, "b": len(spec.body_names), "f": len(spec.fingertip_names)}
+            self._state_sub = self._bus.subscriber(
+                self.endpoints.state, [TOPIC_STATE], accept=(RobotState,), mode="latest", shapes=shapes
+            )
+            self._cmd_pub = self._bus.publisher(self.endpoints.command, bind=False, sndhwm=100)
+        except BaseException:
+            self.disconnect()
+            raise
+        return spec
+
+    def disconnect(self) -> None:
+        if self._bus is not None:
+            self._bus.close()
+        self._bus = None
+        self._state_sub = None
+
+    @property
+    def is_connected(self) -> bool:
+        return self._bus is not None and self._spec is not None
+
+    @property
+    def spec(self) -> RobotSpec:
+        if self._spec is None:
+            raise DeviceNotConnectedError("robot spec unknown; call connect() first")
+        return self._spec
+
+    # -- state and commands -----------------------------------------------------------------
+    @_requires_connected
+    def read_latest(self) -> RobotState | None:
+        """Newest state received since the last call, or None. Never blocks."""
+        got = self._state_sub.latest()  # type: ignore[union-attr]
+        if got is None:
+            return None
+        self._last_state = got.msg  # type: ignore[assignment]
+        return self._last_state
+
+    @_requires_connected
+    def get_state(self, timeout_s: float = 0.5) -> RobotState:
+        state = self.read_latest()
+        if state is not None:
+            return state
+        try:
+            got = self._state_sub.recv(timeout_s)  # type: ignore[union-attr]
+        except LinkTimeoutError:
+            raise LinkTimeoutError(
+                f"no robot state from {self.endpoints.state} for {timeout_s} s; is the server running and stepping?"
+            ) from None
+        self._last_state = got.msg  # type: ignore[assignment]
+        return self.read_latest() or self._last_state  # type: ignore[return-value]
+
+    @_requires_connected
+    def send_command(
+        self,
+        q: npt.NDArray[np.float64],
+        source_capture_ns: npt.NDArray[np.int64] | None = None,
+        author: str = "human",
+        capture_ns: int | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Publish joint targets (spec order); returns them after clamping to the limits."""
+        spec = self.spec
+        q = np.asarray(q, dtype=np.float64)
+        if q.shape != (spec.n_joints,):
+            raise ValueError(f"command has shape {q.shape}; {spec.name} takes ({spec.n_joints},) in spec order")
+        if not np.isfinite(q).all():
+            raise ValueError("command contains NaN or inf; refusing to send it")
+        sent = np.clip(q, spec.lower, spec.upper)
+        src = np.zeros(0, dtype=np.int64) if source_capture_ns is None else np.asarray(source_capture_ns, dtype=np.int64)
+        self._cmd_pub.publish(JointCommand(q=sent, source_capture_ns=src, author=author), TOPIC_COMMAND, capture_ns)
+        return sent
+
+    @_requires_connected
+    def camera_subscriber(self, names: tuple[str, ...] | None = None, mode: str = "latest") -> Subscriber:
+        """A subscriber for camera frames (all cameras by default)."""
+        topics = [TOPIC_CAMERA + n for n in (names or self.spec.camera_names)]
+        return self._bus.subscriber(self.endpoints.camera, topics, accept=(CameraFrame,), mode=mode)  # type: ignore[union-attr,arg-type]
+
+    # -- requests ---------------------------------------------------------------------------
+    @_requires_connected
+    def request(self, op: str, timeout_s: float | None = None, **args: object) -> Reply:
+        reply = self._rpc.request(op, timeout_s, **args)
+        if not isinstance(reply, Reply):
+            raise LinkError(f"{op}: unexpected reply {type(reply).__name__}")
+        return reply
+
+    def estop(self) -> None:
+        self.request("estop")
+
+    def release(self) -> None:
+        self.request("release")
+
+    def reset(self) -> None:
+        self.request("reset")
+
+    def stats(self) -> dict[str, object]:
+        return dict(self.request("stats").values)
+
+    def clock_offset(self, pings: int = 10) -> ClockOffset:
+        best: ClockOffset | None = None
+        for _ in range(pings):
+            t0 = time.monotonic_ns()
+            server_ns = int(self.request("ping").values["t_ns"])
+            t1 = time.monotonic_ns()
+            cand = ClockOffset(server_ns - (t0 + t1) // 2, t1 - t0)
+            if best is None or cand.rtt_ns < best.rtt_ns:
+                best = cand
+        assert best is not None
+        return best

@@ -1,0 +1,374 @@
+"""The MuJoCo robot server: the bundled humanoid (or any described robot) behind the robot
+bridge contract of docs/robot-bridge.md.
+
+One thread steps physics at a fixed timestep (paced to wall clock, or free-running with
+``realtime=False``), takes the newest ``joint_command``, clamps it to position limits,
+rate-limits it to velocity limits, publishes ``robot_state`` at ``state_hz`` and answers
+requests. A camera thread renders offscreen. Safety lives here too, because a bridge is the
+last line before motors: watchdog hold when commands stop, e-stop hold until released.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from robots.description import GROUPS, bundled_description_path
+from robots.mujoco_sim.camera import CameraWorker
+from robots.mujoco_sim.model import SimModel, load_sim_model
+from teleop.bus import Bus, CurveKeys, JointCommand, Message, Reply, Request, RobotEndpoints, RobotSpec, RobotState
+from teleop.bus.codec import Header
+from teleop.bus.endpoints import TOPIC_COMMAND, TOPIC_STATE
+from teleop.errors import ConfigError
+
+__all__ = ["SimConfig", "SimServer", "RPC_OPS"]
+
+logger = logging.getLogger(__name__)
+
+RPC_OPS = ("spec", "estop", "release", "ping", "stats", "reset")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimConfig:
+    """Options of ``teleop sim``. Rates in [Hz], times in [s]."""
+
+    description: Path = field(default_factory=bundled_description_path)
+    endpoints: RobotEndpoints = field(default_factory=RobotEndpoints.on)
+    keys: Path | None = None
+    realtime: bool = True
+    state_hz: float = 500.0
+    camera_hz: float = 15.0
+    camera_width: int = 320
+    camera_height: int = 240
+    cameras: tuple[str, ...] | None = None  # None: the description's cameras; (): none
+    watchdog_s: float = 0.1
+    viewer: bool = False
+    duration_s: float | None = None  # stop after this much simulated time
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.state_hz <= 5000.0:
+            raise ConfigError(f"state_hz={self.state_hz}: must be within 1..5000 Hz")
+        if not 0.0 <= self.camera_hz <= 120.0:
+            raise ConfigError(f"camera_hz={self.camera_hz}: must be within 0..120 Hz (0 disables cameras)")
+        if not 0.01 <= self.watchdog_s <= 10.0:
+            raise ConfigError(f"watchdog_s={self.watchdog_s}: must be within 0.01..10 s")
+        if self.camera_width < 16 or self.camera_height < 16:
+            raise ConfigError("camera size must be at least 16x16 pixels")
+
+
+@dataclass
+class _Trace:
+    seq: int = -1
+    capture_ns: int = 0
+    recv_ns: int = 0
+    applied_ns: int = 0
+    sources: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+class SimServer:
+    """Usage: ``SimServer(config).run()`` (blocks; ``stop()`` from another thread or a signal)."""
+
+    def __init__(self, config: SimConfig | None = None, sim: SimModel | None = None) -> None:
+        self.config = config or SimConfig()
+        self.sim = sim or load_sim_model(self.config.description)
+        m = self.sim.model
+        self.model = m
+        self.data = mujoco.MjData(m)
+        self.tick_s = 1.0 / self.config.state_hz
+        self.steps_per_tick = max(1, round(self.tick_s / m.opt.timestep))
+        self.tick_s = self.steps_per_tick * m.opt.timestep  # the state period is whole physics steps
+        cams = self.sim.camera_names if self.config.cameras is None else self.config.cameras
+        unknown = [c for c in cams if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
+        if unknown:
+            raise ConfigError(f"unknown camera(s) {unknown}; the model has {list(self.sim.camera_names)}")
+        self.camera_names = tuple(cams) if self.config.camera_hz > 0 else ()
+        self._stop = threading.Event()
+        self.mode = "idle"
+        self.counters = {
+            "commands": 0,
+            "ignored_in_estop": 0,
+            "watchdog_trips": 0,
+            "estops": 0,
+            "ticks": 0,
+            "overruns": 0,
+            "clamped_position": 0,
+            "rate_limited": 0,
+        }
+        self._trace = _Trace()
+        self._last_cmd_wall = 0.0
+        self.desired = np.zeros(self.sim.n_joints)
+        self.target = np.zeros(self.sim.n_joints)
+        self._reset()
+        keys = CurveKeys.load(self.config.keys) if self.config.keys else None
+        self.bus = Bus(f"sim:{self.sim.description.name}", keys=keys)
+        self.camera: CameraWorker | None = None
+        try:
+            ep = self.config.endpoints
+            self.state_pub = self.bus.publisher(ep.state)
+            self.cmd_sub = self.bus.subscriber(
+                ep.command, [TOPIC_COMMAND], accept=(JointCommand,), bind=True, mode="latest",
+                shapes={"n": self.sim.n_joints}, max_bytes=1 << 20,
+            )
+            self.rpc = self.bus.rpc_server(ep.rpc)
+            if self.camera_names:
+                self.camera = CameraWorker(
+                    m, self.camera_names, self.config.camera_width, self.config.camera_height, self.bus, ep.camera
+                )
+                self.camera.start()
+        except BaseException:
+            self.close()
+            raise
+        self._spec = self._build_spec()
+
+    # -- state --------------------------------------------------------------------------------
+    def _reset(self) -> None:
+        m, d, sim = self.model, self.data, self.sim
+        if sim.home_key >= 0:
+            mujoco.mj_resetDataKeyframe(m, d, sim.home_key)
+        else:
+            mujoco.mj_resetData(m, d)
+        mujoco.mj_forward(m, d)
+        q = np.clip(d.qpos[sim.qpos_adr], sim.lower, sim.upper)
+        self.target[:] = q
+        self.desired[:] = q
+        d.ctrl[sim.actuator_ids] = q
+        self.mode = "idle"
+
+    def _fingertip_forces(self) -> np.ndarray:
+        """Net contact force on each fingertip body, world frame [N]. Shape (f, 3)."""
+        m, d, sim = self.model, self.data, self.sim
+        out = np.zeros((len(sim.fingertip_names), 3))
+        if d.ncon == 0 or not len(out):
+            return out
+        f6 = np.zeros(6)
+        owner = sim.geom_fingertip
+        for i in range(d.ncon):
+            con = d.contact[i]
+            t1, t2 = owner[con.geom1], owner[con.geom2]
+            if t1 < 0 and t2 < 0:
+                continue
+            mujoco.mj_contactForce(m, d, i, f6)
+            world = con.frame.reshape(3, 3).T @ f6[:3]  # force of geom1 on geom2
+            if t2 >= 0:
+                out[t2] += world
+            if t1 >= 0:
+                out[t1] -= world
+        return out
+
+    def state(self) -> RobotState:
+        d, sim = self.data, self.sim
+        bodies = np.concatenate([d.xpos[sim.body_ids], d.xquat[sim.body_ids]], axis=1)
+        tr = self._trace
+        return RobotState(
+            time_s=float(d.time),
+            mode=self.mode,
+            q=d.qpos[sim.qpos_adr],
+            dq=d.qvel[sim.dof_adr],
+            target=self.target.copy(),
+            effort=d.actuator_force[sim.actuator_ids],
+            body_pose=bodies,
+            fingertip_force=self._fingertip_forces(),
+            cmd_seq=tr.seq,
+            cmd_capture_ns=tr.capture_ns,
+            cmd_recv_ns=tr.recv_ns,
+            cmd_applied_ns=tr.applied_ns,
+            cmd_source_capture_ns=tr.sources,
+        )
+
+    # -- commands and safety ------------------------------------------------------------------
+    def _on_command(self, header: Header, cmd: JointCommand, recv_ns: int) -> None:
+        self.counters["commands"] += 1
+        if self.mode == "estop":
+            self.counters["ignored_in_estop"] += 1
+            return
+        sim = self.sim
+        clipped = np.clip(cmd.q, sim.lower, sim.upper)
+        if not np.array_equal(clipped, cmd.q):
+            self.counters["clamped_position"] += 1
+        self.desired[:] = clipped
+        self.mode = "active"
+        self._last_cmd_wall = time.monotonic()
+        self._trace = _Trace(header.seq, header.capture_ns, recv_ns, 0, np.array(cmd.source_capture_ns))
+
+    def _hold(self) -> None:
+        self.desired[:] = self.target
+
+    def estop(self) -> None:
+        """Hold where the robot is now and ignore commands until ``release``."""
+        q = np.clip(self.data.qpos[self.sim.qpos_adr], self.sim.lower, self.sim.upper)
+        self.target[:] = q
+        self.desired[:] = q
+        self.data.ctrl[self.sim.actuator_ids] = q
+        if self.mode != "estop":
+            self.counters["estops"] += 1
+        self.mode = "estop"
+
+    def _apply_targets(self) -> None:
+        # Rate limit: never move the applied target faster than the velocity limit.
+        max_step = self.sim.velocity * self.model.opt.timestep
+        delta = self.desired - self.target
+        if np.any(np.abs(delta) > max_step):
+            self.counters["rate_limited"] += 1
+            np.clip(delta, -max_step, max_step, out=delta)
+        self.target += delta
+        self.data.ctrl[self.sim.actuator_ids] = self.target
+
+    # -- requests ---------------------------------------------------------------------------
+    def _build_spec(self) -> RobotSpec:
+        sim, cfg = self.sim, self.config
+        desc = sim.description
+        toml_text = desc.source.read_text(encoding="utf-8") if desc.source else ""
+        return RobotSpec(
+            name=desc.name,
+            joint_names=sim.joint_names,
+            group_names=GROUPS,
+            group_sizes=sim.group_sizes,
+            lower=np.array(sim.lower),
+            upper=np.array(sim.upper),
+            velocity=np.array(sim.velocity),
+            body_names=sim.body_names,
+            fingertip_names=sim.fingertip_names,
+            camera_names=self.camera_names,
+            camera_shapes=np.array([[cfg.camera_height, cfg.camera_width]] * len(self.camera_names), dtype=np.int64).reshape(-1, 2),
+            camera_hz=cfg.camera_hz if self.camera_names else 0.0,
+            state_hz=1.0 / self.tick_s,
+            watchdog_s=cfg.watchdog_s,
+            endpoints=cfg.endpoints.as_dict(),
+            wrist_frames=tuple(desc.sides[s].wrist_frame for s in ("left", "right")),
+            description_toml=toml_text,
+        )
+
+    def stats(self) -> dict[str, int | float | str]:
+        out: dict[str, int | float | str] = dict(self.counters)
+        out["mode"] = self.mode
+        out["time_s"] = float(self.data.time)
+        for reason, count in self.cmd_sub.stats.rejected.items():
+            out[f"rejected.{reason}"] = count
+        out["rejected_total"] = self.cmd_sub.stats.rejected_total
+        out["rpc_rejected_total"] = self.rpc.decoder.stats.rejected_total
+        if self.camera is not None:
+            out["camera_frames"] = self.camera.frames
+            out["camera_skipped"] = self.camera.skipped
+            if self.camera.error:
+                out["camera_error"] = self.camera.error
+        return out
+
+    def _handle(self, header: Header, req: Message) -> Message:
+        assert isinstance(req, Request)  # the RPC decoder only accepts requests
+        op = req.op
+        if op == "spec":
+            return self._spec
+        if op == "estop":
+            self.estop()
+            logger.warning("e-stop requested by %s", header.source)
+            return Reply(op=op, ok=True, values={"mode": self.mode})
+        if op == "release":
+            if self.mode == "estop":
+                self.mode = "idle"
+                logger.warning("e-stop released by %s", header.source)
+            return Reply(op=op, ok=True, values={"mode": self.mode})
+        if op == "ping":
+            return Reply(op=op, ok=True, values={"t_ns": time.monotonic_ns()})
+        if op == "stats":
+            return Reply(op=op, ok=True, values=self.stats())
+        if op == "reset":
+            self._reset()
+            return Reply(op=op, ok=True, values={"mode": self.mode})
+        return Reply(op=op, ok=False, error=f"unknown op {op!r}; ops: {list(RPC_OPS)}")
+
+    # -- loop -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> dict[str, int | float | str]:
+        """Run until ``stop()`` (or ``duration_s`` of simulated time). Returns the stats."""
+        m, d, cfg = self.model, self.data, self.config
+        cam_period = 1.0 / cfg.camera_hz if self.camera is not None else 0.0
+        next_cam = d.time if self.camera is not None else float("inf")
+        viewer = self._open_viewer() if cfg.viewer else None
+        next_view = 0.0
+        start_sim = d.time
+        next_wall = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                got = self.cmd_sub.latest()
+                if got is not None:
+                    self._on_command(got.header, got.msg, got.recv_ns)  # type: ignore[arg-type]
+                now = time.monotonic()
+                if self.mode == "active" and now - self._last_cmd_wall > cfg.watchdog_s:
+                    self.mode = "hold"
+                    self.counters["watchdog_trips"] += 1
+                    self._hold()
+                    logger.warning("no command for %.0f ms: holding", cfg.watchdog_s * 1e3)
+                for _ in range(self.steps_per_tick):
+                    self._apply_targets()
+                    if self._trace.applied_ns == 0 and self._trace.seq >= 0:
+                        self._trace.applied_ns = time.monotonic_ns()
+                    mujoco.mj_step(m, d)
+                self.state_pub.publish(self.state(), TOPIC_STATE)
+                self.counters["ticks"] += 1
+                while self.rpc.serve_one(self._handle):
+                    pass
+                if d.time >= next_cam:
+                    if not cfg.realtime:
+                        self.camera.wait_idle()  # type: ignore[union-attr]
+                    self.camera.submit(d.qpos, d.time)  # type: ignore[union-attr]
+                    next_cam += cam_period
+                if viewer is not None and time.perf_counter() >= next_view:
+                    if not viewer.is_running():
+                        break
+                    viewer.sync()
+                    next_view = time.perf_counter() + 1 / 60
+                if cfg.duration_s is not None and d.time - start_sim >= cfg.duration_s:
+                    break
+                if cfg.realtime:
+                    next_wall += self.tick_s
+                    delay = self._idle_until(next_wall)
+                    if delay < -self.tick_s:
+                        self.counters["overruns"] += 1
+                        if delay < -0.1:  # far behind (debugger, swap): resync, do not burst
+                            next_wall = time.perf_counter()
+        finally:
+            if viewer is not None:
+                viewer.close()
+        if self.camera is not None:
+            self.camera.wait_idle()
+        return self.stats()
+
+    def _idle_until(self, deadline: float) -> float:
+        """Sleep until ``deadline`` (perf_counter s), answering requests meanwhile so an e-stop
+        is applied at once, not at the next tick. Returns how early (+) or late (-) we were."""
+        delay = deadline - time.perf_counter()
+        while delay > 0.0015:
+            if self.rpc.sock.poll(int(delay * 1000) - 1):
+                self.rpc.serve_one(self._handle)
+            delay = deadline - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        return delay
+
+    def _open_viewer(self):  # pragma: no cover - needs a display
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            raise ConfigError("--viewer needs a display (DISPLAY is not set); run headless without --viewer")
+        import mujoco.viewer
+
+        return mujoco.viewer.launch_passive(self.model, self.data)
+
+    def close(self) -> None:
+        if self.camera is not None:
+            self.camera.stop()
+            self.camera = None
+        self.bus.close() if hasattr(self, "bus") else None
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
