@@ -1,21 +1,22 @@
-"""Offscreen camera rendering on its own thread, so physics never waits for a frame.
+"""Offscreen camera rendering in its own process, so physics never waits for a frame and never
+competes with the renderer for the GIL (software rendering takes ~30 ms per 320x240 frame).
 
-The physics loop hands over a copy of ``qpos`` (``submit``); the worker sets its own ``MjData``,
-runs kinematics and renders every camera, then publishes ``camera_frame`` messages. If the worker
-is still busy when the next frame is due, that frame is skipped and counted (real-time mode);
-``wait_idle`` lets a free-running simulation keep every frame instead.
+The physics loop writes ``qpos`` and time into shared memory and raises a request (``submit``);
+the render process sets its own ``MjData``, runs kinematics, renders every camera and publishes
+``camera_frame`` messages on the camera endpoint. If it is still busy when the next frame is due,
+that frame is skipped and counted (real-time mode); ``wait_idle`` lets a free-running simulation
+keep every frame instead.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import multiprocessing as mp
+from pathlib import Path
 
-import mujoco
 import numpy as np
 
-from teleop.bus import Bus, CameraFrame
-from teleop.bus.endpoints import TOPIC_CAMERA
+from robots.description import RobotDescription
 from teleop.errors import ConfigError
 
 __all__ = ["CameraWorker"]
@@ -23,98 +24,148 @@ __all__ = ["CameraWorker"]
 logger = logging.getLogger(__name__)
 
 
+def _render_main(
+    description: RobotDescription, names: tuple[str, ...], width: int, height: int, shadows: bool,
+    endpoint: str, keys: Path | None, shared, request, idle, stop, frames, report,
+) -> None:
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
+    # Rendering is best effort; physics is not. One llvmpipe thread and a lower priority keep a
+    # software renderer from starving the physics loop on a small machine.
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    try:
+        os.nice(5)
+    except OSError:
+        pass
+    import mujoco
+
+    from robots.mujoco_sim.model import load_sim_model
+    from teleop.bus import Bus, CameraFrame, CurveKeys
+    from teleop.bus.endpoints import TOPIC_CAMERA
+
+    try:
+        model = load_sim_model(description).model
+        vis = model.vis
+        vis.global_.offwidth = max(vis.global_.offwidth, width)
+        vis.global_.offheight = max(vis.global_.offheight, height)
+        if not shadows:
+            # Shadow maps and multisampling cost ~5x on a software (CPU) renderer: 150 -> 30 ms
+            # per 320x240 frame here. Visual settings only.
+            vis.quality.shadowsize = 0
+            vis.quality.offsamples = 0
+        renderer = mujoco.Renderer(model, height, width)
+        bus = Bus("sim-camera", keys=CurveKeys.load(keys) if keys else None)
+        pub = bus.publisher(endpoint)
+    except Exception as exc:
+        report.put(
+            f"cannot start offscreen rendering ({type(exc).__name__}: {exc}). Set MUJOCO_GL=egl "
+            "(needs libegl1) or MUJOCO_GL=osmesa (needs libosmesa6), or run without cameras (--cameras none)."
+        )
+        return
+    report.put("ready")
+    data = mujoco.MjData(model)
+    buf = np.frombuffer(shared, dtype=np.float64)
+    index = 0
+    try:
+        while not stop.is_set():
+            if not request.wait(0.1):
+                continue
+            request.clear()
+            data.qpos[:] = buf[1:]
+            time_s = float(buf[0])
+            mujoco.mj_kinematics(model, data)
+            mujoco.mj_camlight(model, data)
+            for name in names:
+                renderer.update_scene(data, camera=name)
+                image = renderer.render()
+                pub.publish(CameraFrame(camera=name, frame_index=index, time_s=time_s, image=image), TOPIC_CAMERA + name)
+            index += 1
+            with frames.get_lock():
+                frames.value += 1
+            idle.set()
+    except Exception as exc:
+        report.put(f"camera process failed: {type(exc).__name__}: {exc}")
+    finally:
+        idle.set()
+        renderer.close()
+        bus.close()
+
+
 class CameraWorker:
     def __init__(
-        self, model: mujoco.MjModel, names: tuple[str, ...], width: int, height: int, bus: Bus, endpoint: str
+        self,
+        description: RobotDescription,
+        nq: int,
+        names: tuple[str, ...],
+        width: int,
+        height: int,
+        endpoint: str,
+        keys: Path | None = None,
+        shadows: bool = False,
     ) -> None:
-        self.model = model
-        self.names = names
-        self.width, self.height = width, height
-        self.bus = bus
-        self.endpoint = endpoint
-        self.frames = 0
+        ctx = mp.get_context("spawn")
+        self._shared = ctx.RawArray("d", nq + 1)  # [time_s, qpos...]
+        self._buf = np.frombuffer(self._shared, dtype=np.float64)
+        self._request = ctx.Event()
+        self._idle = ctx.Event()
+        self._idle.set()
+        self._stop = ctx.Event()
+        self._frames = ctx.Value("q", 0)
+        self._report = ctx.Queue()
         self.skipped = 0
         self.error: str | None = None
-        self._qpos = np.zeros(model.nq)
-        self._time_s = 0.0
-        self._index = 0
-        self._idle = threading.Event()
-        self._idle.set()
-        self._work = threading.Condition()
-        self._pending = False
-        self._stop = False
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._proc = ctx.Process(
+            target=_render_main,
+            args=(description, names, width, height, shadows, endpoint, keys, self._shared, self._request,
+                  self._idle, self._stop, self._frames, self._report),
+            name="sim-camera",
+            daemon=True,
+        )
 
-    def start(self, timeout_s: float = 30.0) -> None:
-        """Start the thread and wait until the renderer exists (raises if it cannot)."""
-        # The offscreen buffer must hold the requested size.
-        self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, self.width)
-        self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, self.height)
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise ConfigError(f"camera renderer did not start within {timeout_s} s")
-        if self.error:
-            raise ConfigError(self.error)
+    @property
+    def frames(self) -> int:
+        return int(self._frames.value)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start the render process and wait until its renderer exists (raises if it cannot)."""
+        self._proc.start()
+        try:
+            msg = self._report.get(timeout=timeout_s)
+        except Exception:
+            self.stop()
+            raise ConfigError(f"camera renderer did not start within {timeout_s:.0f} s") from None
+        if msg != "ready":
+            self.stop()
+            self.error = msg
+            raise ConfigError(msg)
+
+    def _poll_error(self) -> None:
+        if self.error is None and not self._report.empty():
+            self.error = self._report.get_nowait()
+            logger.error("%s", self.error)
 
     def submit(self, qpos: np.ndarray, time_s: float) -> bool:
         """Queue a render of this state; False (and counted) if the previous one is not done."""
         if not self._idle.is_set():
             self.skipped += 1
             return False
-        with self._work:
-            self._qpos[:] = qpos
-            self._time_s = time_s
-            self._pending = True
-            self._idle.clear()
-            self._work.notify()
+        self._poll_error()
+        self._buf[0] = time_s
+        self._buf[1:] = qpos
+        self._idle.clear()
+        self._request.set()
         return True
 
     def wait_idle(self, timeout_s: float = 5.0) -> bool:
         return self._idle.wait(timeout_s)
 
     def stop(self) -> None:
-        with self._work:
-            self._stop = True
-            self._work.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        try:
-            renderer = mujoco.Renderer(self.model, self.height, self.width)
-            pub = self.bus.publisher(self.endpoint)
-        except Exception as exc:  # no GL backend, port taken, ...
-            self.error = (
-                f"cannot start offscreen rendering ({type(exc).__name__}: {exc}). Set MUJOCO_GL=egl "
-                "(needs libegl1) or MUJOCO_GL=osmesa (needs libosmesa6), or run without cameras (--cameras none)."
-            )
-            self._ready.set()
-            return
-        data = mujoco.MjData(self.model)
-        self._ready.set()
-        try:
-            while True:
-                with self._work:
-                    while not self._pending and not self._stop:
-                        self._work.wait()
-                    if self._stop:
-                        return
-                    data.qpos[:] = self._qpos
-                    time_s = self._time_s
-                    self._pending = False
-                mujoco.mj_kinematics(self.model, data)
-                mujoco.mj_camlight(self.model, data)
-                for name in self.names:
-                    renderer.update_scene(data, camera=name)
-                    image = renderer.render()
-                    pub.publish(CameraFrame(camera=name, frame_index=self._index, time_s=time_s, image=image), TOPIC_CAMERA + name)
-                self._index += 1
-                self.frames += 1
-                self._idle.set()
-        except Exception as exc:
-            self.error = f"camera thread failed: {type(exc).__name__}: {exc}"
-            logger.exception("camera thread failed")
-            self._idle.set()
-        finally:
-            renderer.close()
+        self._stop.set()
+        if self._proc.is_alive():
+            self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._poll_error()

@@ -148,15 +148,21 @@ class DecodeStats:
         return {"accepted": self.accepted, "gaps": self.gaps, "rejected": dict(self.rejected)}
 
 
+_SHAPE_STRUCTS = [struct.Struct(f"<{n}I") for n in range(9)]
+_HEAD_STRUCTS = [struct.Struct(f"<BB{n}I") for n in range(9)]
+
+
 def _pack_array(arr: np.ndarray) -> msgpack.ExtType:
-    dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
-    code = _CODES.get(np.dtype(dt))
+    code = _CODES.get(arr.dtype)
     if code is None:
+        if arr.dtype.byteorder == ">":  # big-endian in, little-endian on the wire
+            return _pack_array(arr.astype(arr.dtype.newbyteorder("<")))
         raise TypeError(f"dtype {arr.dtype} cannot travel on the bus; use one of {sorted(str(d) for d in _CODES)}")
-    if arr.ndim > 8:
-        raise TypeError(f"arrays up to 8 dims travel on the bus, got {arr.ndim}")
-    head = struct.pack(f"<BB{arr.ndim}I", code, arr.ndim, *arr.shape)
-    return msgpack.ExtType(_EXT_ARRAY, head + np.ascontiguousarray(arr, dtype=dt).tobytes())
+    ndim = arr.ndim
+    if ndim > 8:
+        raise TypeError(f"arrays up to 8 dims travel on the bus, got {ndim}")
+    # tuple.__new__ skips ExtType's Python-level argument checks (ours are already right).
+    return tuple.__new__(msgpack.ExtType, (_EXT_ARRAY, _HEAD_STRUCTS[ndim].pack(code, ndim, *arr.shape) + arr.tobytes()))
 
 
 def _default(obj: Any) -> Any:
@@ -167,9 +173,6 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return list(obj)
     raise TypeError(f"cannot encode {type(obj).__name__} on the bus")
-
-
-_SHAPE_STRUCTS = [struct.Struct(f"<{n}I") for n in range(9)]
 
 
 def _ext_hook(code: int, data: bytes) -> Any:

@@ -101,7 +101,7 @@ class Bus:
         self._sockets.clear()
         if self._own_context:
             stop_authenticator(self.context)
-            self.context.term()
+            self.context.destroy(linger=0)  # also closes sockets made outside this class
 
     def __enter__(self) -> Bus:
         return self
@@ -178,14 +178,16 @@ class Subscriber:
     def latest(self) -> Received | None:
         """Drain everything queued; return the newest valid message or None. Never blocks."""
         newest = None
-        while True:
+        sock = self.sock
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # cheaper than raising zmq.Again
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return newest
             got = self._try_decode(frames)
             if got is not None:
                 newest = got
+        return newest
 
     def recv(self, timeout_s: float | None = None) -> Received:
         """Next valid message in order; invalid ones are counted and skipped.

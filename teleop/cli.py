@@ -1,0 +1,209 @@
+"""The ``teleop`` command. Subcommands are thin: parse options, build a config, call the part."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import teleop  # noqa: F401  (render backend default before mujoco loads)
+from teleop.bus.endpoints import DEFAULT_HOST, DEFAULT_PORT_BASE, RobotEndpoints, describe_defaults
+from teleop.errors import TeleopError
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("teleop")
+
+
+def _cameras(value: str) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    if value == "none":
+        return ()
+    return tuple(v for v in value.split(",") if v)
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        w, h = value.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {value!r}: write it as WIDTHxHEIGHT, e.g. 320x240") from None
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from robots.description import bundled_description_path
+    from robots.mujoco_sim.server import SimConfig, SimServer
+
+    width, height = args.camera_size
+    config = SimConfig(
+        description=Path(args.config) if args.config else bundled_description_path(),
+        endpoints=RobotEndpoints.on(args.host, args.port_base),
+        keys=Path(args.keys) if args.keys else None,
+        realtime=not args.fast,
+        state_hz=args.state_hz,
+        camera_hz=args.camera_hz,
+        camera_width=width,
+        camera_height=height,
+        cameras=_cameras(args.cameras),
+        camera_shadows=args.shadows,
+        watchdog_s=args.watchdog_ms / 1000.0,
+        viewer=args.viewer,
+        duration_s=args.duration,
+    )
+    server = SimServer(config)
+
+    def _stop(signum, frame):  # noqa: ARG001
+        server.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    ep = config.endpoints
+    logger.info(
+        "robot server %s: %d joints, state %.0f Hz on %s, commands on %s, cameras %s on %s, requests on %s",
+        server.sim.description.name, server.sim.n_joints, 1 / server.tick_s, ep.state, ep.command,
+        list(server.camera_names) or "off", ep.camera, ep.rpc,
+    )
+    try:
+        stats = server.run()
+    finally:
+        server.close()
+    logger.info("robot server stopped: %s", json.dumps(stats))
+    return 0
+
+
+def cmd_robot_check(args: argparse.Namespace) -> int:
+    from robots.check import run_checks
+
+    report = run_checks(args.endpoint, keys=args.keys, joint=args.joint, step_rad=args.step)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from teleop.bus.security import generate_keys
+
+    paths = generate_keys(args.dir, force=args.force)
+    print(f"keys written to {args.dir}:")
+    for role, path in paths.items():
+        print(f"  {role:<14} {path}")
+    print(
+        "Give the robot host the folder (it needs server.key_secret and authorized/), the teleop host "
+        "server.key and client.key_secret; start both sides with --keys DIR."
+    )
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from teleop.doctor import format_report, run_doctor
+
+    report = run_doctor(args.port_base)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["ok"] else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "bus":
+        from teleop.bench.bus import run
+
+        result = run(count=args.count)
+    else:
+        from teleop.bench.sim import run
+
+        result = run(seconds=args.seconds)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from teleop.demo import format_summary, run_demo
+
+    summary = run_demo(port_base=args.port_base, camera_hz=args.camera_hz)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0 if summary["lifted"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teleop",
+        description="Real-time bimanual teleoperation runtime for dexterous humanoid robots.",
+        epilog=describe_defaults() + "\n\nDocs: docs/ (operator guide, robot bridge contract, bus).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("sim", help="run the MuJoCo robot server (bundled humanoid by default)",
+                       epilog=describe_defaults(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="robot description TOML (default: robots/dexhumanoid/dexhumanoid.toml)")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s; others need --keys)")
+    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="first of four ports (default %(default)s)")
+    p.add_argument("--keys", help="CURVE keys folder from `teleop keys generate` (required off loopback)")
+    p.add_argument("--viewer", action="store_true", help="open the MuJoCo viewer (needs a display)")
+    p.add_argument("--fast", action="store_true", help="run as fast as possible instead of wall-clock time")
+    p.add_argument("--state-hz", type=float, default=500.0, help="state publish rate (default %(default)s)")
+    p.add_argument("--camera-hz", type=float, default=15.0, help="camera frame rate, 0 = off (default %(default)s)")
+    p.add_argument("--camera-size", type=_size, default=(320, 240), help="WIDTHxHEIGHT (default 320x240)")
+    p.add_argument("--cameras", default="all", help="comma-separated camera names, 'all' or 'none'")
+    p.add_argument("--shadows", action="store_true", help="render shadows and MSAA (slow on a CPU renderer)")
+    p.add_argument("--watchdog-ms", type=float, default=100.0, help="hold when no command for this long")
+    p.add_argument("--duration", type=float, help="stop after this many simulated seconds")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("robot", help="robot tools")
+    rsub = p.add_subparsers(dest="robot_command", metavar="ROBOT_COMMAND", required=True)
+    c = rsub.add_parser("check", help="conformance kit: exercise a running robot server")
+    c.add_argument("endpoint", nargs="?", default=RobotEndpoints.on().rpc, help="its request endpoint (default %(default)s)")
+    c.add_argument("--keys", help="CURVE keys folder")
+    c.add_argument("--joint", help="joint to move (default: the first right-hand joint)")
+    c.add_argument("--step", type=float, default=0.05, help="test step [rad] (default %(default)s)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_robot_check)
+
+    p = sub.add_parser("keys", help="CURVE key management")
+    ksub = p.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)
+    g = ksub.add_parser("generate", help="create server and client key pairs")
+    g.add_argument("--dir", default=str(Path.home() / ".config" / "teleop" / "keys"), help="folder (default %(default)s)")
+    g.add_argument("--force", action="store_true", help="replace existing keys")
+    g.set_defaults(func=cmd_keys_generate)
+
+    p = sub.add_parser("doctor", help="check this machine: versions, rendering, devices, ports")
+    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
+    p.add_argument("what", choices=["bus", "sim"])
+    p.add_argument("--json", action="store_true", help="one-line JSON")
+    p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
+    p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")
+    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    p.add_argument("--camera-hz", type=float, default=10.0, help="sim camera rate, 0 = off (default %(default)s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except TeleopError as exc:
+        print(f"teleop: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
