@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from robots.base import Robot
-from teleop.bus import Bus, CameraFrame, CurveKeys, JointCommand, Reply, RobotSpec, RobotState, Subscriber
+from teleop.bus import Bus, CameraFrame, CurveKeys, JointCommand, Received, Reply, RobotSpec, RobotState, Subscriber
 from teleop.bus.endpoints import TOPIC_CAMERA, TOPIC_COMMAND, TOPIC_STATE, RobotEndpoints, connect_address
 from teleop.errors import DeviceNotConnectedError, LinkError, LinkTimeoutError
 
@@ -60,6 +60,7 @@ class RobotClient(Robot):
         self._spec: RobotSpec | None = None
         self._state_sub: Subscriber | None = None
         self._last_state: RobotState | None = None
+        self.offset = ClockOffset(0, 0)  # server clock - ours, measured at connect()
 
     # -- lifecycle --------------------------------------------------------------------------
     def connect(self) -> RobotSpec:
@@ -73,6 +74,7 @@ class RobotClient(Robot):
             if not isinstance(spec, RobotSpec):
                 raise LinkError(f"{self.rpc_endpoint} answered 'spec' with {type(spec).__name__}, not a robot_spec")
             self._spec = spec
+            self.offset = self.clock_offset(3)
             host = urlsplit(self.rpc_endpoint).hostname if self.rpc_endpoint.startswith("tcp://") else None
             self.endpoints = RobotEndpoints.from_dict({k: connect_address(v, host) for k, v in spec.endpoints.items()})
             shapes = {"n": spec.n_joints, "b": len(spec.body_names), "f": len(spec.fingertip_names)}
@@ -102,28 +104,39 @@ class RobotClient(Robot):
         return self._spec
 
     # -- state and commands -----------------------------------------------------------------
+    def _age_s(self, got: Received) -> float:
+        """Seconds since the server sent this message (clock offset corrects across hosts)."""
+        return (time.monotonic_ns() - (got.header.send_ns - self.offset.offset_ns)) / 1e9
+
     @_requires_connected
-    def read_latest(self) -> RobotState | None:
-        """Newest state received since the last call, or None. Never blocks."""
+    def read_latest(self, max_age_s: float | None = None) -> RobotState | None:
+        """Newest state received since the last call, or None (also when older than
+        ``max_age_s``). Never blocks."""
         got = self._state_sub.latest()  # type: ignore[union-attr]
-        if got is None:
+        if got is None or (max_age_s is not None and self._age_s(got) > max_age_s):
             return None
         self._last_state = got.msg  # type: ignore[assignment]
         return self._last_state
 
     @_requires_connected
-    def get_state(self, timeout_s: float = 0.5) -> RobotState:
-        state = self.read_latest()
+    def get_state(self, timeout_s: float = 0.5, max_age_s: float | None = None) -> RobotState:
+        """Newest state, waiting up to ``timeout_s`` for one; states older than ``max_age_s``
+        (a server that stopped) do not count. Raises ``LinkTimeoutError``."""
+        state = self.read_latest(max_age_s)
         if state is not None:
             return state
-        try:
-            got = self._state_sub.recv(timeout_s)  # type: ignore[union-attr]
-        except LinkTimeoutError:
-            raise LinkTimeoutError(
-                f"no robot state from {self.endpoints.state} for {timeout_s} s; is the server running and stepping?"
-            ) from None
-        self._last_state = got.msg  # type: ignore[assignment]
-        return self.read_latest() or self._last_state  # type: ignore[return-value]
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got = self._state_sub.recv(left)  # type: ignore[union-attr]
+            except LinkTimeoutError:
+                break
+            if max_age_s is None or self._age_s(got) <= max_age_s:
+                self._last_state = got.msg  # type: ignore[assignment]
+                return self.read_latest(max_age_s) or self._last_state  # type: ignore[return-value]
+        raise LinkTimeoutError(
+            f"no robot state from {self.endpoints.state} for {timeout_s} s; is the server running and stepping?"
+        )
 
     @_requires_connected
     def send_command(

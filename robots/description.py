@@ -152,12 +152,13 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
 
     limits = _get(raw, "limits", dict, where, required=False) or {}
     _check_keys(limits, _LIMIT_KEYS, where, "limits.")
-    vel = float(_get(limits, "velocity_rad_s", (int, float), where, prefix="limits.", required=False) or 3.0)
+    vel = _get(limits, "velocity_rad_s", (int, float), where, prefix="limits.", required=False)
+    vel = 3.0 if vel is None else float(vel)
     if not (vel > 0 and math.isfinite(vel)):
         raise ConfigError(f"{where}: key 'limits.velocity_rad_s' must be > 0, got {vel}")
     vel_over: dict[str, float] = {}
     for pattern, value in (_get(limits, "velocity_overrides", dict, where, prefix="limits.", required=False) or {}).items():
-        if not isinstance(value, (int, float)) or not value > 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ConfigError(f"{where}: key 'limits.velocity_overrides.{pattern}' must be a number > 0, got {value!r}")
         if not any(fnmatch.fnmatchcase(j, pattern) for j in all_joints):
             raise ConfigError(f"{where}: key 'limits.velocity_overrides.{pattern}' matches no commanded joint")
@@ -167,7 +168,7 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
         if (
             not isinstance(value, list)
             or len(value) != 2
-            or not all(isinstance(v, (int, float)) for v in value)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
             or not value[0] < value[1]
         ):
             raise ConfigError(f"{where}: key 'limits.position_overrides.{joint}' must be [low, high] with low < high, got {value!r}")
@@ -177,8 +178,14 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
 
     act = _get(raw, "actuators", dict, where, required=False) or {}
     _check_keys(act, _ACT_KEYS, where, "actuators.")
-    kp = float(_get(act, "kp", (int, float), where, prefix="actuators.", required=False) or 100.0)
-    kv = float(_get(act, "kv", (int, float), where, prefix="actuators.", required=False) or 5.0)
+    kp = _get(act, "kp", (int, float), where, prefix="actuators.", required=False)
+    kv = _get(act, "kv", (int, float), where, prefix="actuators.", required=False)
+    kp = 100.0 if kp is None else float(kp)
+    kv = 5.0 if kv is None else float(kv)
+    if not kp > 0:
+        raise ConfigError(f"{where}: key 'actuators.kp' must be > 0 (a position gain), got {kp}")
+    if not kv >= 0:
+        raise ConfigError(f"{where}: key 'actuators.kv' must be >= 0, got {kv}")
 
     return RobotDescription(
         name=name,

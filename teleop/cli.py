@@ -18,11 +18,15 @@ __all__ = ["main", "build_parser"]
 logger = logging.getLogger("teleop")
 
 
-def _cameras(value: str) -> tuple[str, ...] | None:
+def _cameras(value: str, description: Path) -> tuple[str, ...] | None:
     if value == "all":
         return None
     if value == "none":
         return ()
+    if value == "first":  # one camera by default: a CPU renderer cannot keep three at 15 Hz
+        from robots.description import load_description
+
+        return load_description(description).cameras[:1]
     return tuple(v for v in value.split(",") if v)
 
 
@@ -39,8 +43,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from robots.mujoco_sim.server import SimConfig, SimServer
 
     width, height = args.camera_size
+    description = Path(args.config) if args.config else bundled_description_path()
     config = SimConfig(
-        description=Path(args.config) if args.config else bundled_description_path(),
+        description=description,
         endpoints=RobotEndpoints.on(args.host, args.port_base),
         keys=Path(args.keys) if args.keys else None,
         realtime=not args.fast,
@@ -48,7 +53,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         camera_hz=args.camera_hz,
         camera_width=width,
         camera_height=height,
-        cameras=_cameras(args.cameras),
+        cameras=_cameras(args.cameras, description),
         camera_shadows=args.shadows,
         watchdog_s=args.watchdog_ms / 1000.0,
         viewer=args.viewer,
@@ -147,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-hz", type=float, default=500.0, help="state publish rate (default %(default)s)")
     p.add_argument("--camera-hz", type=float, default=15.0, help="camera frame rate, 0 = off (default %(default)s)")
     p.add_argument("--camera-size", type=_size, default=(320, 240), help="WIDTHxHEIGHT (default 320x240)")
-    p.add_argument("--cameras", default="all", help="comma-separated camera names, 'all' or 'none'")
+    p.add_argument("--cameras", default="first",
+                   help="comma-separated camera names, 'first' (default: the config's first camera), 'all' or 'none'")
     p.add_argument("--shadows", action="store_true", help="render shadows and MSAA (slow on a CPU renderer)")
     p.add_argument("--watchdog-ms", type=float, default=100.0, help="hold when no command for this long")
     p.add_argument("--duration", type=float, help="stop after this many simulated seconds")
@@ -196,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except TeleopError as exc:

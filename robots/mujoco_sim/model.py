@@ -108,6 +108,9 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
             act.set_to_position(kp=desc.actuator_kp, kv=desc.actuator_kv)
         model = spec.compile()
 
+    bad = [name for name, jid in zip(desc.joint_names, joint_ids) if _position_actuator_for(model, jid) < 0]
+    if bad:  # e.g. a motor or velocity actuator on a commanded joint
+        raise ConfigError(f"{where}: joints {bad} have actuators that are not position servos; the sim drives joint positions")
     n = len(joint_ids)
     lower, upper, velocity = np.empty(n), np.empty(n), np.empty(n)
     actuator_ids = np.empty(n, dtype=np.int64)
@@ -137,7 +140,8 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
         geom_fingertip[model.geom_bodyid == body] = k
 
     cam_names = _names(model, mujoco.mjtObj.mjOBJ_CAMERA, model.ncam)
-    for cam in desc.cameras:
+    side_cams = [desc.sides[s].camera for s in desc.sides if desc.sides[s].camera]
+    for cam in list(desc.cameras) + side_cams:
         if cam not in cam_names:
             raise ConfigError(f"{where}: camera {cam!r} is not in the model; {_closest(cam, cam_names)}")
 

@@ -49,7 +49,7 @@ class SimConfig:
     camera_width: int = 320
     camera_height: int = 240
     cameras: tuple[str, ...] | None = None  # None: the description's cameras; (): none
-    camera_shadows: bool = False  # shadows and MSAA: pretty, but ~5x slower on a CPU renderer
+    camera_shadows: bool = False  # shadows and MSAA: pretty, but 5-8x slower on a CPU renderer
     watchdog_s: float = 0.1
     viewer: bool = False
     duration_s: float | None = None  # stop after this much simulated time
@@ -60,7 +60,7 @@ class SimConfig:
         if not 0.0 <= self.camera_hz <= 120.0:
             raise ConfigError(f"camera_hz={self.camera_hz}: must be within 0..120 Hz (0 disables cameras)")
         if not 0.01 <= self.watchdog_s <= 10.0:
-            raise ConfigError(f"watchdog_s={self.watchdog_s}: must be within 0.01..10 s")
+            raise ConfigError(f"watchdog_s={self.watchdog_s}: must be within 0.01..10 s (the bridge contract asks <= 0.5 s)")
         if self.camera_width < 16 or self.camera_height < 16:
             raise ConfigError("camera size must be at least 16x16 pixels")
 
@@ -86,6 +86,11 @@ class SimServer:
         self.tick_s = 1.0 / self.config.state_hz
         self.steps_per_tick = max(1, round(self.tick_s / m.opt.timestep))
         self.tick_s = self.steps_per_tick * m.opt.timestep  # the state period is whole physics steps
+        if self.config.state_hz > 1.01 / m.opt.timestep:
+            raise ConfigError(
+                f"state_hz {self.config.state_hz:.0f} exceeds the model's physics rate {1 / m.opt.timestep:.0f} Hz "
+                f"(timestep {m.opt.timestep * 1e3:g} ms); lower --state-hz or the model timestep"
+            )
         cams = self.sim.camera_names if self.config.cameras is None else self.config.cameras
         unknown = [c for c in cams if mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, c) < 0]
         if unknown:
@@ -282,7 +287,10 @@ class SimServer:
         if op == "stats":
             return Reply(op=op, ok=True, values=self.stats())
         if op == "reset":
+            estopped = self.mode == "estop"
             self._reset()
+            if estopped:  # only `release` clears an e-stop
+                self.estop()
             return Reply(op=op, ok=True, values={"mode": self.mode})
         return Reply(op=op, ok=False, error=f"unknown op {op!r}; ops: {list(RPC_OPS)}")
 

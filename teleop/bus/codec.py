@@ -289,7 +289,9 @@ class Decoder:
             raise DecodeError("bad_msgpack", f"{type(exc).__name__}: {exc}") from None
         if not isinstance(obj, dict):
             raise DecodeError("bad_header", f"top level is {type(obj).__name__}, expected a map")
-        version = obj.get("v")
+        if "v" not in obj:
+            raise DecodeError("bad_header", f"no schema version key 'v' in {sorted(obj)[:8]}")
+        version = obj["v"]
         if version != SCHEMA_VERSION:
             raise DecodeError(
                 "bad_version", f"schema version {version!r}, this build speaks {SCHEMA_VERSION}; upgrade the older side"

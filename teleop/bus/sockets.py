@@ -157,7 +157,7 @@ class Subscriber:
         self.sock = bus._socket(zmq.SUB, endpoints[0], bind, options)
         for extra in endpoints[1:]:
             require_secure(extra, bus.keys is not None)
-            self.sock.connect(extra)
+            self.sock.bind(extra) if bind else self.sock.connect(extra)
         for topic in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self._poller = zmq.Poller()

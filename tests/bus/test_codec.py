@@ -61,7 +61,7 @@ def test_optional_fields_default():
         ([b"no terminator"], "bad_header"),
         ([b"t\0" + msgpack.packb([1, 2, 3])], "bad_header"),
         (_frames({"q": np.zeros(3)}, v=2), "bad_version"),
-        ([b"t\0" + msgpack.packb({"k": "joint_command"})], "bad_version"),
+        ([b"t\0" + msgpack.packb({"k": "joint_command"})], "bad_header"),
         (_frames({"q": np.zeros(3)}, kind="nope"), "unknown_kind"),
         (_frames({"q": np.zeros(3)}, q=-1), "bad_header"),
         ([b"t" + _frames({"q": np.zeros(3)}, topic="other")[0][5:]], "bad_header"),
