@@ -114,11 +114,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "bus":
         from teleop.bench.bus import run
 
-        result = run(count=args.count)
+        result = run(count=args.count, port_base=args.port_base)
     else:
         from teleop.bench.sim import run
 
-        result = run(seconds=args.seconds)
+        result = run(seconds=args.seconds, port_base=args.port_base)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
     p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds")
+    p.add_argument("--port-base", type=int, default=17710, help="loopback ports the benchmark may use")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")

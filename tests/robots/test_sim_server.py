@@ -12,7 +12,7 @@ import time
 import mujoco
 import numpy as np
 import pytest
-from conftest import FIXTURES, running_server
+from support.sim import FIXTURES, running_server
 
 from robots.check import run_checks
 from robots.client import RobotClient

@@ -1,0 +1,1 @@
+"""Helpers shared by tests (importable because pyproject sets pytest's pythonpath to tests/)."""
