@@ -38,6 +38,18 @@ def _size(value: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size {value!r}: write it as WIDTHxHEIGHT, e.g. 320x240") from None
 
 
+def _endpoints(args: argparse.Namespace) -> RobotEndpoints:
+    """--host/--port-base, then any --endpoint NAME=URL overrides (e.g. rpc=ipc:///tmp/robot-rpc)."""
+    base = RobotEndpoints.on(args.host, args.port_base)
+    overrides: dict[str, str] = {}
+    for item in args.endpoint or []:
+        name, sep, url = item.partition("=")
+        if not sep or name not in base.as_dict():
+            raise TeleopError(f"--endpoint {item!r}: write NAME=URL with NAME in {list(base.as_dict())}")
+        overrides[name] = url
+    return base.override(**overrides)
+
+
 def cmd_sim(args: argparse.Namespace) -> int:
     from robots.description import bundled_description_path
     from robots.mujoco_sim.server import SimConfig, SimServer
@@ -46,7 +58,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     description = Path(args.config) if args.config else bundled_description_path()
     config = SimConfig(
         description=description,
-        endpoints=RobotEndpoints.on(args.host, args.port_base),
+        endpoints=_endpoints(args),
         keys=Path(args.keys) if args.keys else None,
         realtime=not args.fast,
         state_hz=args.state_hz,
@@ -146,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="robot description TOML (default: robots/dexhumanoid/dexhumanoid.toml)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s; others need --keys)")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="first of four ports (default %(default)s)")
+    p.add_argument("--endpoint", action="append", metavar="NAME=URL",
+                   help="override one endpoint: state, command, camera or rpc (repeatable), e.g. rpc=ipc:///tmp/rpc")
     p.add_argument("--keys", help="CURVE keys folder from `teleop keys generate` (required off loopback)")
     p.add_argument("--viewer", action="store_true", help="open the MuJoCo viewer (needs a display)")
     p.add_argument("--fast", action="store_true", help="run as fast as possible instead of wall-clock time")

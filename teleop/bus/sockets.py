@@ -194,9 +194,10 @@ class Subscriber:
         Raises ``LinkTimeoutError`` after ``timeout_s`` (None waits forever)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._poller.poll(wait_ms):
-                raise LinkTimeoutError(f"no message within {timeout_s} s")
+            if not self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # nothing queued: wait
+                wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+                if not self._poller.poll(wait_ms):
+                    raise LinkTimeoutError(f"no message within {timeout_s} s")
             got = self._try_decode(self.sock.recv_multipart())
             if got is not None:
                 return got

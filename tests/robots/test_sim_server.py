@@ -176,3 +176,32 @@ def test_sim_command_line(port_base, tmp_path):
     assert res.returncode == 2 and "teleop keys generate" in res.stderr
     res = subprocess.run([sys.executable, "-m", "teleop.cli", "sim", "--config", str(tmp_path / "x.toml")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+def test_endpoints_overridable_from_the_command_line(tmp_path):
+    rpc = f"ipc://{tmp_path}/rpc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "teleop.cli", "sim", "--cameras", "none", "--config", str(FIXTURES / "tiny_bimanual.toml"),
+         "--endpoint", f"rpc={rpc}", "--endpoint", f"state=ipc://{tmp_path}/state",
+         "--endpoint", f"command=ipc://{tmp_path}/cmd"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        client = RobotClient(rpc, timeout_s=1.0)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.connect()
+                break
+            except LinkTimeoutError:
+                assert proc.poll() is None and time.monotonic() < deadline
+        assert client.endpoints.state == f"ipc://{tmp_path}/state"
+        assert client.get_state(2.0).q.shape == (16,)
+        client.disconnect()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+    assert proc.returncode == 0
+    bad = subprocess.run([sys.executable, "-m", "teleop.cli", "sim", "--endpoint", "video=tcp://127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "NAME=URL with NAME in" in bad.stderr
