@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from teleop.errors import ConfigError
+from teleop.tomlcfg import check_keys as _check_keys
+from teleop.tomlcfg import get as _get
+from teleop.tomlcfg import get_names, load_toml
 from teleop.types import SIDES, Side
 
 __all__ = [
@@ -67,6 +69,7 @@ class RobotDescription:
     position_overrides: dict[str, tuple[float, float]] = field(default_factory=dict)
     actuator_kp: float = 100.0
     actuator_kv: float = 5.0
+    retarget_path: Path | None = None  # retargeting config (retarget/config.py)
     source: Path | None = None
 
     @property
@@ -95,7 +98,7 @@ class RobotDescription:
         return self.velocity_rad_s
 
 
-_TOP_KEYS = {"name", "model", "base_frame", "left", "right", "cameras", "limits", "actuators"}
+_TOP_KEYS = {"name", "model", "base_frame", "left", "right", "cameras", "limits", "actuators", "retarget"}
 _SIDE_KEYS = {"arm_joints", "hand_joints", "wrist_frame", "fingertip_frames", "camera"}
 _LIMIT_KEYS = {"velocity_rad_s", "velocity_overrides", "position_overrides"}
 _ACT_KEYS = {"kp", "kv"}
@@ -104,12 +107,7 @@ _ACT_KEYS = {"kp", "kv"}
 def load_description(path: str | Path) -> RobotDescription:
     """Read and strictly parse a robot description TOML file."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"robot config {path} does not exist; bundled: robots/dexhumanoid/dexhumanoid.toml") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"robot config {path} is not valid TOML: {exc}") from None
+    raw = load_toml(path, "robot config")
     return parse_description(raw, source=path)
 
 
@@ -130,14 +128,14 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
     for side in SIDES:
         table = _get(raw, side, dict, where)
         _check_keys(table, _SIDE_KEYS, where, f"{side}.")
-        arm = _names(table, "arm_joints", where, side)
+        arm = get_names(table, "arm_joints", where, f"{side}.")
         if not arm:
             raise ConfigError(f"{where}: key '{side}.arm_joints' is empty; list the arm joints base to wrist")
         sides[side] = SideDescription(
             arm_joints=arm,
-            hand_joints=_names(table, "hand_joints", where, side, required=False),
+            hand_joints=get_names(table, "hand_joints", where, f"{side}.", required=False),
             wrist_frame=_get(table, "wrist_frame", str, where, prefix=f"{side}."),
-            fingertip_frames=_names(table, "fingertip_frames", where, side, required=False),
+            fingertip_frames=get_names(table, "fingertip_frames", where, f"{side}.", required=False),
             camera=_get(table, "camera", str, where, prefix=f"{side}.", required=False),
         )
 
@@ -187,6 +185,12 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
     if not kv >= 0:
         raise ConfigError(f"{where}: key 'actuators.kv' must be >= 0, got {kv}")
 
+    retarget_path = None
+    if (rel := _get(raw, "retarget", str, where, required=False)) is not None:
+        retarget_path = (base / rel).resolve()
+        if not retarget_path.is_file():
+            raise ConfigError(f"{where}: key 'retarget' points to {retarget_path}, which does not exist")
+
     return RobotDescription(
         name=name,
         model_path=model_path,
@@ -198,34 +202,6 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
         position_overrides=pos_over,
         actuator_kp=kp,
         actuator_kv=kv,
+        retarget_path=retarget_path,
         source=source,
     )
-
-
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str, prefix: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{prefix}{unknown[0]}'; allowed keys here: {sorted(allowed)}")
-
-
-def _get(table: dict[str, Any], key: str, typ: Any, where: str, prefix: str = "", required: bool = True) -> Any:
-    if key not in table:
-        if required:
-            raise ConfigError(f"{where}: missing key '{prefix}{key}'")
-        return None
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, typ):
-        want = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
-        raise ConfigError(f"{where}: key '{prefix}{key}' must be {want}, got {value!r}")
-    return value
-
-
-def _names(table: dict[str, Any], key: str, where: str, side: str, required: bool = True) -> tuple[str, ...]:
-    value = table.get(key)
-    if value is None:
-        if required:
-            raise ConfigError(f"{where}: missing key '{side}.{key}'")
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}: key '{side}.{key}' must be a list of names, got {value!r}")
-    return tuple(value)

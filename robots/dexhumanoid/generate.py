@@ -1,8 +1,12 @@
-"""Generate the bundled "dexhumanoid" MJCF: ``dexhumanoid.xml`` (the robot) and ``scene.xml``.
+"""Generate the bundled "dexhumanoid": MJCF ``dexhumanoid.xml`` (the robot) and ``scene.xml``,
+and the same robot as URDF: ``dexhumanoid.urdf`` (whole robot, root link ``torso``) and
+``hands/{left,right}_hand.urdf`` (one hand each, root link ``{side}_wrist`` = the wrist site
+frame below, for dex-retargeting, pinocchio and ROS tools).
 
 Stdlib only. Run ``python -m robots.dexhumanoid.generate`` after editing this file and commit
-both outputs; ``tests/robots/test_dexhumanoid.py`` checks the committed XML equals
-``render_files()``.
+all outputs; ``tests/robots/test_dexhumanoid.py`` checks the committed files equal
+``render_files()`` and ``tests/robots/test_dexhumanoid_urdf.py`` that the URDFs agree with the
+MJCF (they are read off its element tree; see "URDF" below for the mapping).
 
 Left and right (and the four long fingers) are written once below and instantiated per side,
 never copied.
@@ -69,6 +73,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +114,17 @@ def _unit(v: Vec) -> Vec:
 
 
 def _num(x: float) -> str:
+    """``x`` exactly: the short 6-digit form when it reads back as ``x`` (to a few ulp, i.e. float
+    noise in an input like 0.62 * 0.026), else ``repr``. The URDF is read off the MJCF strings,
+    so nothing may be rounded here."""
+    s = f"{x:.6g}"
+    if abs(float(s) - x) > 1e-15 * abs(x):
+        s = repr(float(x))
+    return "0" if s in ("-0", "0", "-0.0") else s
+
+
+def _num6(x: float) -> str:
+    """6 significant digits, for MJCF-only values MuJoCo normalises anyway (camera axes)."""
     s = f"{x:.6g}"
     return "0" if s in ("-0", "0", "-0.0") else s
 
@@ -173,6 +189,32 @@ HOME_ARM_RAD = {
 
 #: DIP = DIP_COUPLING * PIP for index..pinky.
 DIP_COUPLING = 0.8
+
+
+@dataclass(frozen=True)
+class JointClass:
+    """Gains and limits of one joint class. The MJCF takes damping, armature and the actuator
+    (kp, force range); the URDF takes damping, effort = ``force_nm`` and ``velocity_rad_s``."""
+
+    kp: float | None  # [N m/rad]; None: not actuated (coupled DIP)
+    damping: float  # [N m s/rad]
+    armature: float  # [kg m^2]
+    force_nm: float
+    velocity_rad_s: float  # same as [limits] in dexhumanoid.toml
+
+
+JOINT_CLASSES = {
+    "shoulder": JointClass(400.0, 20.0, 0.1, 80.0, 2.0),
+    "elbow": JointClass(300.0, 12.0, 0.05, 50.0, 2.5),
+    "wrist": JointClass(60.0, 2.0, 0.01, 15.0, 3.5),
+    "finger": JointClass(3.0, 0.1, 0.002, 2.5, 6.0),
+    "thumb": JointClass(4.0, 0.12, 0.002, 3.0, 5.0),
+    # The DIP moves at DIP_COUPLING times its PIP.
+    "finger_coupled": JointClass(None, 0.1, 0.002, 2.5, DIP_COUPLING * 6.0),
+}
+
+#: Density of the robot's colliding geoms [kg/m^3] (visual geoms are massless).
+GEOM_DENSITY = 1000.0
 
 
 @dataclass(frozen=True)
@@ -317,7 +359,7 @@ def _camera_xyaxes(view: Vec, up: Vec) -> str:
     back = _mul(-1.0, _unit(view))
     up = _unit(_add(up, _mul(-_dot(up, back), back)))
     right = _cross(up, back)
-    return _fmt(*right, *up)
+    return " ".join(_num6(x) for x in (*right, *up))
 
 
 def _arm(parent: ET.Element, col: _Collect, side: str) -> None:
@@ -526,7 +568,7 @@ def _defaults(root: ET.Element) -> None:
     d = _sub(root, "default")
     robot = _sub(d, "default", class_="dexhumanoid")
     _sub(robot, "joint", type="hinge", limited="true", actuatorgravcomp="true")
-    _sub(robot, "geom", contype="0", conaffinity="0", condim="3", density="1000")
+    _sub(robot, "geom", contype="0", conaffinity="0", condim="3", density=_num(GEOM_DENSITY))
     _sub(robot, "site", group="4", rgba="1 0.3 0.3 1", size="0.005")
     _sub(robot, "position", forcelimited="true", ctrllimited="true")
 
@@ -559,22 +601,16 @@ def _defaults(root: ET.Element) -> None:
     tip = _sub(robot, "default", class_="tip")
     _sub(tip, "site", type="sphere", size="0.004", rgba="1 0.3 0.3 0.8")
 
-    # Gains: kp [N m/rad], joint damping [N m s/rad], armature [kg m^2], force limit [N m].
-    for cls, kp, damping, armature, force in (
-        ("shoulder", 400.0, 20.0, 0.1, 80.0),
-        ("elbow", 300.0, 12.0, 0.05, 50.0),
-        ("wrist", 60.0, 2.0, 0.01, 15.0),
-        ("finger", 3.0, 0.1, 0.002, 2.5),
-        ("thumb", 4.0, 0.12, 0.002, 3.0),
-    ):
+    for cls, jc in JOINT_CLASSES.items():
         c = _sub(robot, "default", class_=cls)
-        _sub(c, "joint", damping=_num(damping), armature=_num(armature))
-        _sub(c, "position", kp=_num(kp), forcerange=_fmt(-force, force))
-    coupled = _sub(robot, "default", class_="finger_coupled")
-    _sub(coupled, "joint", damping="0.1", armature="0.002")
+        _sub(c, "joint", damping=_num(jc.damping), armature=_num(jc.armature))
+        if jc.kp is not None:
+            _sub(c, "position", kp=_num(jc.kp), forcerange=_fmt(-jc.force_nm, jc.force_nm))
 
 
-def _robot() -> tuple[str, _Collect]:
+def _robot() -> tuple[ET.Element, _Collect]:
+    """The robot's MJCF element tree (serialised as ``dexhumanoid.xml``; the URDFs are read off
+    it) and what the scene needs from it."""
     root = ET.Element("mujoco", model="dexhumanoid")
     _sub(root, "compiler", angle="radian", autolimits="true")
     _defaults(root)
@@ -700,9 +736,7 @@ def _robot() -> tuple[str, _Collect]:
     act = _sub(root, "actuator")
     for joint, cls, rng in col.actuators:
         _sub(act, "position", name=joint, joint=joint, class_=cls, ctrlrange=_fmt(*rng))
-    return _serialize(
-        root, "dexhumanoid.xml: generated by robots/dexhumanoid/generate.py; do not edit."
-    ), col
+    return root, col
 
 
 # ---------------------------------------------------------------------------------------------
@@ -929,6 +963,373 @@ def _scene(col: _Collect) -> str:
     return _serialize(root, "scene.xml: generated by robots/dexhumanoid/generate.py; do not edit.")
 
 
+# ---------------------------------------------------------------------------------------------
+# URDF: read off the MJCF element tree built by _robot(), so both formats share every number
+# (_num writes them exactly). ``dexhumanoid.urdf`` is the whole robot (root link ``torso``);
+# ``hands/{side}_hand.urdf`` is one hand rooted at the ``{side}_wrist`` site frame, for
+# dex-retargeting, pinocchio and ROS tools.
+#
+# Mapping: body -> link of the same name; hinge -> revolute joint (same name, axis and range;
+# effort and velocity from JOINT_CLASSES); body without a joint -> fixed joint
+# ``{parent}_to_{child}``; site -> massless link of the same name on a fixed joint (a site named
+# like its body is that body's link); DIP equality -> <mimic>. An explicit <inertial> is
+# copied; otherwise the link's inertia is that of its colliding geoms at GEOM_DENSITY (as MuJoCo
+# computes it; visual geoms are massless). Every geom is a <visual>, colliding ones also a
+# <collision>; capsules (not in URDF) become a cylinder and two spheres. Cameras are left out.
+
+Mat = tuple[Vec, Vec, Vec]  # rows
+_IDENTITY: Mat = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+_VISUAL_CLASS = "visual"
+_URDF_HEADER = (
+    "{name}: generated by robots/dexhumanoid/generate.py from dexhumanoid.xml; do not edit."
+)
+
+
+def _vec(s: str | None) -> Vec:
+    if s is None:
+        return (0.0, 0.0, 0.0)
+    x = tuple(float(t) for t in s.split())
+    if len(x) != 3:
+        raise ValueError(f"expected 3 numbers, got {s!r}")
+    return (x[0], x[1], x[2])
+
+
+def _transpose(m: Mat) -> Mat:
+    return (
+        (m[0][0], m[1][0], m[2][0]),
+        (m[0][1], m[1][1], m[2][1]),
+        (m[0][2], m[1][2], m[2][2]),
+    )
+
+
+def _mat_vec(m: Mat, v: Vec) -> Vec:
+    return (_dot(m[0], v), _dot(m[1], v), _dot(m[2], v))
+
+
+def _rot_xyaxes(s: str) -> Mat:
+    """Rotation of an MJCF ``xyaxes`` frame, built as MuJoCo builds it."""
+    v = tuple(float(t) for t in s.split())
+    x = _unit((v[0], v[1], v[2]))
+    y = (v[3], v[4], v[5])
+    y = _unit(_add(y, _mul(-_dot(x, y), x)))
+    return _transpose((x, y, _cross(x, y)))
+
+
+def _rot_z_to(d: Vec) -> Mat:
+    """The shortest rotation taking the z axis to ``d`` (the axis of a cylinder or capsule)."""
+    z = _unit(d)
+    a = (-z[1], z[0], 0.0)  # z_axis x z, |a| = sin(angle)
+    s2 = _dot(a, a)
+    c = z[2]
+    if s2 < 1e-30:
+        return _IDENTITY if c > 0 else ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
+    k = (1.0 - c) / s2
+    return (
+        (c + k * a[0] * a[0], k * a[0] * a[1] - a[2], k * a[0] * a[2] + a[1]),
+        (k * a[1] * a[0] + a[2], c + k * a[1] * a[1], k * a[1] * a[2] - a[0]),
+        (k * a[2] * a[0] - a[1], k * a[2] * a[1] + a[0], c + k * a[2] * a[2]),
+    )
+
+
+def _rot_rpy(r: float, p: float, y: float) -> Mat:
+    """URDF convention: R = Rz(y) Ry(p) Rx(r)."""
+    cr, sr = math.cos(r), math.sin(r)
+    cp, sp = math.cos(p), math.sin(p)
+    cy, sy = math.cos(y), math.sin(y)
+    return (
+        (cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr),
+        (sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr),
+        (-sp, cp * sr, cp * cr),
+    )
+
+
+def _rpy(m: Mat) -> Vec:
+    cp = math.hypot(m[0][0], m[1][0])
+    pitch = math.atan2(-m[2][0], cp)
+    if cp > 1e-9:
+        rpy = (math.atan2(m[2][1], m[2][2]), pitch, math.atan2(m[1][0], m[0][0]))
+    else:  # pitch = +-pi/2: only roll - yaw (or roll + yaw) is defined; take yaw = 0
+        rpy = (math.atan2(-m[1][2], m[1][1]), pitch, 0.0)
+    back = _rot_rpy(*rpy)
+    err = max(abs(back[i][j] - m[i][j]) for i in range(3) for j in range(3))
+    if err > 1e-14:
+        raise ValueError(f"rpy {rpy} reproduces the rotation only to {err:.1e}")
+    return rpy
+
+
+def _origin(el: ET.Element, pos: Vec, rot: Mat = _IDENTITY) -> None:
+    attrs = {"xyz": _v(pos)}
+    if rot != _IDENTITY:
+        attrs["rpy"] = _v(_rpy(rot))
+    _sub(el, "origin", **attrs)
+
+
+_GEOM_ATTRS = {"name", "class", "type", "size", "pos", "fromto", "zaxis", "material"}
+
+
+def _geom_placement(geom: ET.Element) -> tuple[Vec, Mat, tuple[float, ...]]:
+    """Position, rotation and MuJoCo ``size`` of a geom (``fromto`` resolved)."""
+    extra = set(geom.attrib) - _GEOM_ATTRS
+    if extra:
+        raise ValueError(f"geom {geom.get('name', '')}: no URDF mapping for {sorted(extra)}")
+    size = tuple(float(t) for t in geom.get("size", "").split())
+    fromto = geom.get("fromto")
+    if fromto is not None:
+        v = tuple(float(t) for t in fromto.split())
+        a, b = (v[0], v[1], v[2]), (v[3], v[4], v[5])
+        d = _add(b, _mul(-1.0, a))
+        return _mul(0.5, _add(a, b)), _rot_z_to(d), (size[0], 0.5 * math.sqrt(_dot(d, d)))
+    zaxis = geom.get("zaxis")
+    return _vec(geom.get("pos")), _IDENTITY if zaxis is None else _rot_z_to(_vec(zaxis)), size
+
+
+def _primitive_inertia(kind: str, size: tuple[float, ...]) -> tuple[float, Vec]:
+    """Mass and principal inertia (geom axes) of a solid primitive at GEOM_DENSITY."""
+    rho = GEOM_DENSITY
+    if kind == "sphere":
+        r = size[0]
+        m = rho * 4.0 / 3.0 * math.pi * r**3
+        return m, (0.4 * m * r * r,) * 3
+    if kind == "box":
+        a, b, c = size
+        m = rho * 8.0 * a * b * c
+        return m, (m / 3.0 * (b * b + c * c), m / 3.0 * (a * a + c * c), m / 3.0 * (a * a + b * b))
+    if kind == "cylinder":
+        r, h = size[0], 2.0 * size[1]
+        m = rho * math.pi * r * r * h
+        return m, (m * (3.0 * r * r + h * h) / 12.0,) * 2 + (0.5 * m * r * r,)
+    if kind == "capsule":  # cylinder plus two hemispheres
+        r, h = size[0], 2.0 * size[1]
+        mc = rho * math.pi * r * r * h
+        ms = rho * 4.0 / 3.0 * math.pi * r**3
+        ixx = mc * (h * h / 12.0 + r * r / 4.0) + ms * (
+            0.4 * r * r + h * h / 4.0 + 3.0 * h * r / 8.0
+        )
+        return mc + ms, (ixx, ixx, 0.5 * mc * r * r + 0.4 * ms * r * r)
+    raise ValueError(f"no inertia for geom type {kind!r}")
+
+
+def _link_inertial(link: ET.Element, body: ET.Element) -> None:
+    """The body's <inertial>, or the combined inertia of its colliding geoms, as MuJoCo sees it."""
+    inertial = body.find("inertial")
+    if inertial is not None:
+        if set(inertial.attrib) != {"pos", "mass", "diaginertia"}:
+            raise ValueError(f"unsupported inertial of {body.get('name')}: {inertial.attrib}")
+        com = _vec(inertial.get("pos"))
+        mass = float(inertial.get("mass", ""))
+        d = _vec(inertial.get("diaginertia"))
+        tensor = ((d[0], 0.0, 0.0), (0.0, d[1], 0.0), (0.0, 0.0, d[2]))
+    else:
+        parts = []
+        for geom in body.findall("geom"):
+            if geom.get("class") == _VISUAL_CLASS:
+                continue
+            pos, rot, size = _geom_placement(geom)
+            m, diag = _primitive_inertia(geom.get("type", "sphere"), size)
+            parts.append((m, pos, rot, diag))
+        if not parts:
+            return  # massless (visual only, or a site link)
+        mass = sum(m for m, _, _, _ in parts)
+        com = _mul(1.0 / mass, _add(*(_mul(m, pos) for m, pos, _, _ in parts)))
+        rows = [[0.0] * 3 for _ in range(3)]
+        for m, pos, rot, diag in parts:
+            r = _add(pos, _mul(-1.0, com))
+            rr = _dot(r, r)
+            for i in range(3):
+                for j in range(3):
+                    rotated = sum(rot[i][k] * diag[k] * rot[j][k] for k in range(3))
+                    rows[i][j] += rotated + m * ((rr if i == j else 0.0) - r[i] * r[j])
+        tensor = (
+            (rows[0][0], rows[0][1], rows[0][2]),
+            (rows[1][0], rows[1][1], rows[1][2]),
+            (rows[2][0], rows[2][1], rows[2][2]),
+        )
+    el = _sub(link, "inertial")
+    _origin(el, com)
+    _sub(el, "mass", value=_num(mass))
+    _sub(
+        el,
+        "inertia",
+        ixx=_num(tensor[0][0]),
+        ixy=_num(tensor[0][1]),
+        ixz=_num(tensor[0][2]),
+        iyy=_num(tensor[1][1]),
+        iyz=_num(tensor[1][2]),
+        izz=_num(tensor[2][2]),
+    )
+
+
+def _link_geoms(link: ET.Element, body: ET.Element, materials: set[str]) -> None:
+    for geom in body.findall("geom"):
+        kind = geom.get("type", "sphere")
+        pos, rot, size = _geom_placement(geom)
+        shapes: list[tuple[Vec, str, dict[str, str]]]  # (position, URDF shape, attributes)
+        if kind == "box":
+            shapes = [(pos, "box", {"size": _fmt(*_mul(2.0, (size[0], size[1], size[2])))})]
+        elif kind == "sphere":
+            shapes = [(pos, "sphere", {"radius": _num(size[0])})]
+        elif kind in ("cylinder", "capsule"):
+            shapes = [(pos, "cylinder", {"radius": _num(size[0]), "length": _num(2.0 * size[1])})]
+            if kind == "capsule":
+                axis = _mul(size[1], (rot[0][2], rot[1][2], rot[2][2]))
+                for end in (_add(pos, _mul(-1.0, axis)), _add(pos, axis)):
+                    shapes.append((end, "sphere", {"radius": _num(size[0])}))
+        else:
+            raise ValueError(f"geom type {kind!r} has no URDF shape")
+        tags = ["visual"] if geom.get("class") == _VISUAL_CLASS else ["visual", "collision"]
+        for tag in tags:
+            for where, shape, attrs in shapes:
+                el = _sub(link, tag)
+                _origin(el, where, rot if shape != "sphere" else _IDENTITY)
+                _sub(_sub(el, "geometry"), shape, **attrs)
+                if tag == "visual" and geom.get("material"):
+                    _sub(el, "material", name=geom.get("material", ""))
+                    materials.add(geom.get("material", ""))
+
+
+_BODY_CHILDREN = {"joint", "geom", "inertial", "site", "body", "camera"}
+
+
+@dataclass(frozen=True)
+class _UrdfContext:
+    mimic: dict[str, tuple[str, float, float]]  # joint -> (source joint, multiplier, offset)
+
+
+def _urdf_fixed(robot: ET.Element, parent: str, child: str, pos: Vec, rot: Mat) -> None:
+    joint = _sub(robot, "joint", name=f"{parent}_to_{child}", type="fixed")
+    _origin(joint, pos, rot)
+    _sub(joint, "parent", link=parent)
+    _sub(joint, "child", link=child)
+
+
+def _urdf_link(
+    robot: ET.Element,
+    body: ET.Element,
+    ctx: _UrdfContext,
+    materials: set[str],
+    skip_site: str = "",
+) -> None:
+    """``body`` as a link, then its sites and child bodies (each after its joint)."""
+    name = body.get("name", "")
+    unknown = {child.tag for child in body} - _BODY_CHILDREN
+    if unknown or body.get("quat") or body.get("euler"):
+        raise ValueError(f"body {name}: no URDF mapping for {sorted(unknown)} or a rotated body")
+    link = _sub(robot, "link", name=name)
+    _link_inertial(link, body)
+    _link_geoms(link, body, materials)
+    for site in body.findall("site"):
+        site_name = site.get("name", "")
+        pos = _vec(site.get("pos"))
+        rot = _rot_xyaxes(site.get("xyaxes", "")) if site.get("xyaxes") else _IDENTITY
+        if site_name == name:  # the link itself is the frame
+            if pos != (0.0, 0.0, 0.0) or rot != _IDENTITY:
+                raise ValueError(f"site {site_name} is named like its body but offset from it")
+            continue
+        if site_name == skip_site:
+            continue
+        _urdf_fixed(robot, name, site_name, pos, rot)
+        _sub(robot, "link", name=site_name)
+    for child in body.findall("body"):
+        child_name = child.get("name", "")
+        hinges = child.findall("joint")
+        if not hinges:
+            _urdf_fixed(robot, name, child_name, _vec(child.get("pos")), _IDENTITY)
+        else:
+            (hinge,) = hinges
+            if set(hinge.attrib) != {"name", "class", "axis", "range"}:
+                raise ValueError(f"joint {hinge.get('name')}: unsupported {hinge.attrib}")
+            jname, cls = hinge.get("name", ""), hinge.get("class", "")
+            jc = JOINT_CLASSES[cls]
+            lower, upper = (float(t) for t in hinge.get("range", "").split())
+            joint = _sub(robot, "joint", name=jname, type="revolute")
+            _origin(joint, _vec(child.get("pos")))
+            _sub(joint, "parent", link=name)
+            _sub(joint, "child", link=child_name)
+            _sub(joint, "axis", xyz=_v(_vec(hinge.get("axis"))))
+            _sub(
+                joint,
+                "limit",
+                lower=_num(lower),
+                upper=_num(upper),
+                effort=_num(jc.force_nm),
+                velocity=_num(jc.velocity_rad_s),
+            )
+            _sub(joint, "dynamics", damping=_num(jc.damping))
+            if jname in ctx.mimic:
+                source, multiplier, offset = ctx.mimic[jname]
+                _sub(joint, "mimic", joint=source, multiplier=_num(multiplier), offset=_num(offset))
+        _urdf_link(robot, child, ctx, materials)
+
+
+def _urdf_context(mjcf: ET.Element) -> _UrdfContext:
+    mimic = {}
+    for eq in mjcf.iterfind("equality/joint"):
+        c = tuple(float(t) for t in eq.get("polycoef", "").split())
+        if any(c[2:]):
+            raise ValueError(f"{eq.get('name')}: only linear couplings map to <mimic>")
+        mimic[eq.get("joint1", "")] = (eq.get("joint2", ""), c[1], c[0])
+    return _UrdfContext(mimic=mimic)
+
+
+def _urdf_document(
+    mjcf: ET.Element,
+    name: str,
+    filename: str,
+    build: Callable[[ET.Element, set[str]], None],
+) -> str:
+    """A URDF ``<robot>`` filled by ``build(robot, materials used)``, materials first."""
+    robot = ET.Element("robot", name=name)
+    materials: set[str] = set()
+    build(robot, materials)
+    rgba = {m.get("name"): m.get("rgba", "") for m in mjcf.iterfind("asset/material")}
+    for i, mat in enumerate(sorted(materials)):
+        el = ET.Element("material", name=mat)
+        _sub(el, "color", rgba=rgba[mat])
+        robot.insert(i, el)
+    ET.indent(robot, space="  ")
+    body = ET.tostring(robot, encoding="unicode")
+    header = _URDF_HEADER.format(name=filename)
+    return f'<?xml version="1.0"?>\n<!-- {header} -->\n{body}\n'
+
+
+def _find_body(mjcf: ET.Element, name: str) -> ET.Element:
+    for body in mjcf.iter("body"):
+        if body.get("name") == name:
+            return body
+    raise KeyError(name)
+
+
+def _urdf_robot(mjcf: ET.Element) -> str:
+    """The whole robot, root link ``torso`` (the world is left out: the torso is welded)."""
+    ctx = _urdf_context(mjcf)
+    torso = _find_body(mjcf, "torso")
+    return _urdf_document(
+        mjcf,
+        "dexhumanoid",
+        "dexhumanoid.urdf",
+        lambda robot, materials: _urdf_link(robot, torso, ctx, materials),
+    )
+
+
+def _urdf_hand(mjcf: ET.Element, side: str) -> str:
+    """One hand, rooted at the ``{side}_wrist`` site frame: the hand body hangs from it by the
+    inverse of the site's placement in that body; the wrist joints are left out."""
+    ctx = _urdf_context(mjcf)
+    hand = _find_body(mjcf, f"{side}_hand")
+    wrist = f"{side}_wrist"
+    (site,) = (s for s in hand.findall("site") if s.get("name") == wrist)
+    rot = _rot_xyaxes(site.get("xyaxes", ""))
+    inv = _transpose(rot)
+    hand_in_wrist = _mul(-1.0, _mat_vec(inv, _vec(site.get("pos"))))
+
+    def build(robot: ET.Element, materials: set[str]) -> None:
+        _sub(robot, "link", name=wrist)
+        _urdf_fixed(robot, wrist, hand.get("name", ""), hand_in_wrist, inv)
+        _urdf_link(robot, hand, ctx, materials, skip_site=wrist)
+
+    return _urdf_document(mjcf, f"dexhumanoid_{side}_hand", f"hands/{side}_hand.urdf", build)
+
+
 def _serialize(root: ET.Element, header: str) -> str:
     ET.indent(root, space="  ")
     body = ET.tostring(root, encoding="unicode")
@@ -936,14 +1337,24 @@ def _serialize(root: ET.Element, header: str) -> str:
 
 
 def render_files() -> dict[str, str]:
-    """Filename -> XML text of every generated file."""
-    robot_xml, col = _robot()
-    return {"dexhumanoid.xml": robot_xml, "scene.xml": _scene(col)}
+    """Path relative to this directory -> text of every generated file."""
+    robot, col = _robot()
+    files = {
+        "dexhumanoid.xml": _serialize(
+            robot, "dexhumanoid.xml: generated by robots/dexhumanoid/generate.py; do not edit."
+        ),
+        "scene.xml": _scene(col),
+        "dexhumanoid.urdf": _urdf_robot(robot),
+    }
+    for side in SIDES:
+        files[f"hands/{side}_hand.urdf"] = _urdf_hand(robot, side)
+    return files
 
 
 def main() -> None:
     for name, text in render_files().items():
         path = OUT_DIR / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
 

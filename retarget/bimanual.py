@@ -1,0 +1,131 @@
+"""One bimanual retargeting tick: keypoints -> both hands, tracker wrist poses -> both arms,
+written into one command vector in the robot description's order (left_arm, left_hand,
+right_arm, right_hand). Each side is two kernel calls (hand, arm), each of which filters its
+inputs (One-Euro), so a tick allocates nothing.
+
+Workspace mapping (``[workspace]`` in the retargeting config): tracker positions are scaled and
+rotated into the robot base frame (R_map from ``rotation_rpy_deg``). Before ``engage`` the mapping
+is absolute (``offset_m`` added); ``engage(side, ...)`` re-centres it so the robot wrist stays
+where it is and follows the operator's motion from there (clutch): the robot never jumps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import mujoco
+import numpy as np
+import numpy.typing as npt
+
+from retarget.arm import ArmIK
+from retarget.config import RetargetConfig, load_retarget_config
+from retarget.hand import HandRetargeter
+from retarget.kinematics import compile_tree
+from robots.description import RobotDescription
+from teleop.types import SIDES, Side
+
+__all__ = ["BimanualRetargeter", "TickResult", "home_posture"]
+
+F64 = npt.NDArray[np.float64]
+
+
+class TickResult(NamedTuple):
+    reachable: tuple[bool, bool]  # (left, right) arm targets reached within tolerance
+    pos_err_m: tuple[float, float]
+    rot_err_rad: tuple[float, float]
+
+
+def home_posture(model_path, joints: tuple[str, ...]) -> F64 | None:
+    """Joint values of the model's ``home`` keyframe (MJCF), if it has one."""
+    if str(model_path).lower().endswith(".urdf"):
+        return None
+    model = mujoco.MjModel.from_xml_path(str(model_path))
+    key = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "home")
+    if key < 0:
+        return None
+    return np.array([model.key_qpos[key, model.jnt_qposadr[model.joint(j).id]] for j in joints])
+
+
+@dataclass
+class _Side:
+    hand: HandRetargeter | None
+    arm: ArmIK
+    arm_slice: slice
+    hand_slice: slice
+
+
+class BimanualRetargeter:
+    def __init__(self, description: RobotDescription, config: RetargetConfig | None = None, filter_inputs: bool = True) -> None:
+        self.description = description
+        self.config = config or load_retarget_config(description)
+        cfg = self.config
+        groups = description.groups
+        slices, pos = {}, 0
+        for g in ("left_arm", "left_hand", "right_arm", "right_hand"):
+            slices[g] = slice(pos, pos + len(groups[g]))
+            pos += len(groups[g])
+        self.n_command = pos
+        ws = cfg.workspace
+        self.sides: dict[Side, _Side] = {}
+        for side in SIDES:
+            hc = cfg.hands.get(side)
+            hand = None
+            if hc is not None:
+                tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints, description.position_overrides)
+                hand = HandRetargeter(
+                    tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m,
+                    pinch_off_m=hc.pinch_off_m, pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m,
+                    max_iters=hc.max_iters, cold_iters=hc.cold_iters, low_pass_alpha=hc.low_pass_alpha,
+                    keypoint_filter=cfg.keypoint_filter if filter_inputs else None,
+                )
+            ac = cfg.arms[side]
+            atree = compile_tree(ac.model_path, ac.base_frame, [ac.ee_frame], ac.joints, description.position_overrides)
+            posture = ac.posture if ac.posture is not None else home_posture(ac.model_path, ac.joints)
+            arm = ArmIK(
+                atree, ac.ee_frame, posture=posture, rot_weight_m=ac.rot_weight_m, damping=ac.damping,
+                posture_gain=ac.posture_gain, max_step_rad=ac.max_step_rad, max_iters=ac.max_iters,
+                workspace_scale=ws.scale, workspace_rotation=ws.rotation, workspace_offset_m=ws.offset_m,
+                position_filter=cfg.wrist_position_filter if filter_inputs else None,
+                orientation_filter=cfg.wrist_orientation_filter if filter_inputs else None,
+            )
+            self.sides[side] = _Side(hand, arm, slices[f"{side}_arm"], slices[f"{side}_hand"])
+
+    def warmup(self) -> None:
+        """Compile or load every kernel and run it once, then reset (before engaging a robot)."""
+        for s in self.sides.values():
+            if s.hand is not None:
+                s.hand.warmup()
+            s.arm.warmup()
+        kp = np.zeros((2, 21, 3))
+        kp[:, 1:, 0] = np.linspace(0.02, 0.18, 20)
+        self.tick(0.0, kp, np.zeros((2, 3)), np.tile([1.0, 0, 0, 0], (2, 1)), np.zeros(self.n_command))
+        self.reset()
+
+    def reset(self) -> None:
+        for s in self.sides.values():
+            if s.hand is not None:
+                s.hand.reset()
+            s.arm.reset()
+
+    def engage(self, side: Side, wrist_pos: F64, wrist_quat: F64, arm_q: F64) -> None:
+        """Clutch in one side: its robot wrist (at the measured ``arm_q``) follows the operator's
+        motion relative to this tracker pose from now on."""
+        self.sides[side].arm.engage(wrist_pos, wrist_quat, arm_q)
+
+    def disengage(self, side: Side) -> None:
+        self.sides[side].arm.disengage()
+
+    def tick(self, t_s: float, keypoints: F64, wrist_pos: F64, wrist_quat: F64, out: F64) -> TickResult:
+        """One tick. ``keypoints`` (2, 21, 3) wrist frame [m]; ``wrist_pos`` (2, 3) [m] and
+        ``wrist_quat`` (2, 4) (w, x, y, z) in the tracker frame; side order (left, right);
+        ``t_s`` capture time [s]. Writes the command vector (n_command,) into ``out``."""
+        left = self.sides["left"]
+        right = self.sides["right"]
+        if left.hand is not None:
+            left.hand.retarget(keypoints[0], t_s, out[left.hand_slice])
+        if right.hand is not None:
+            right.hand.retarget(keypoints[1], t_s, out[right.hand_slice])
+        a = left.arm.step(wrist_pos[0], wrist_quat[0], t_s, out[left.arm_slice])
+        b = right.arm.step(wrist_pos[1], wrist_quat[1], t_s, out[right.arm_slice])
+        return TickResult((a.reachable, b.reachable), (a.pos_err_m, b.pos_err_m), (a.rot_err_rad, b.rot_err_rad))

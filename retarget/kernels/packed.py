@@ -1,0 +1,284 @@
+"""One-call-per-tick entry points over packed arrays.
+
+A numba call costs ~0.15 us per array argument to unbox, so the per-tick kernels take a few flat
+buffers instead of thirty arrays; the layouts are carved into views here (views allocate nothing).
+
+Tree  ti (int64):   [n, nf, nq, parent(n), jtype(n), qidx(n), f_node(nf)]
+      tf (float64): [mult(n), offset(n), axis(3n), t_pos(3n), t_rot(9n), f_pos(3nf), f_rot(9nf),
+                     lower(nq), upper(nq)]
+Hand  vi (int64):   [m, origin_f(m), task_f(m), h_origin(m), h_task(m), pinch(m)]
+      vf (float64): [weights(m), HAND_PARAMS...]
+Arm   af (float64): [posture(nq), ARM_PARAMS...]
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from retarget.kernels.filters import one_euro_step, so3_one_euro_step
+from retarget.kernels.kinematics import fk_frames, fk_nodes
+from retarget.kernels.poses import map_absolute, map_relative, quat_to_mat
+from retarget.kernels.solvers import arm_ik_solve, hand_vector_solve, vector_residuals, vector_targets
+
+__all__ = [
+    "pack_tree", "tree_views", "hand_work_size", "hand_step", "hand_residuals", "arm_work_size", "arm_step",
+    "H_SCALE", "H_SMOOTH", "H_PINCH_ON", "H_PINCH_OFF", "H_PINCH_W", "H_PINCH_T", "H_TOL", "H_ITERS", "H_COLD_ITERS",
+    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_NPARAMS",
+    "A_ROTW", "A_DAMP", "A_POSTURE", "A_STEP", "A_ITERS", "A_TOLM", "A_TOLR", "A_SCALE", "A_RMAP", "A_OFFSET",
+    "A_ENGAGED", "A_PH0", "A_RH0", "A_PR0", "A_RR0", "A_PF_MIN", "A_PF_BETA", "A_PF_D", "A_RF_MIN", "A_RF_BETA",
+    "A_RF_D", "A_F_ON", "A_EE", "A_NPARAMS",
+]
+
+# hand parameter slots (after the m weights)
+H_SCALE, H_SMOOTH, H_PINCH_ON, H_PINCH_OFF, H_PINCH_W, H_PINCH_T, H_TOL, H_ITERS, H_COLD_ITERS = range(9)
+H_F_MIN, H_F_BETA, H_F_D, H_F_ON = range(9, 13)
+H_NPARAMS = 13
+
+# arm parameter slots (after the nq posture values)
+A_ROTW, A_DAMP, A_POSTURE, A_STEP, A_ITERS, A_TOLM, A_TOLR, A_SCALE = range(8)
+A_RMAP = 8  # 9 values
+A_OFFSET = 17  # 3
+A_ENGAGED = 20
+A_PH0 = 21  # 3
+A_RH0 = 24  # 9
+A_PR0 = 33  # 3
+A_RR0 = 36  # 9
+A_PF_MIN, A_PF_BETA, A_PF_D, A_RF_MIN, A_RF_BETA, A_RF_D, A_F_ON, A_EE = range(45, 53)
+A_NPARAMS = 53
+
+
+def pack_tree(tree) -> tuple[np.ndarray, np.ndarray]:
+    """(ti, tf) of a ``KinematicTree``."""
+    ti = np.concatenate([[tree.n_nodes, len(tree.f_node), tree.nq], tree.parent, tree.jtype, tree.qidx, tree.f_node]).astype(np.int64)
+    tf = np.concatenate([tree.mult, tree.offset, tree.axis.ravel(), tree.t_pos.ravel(), tree.t_rot.ravel(),
+                         tree.f_pos.ravel(), tree.f_rot.ravel(), tree.lower, tree.upper]).astype(np.float64)
+    return ti, tf
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def tree_views(ti, tf):
+    n, nf, nq = ti[0], ti[1], ti[2]
+    o = 3
+    parent = ti[o:o + n]
+    jtype = ti[o + n:o + 2 * n]
+    qidx = ti[o + 2 * n:o + 3 * n]
+    f_node = ti[o + 3 * n:o + 3 * n + nf]
+    k = 0
+    mult = tf[k:k + n]
+    k += n
+    offset = tf[k:k + n]
+    k += n
+    axis = tf[k:k + 3 * n].reshape((n, 3))
+    k += 3 * n
+    t_pos = tf[k:k + 3 * n].reshape((n, 3))
+    k += 3 * n
+    t_rot = tf[k:k + 9 * n].reshape((n, 3, 3))
+    k += 9 * n
+    f_pos = tf[k:k + 3 * nf].reshape((nf, 3))
+    k += 3 * nf
+    f_rot = tf[k:k + 9 * nf].reshape((nf, 3, 3))
+    k += 9 * nf
+    lower = tf[k:k + nq]
+    upper = tf[k + nq:k + 2 * nq]
+    return n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper
+
+
+@numba.njit(cache=True, nogil=True)
+def hand_work_size(n, nf, nq, m):
+    """Float and int work sizes of ``hand_step``."""
+    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 3 * nq + m
+    ints = m + nq + 2
+    return floats, ints
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _hand_views(work, iwork, n, nf, nq, m):
+    k = 0
+    kp_f = work[k:k + 63].reshape((21, 3))
+    k += 63
+    x_prev = work[k:k + 63]
+    k += 63
+    dx_prev = work[k:k + 63]
+    k += 63
+    t_prev = work[k:k + 1]
+    k += 1
+    q_prev = work[k:k + nq]
+    k += nq
+    target = work[k:k + 3 * m].reshape((m, 3))
+    k += 3 * m
+    w_eff = work[k:k + m]
+    k += m
+    node_pos = work[k:k + 3 * n].reshape((n, 3))
+    k += 3 * n
+    node_rot = work[k:k + 9 * n].reshape((n, 3, 3))
+    k += 9 * n
+    frame_pos = work[k:k + 3 * nf].reshape((nf, 3))
+    k += 3 * nf
+    frame_rot = work[k:k + 9 * nf].reshape((nf, 3, 3))
+    k += 9 * nf
+    jac_pos = work[k:k + 3 * nf * nq].reshape((nf, 3, nq))
+    k += 3 * nf * nq
+    hess = work[k:k + nq * nq].reshape((nq, nq))
+    k += nq * nq
+    chol = work[k:k + nq * nq].reshape((nq, nq))
+    k += nq * nq
+    grad = work[k:k + nq]
+    k += nq
+    step = work[k:k + nq]
+    k += nq
+    q_try = work[k:k + nq]
+    k += nq
+    resid = work[k:k + m]
+    jac_none = work[0:0].reshape((0, 3, nq))
+    pinch_state = iwork[0:m]
+    free = iwork[m:m + nq]
+    return (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
+            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free)
+
+
+@numba.njit(cache=True, nogil=True)
+def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
+    """Filter the keypoints (One-Euro, if enabled), build the task-vector targets, solve.
+    ``q`` (nq,) is the warm start and the result. ``flags`` (2,) bool: [filter initialised,
+    cold start pending]. Returns (cost, iterations)."""
+    n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
+    m = vi[0]
+    origin_f = vi[1:1 + m]
+    task_f = vi[1 + m:1 + 2 * m]
+    h_origin = vi[1 + 2 * m:1 + 3 * m]
+    h_task = vi[1 + 3 * m:1 + 4 * m]
+    pinch = vi[1 + 4 * m:1 + 5 * m]
+    weights = vf[0:m]
+    p = vf[m:m + H_NPARAMS]
+    (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free) = _hand_views(work, iwork, n, nf, nq, m)
+    if p[H_F_ON] > 0.0:
+        one_euro_step(keypoints.reshape(63), t_s, x_prev, dx_prev, t_prev, flags[0:1],
+                      p[H_F_MIN], p[H_F_BETA], p[H_F_D], kp_f.reshape(63))
+    else:
+        for i in range(21):
+            for a in range(3):
+                kp_f[i, a] = keypoints[i, a]
+    vector_targets(kp_f, h_origin, h_task, weights, p[H_SCALE], pinch, p[H_PINCH_ON], p[H_PINCH_OFF], p[H_PINCH_W],
+                   p[H_PINCH_T], pinch_state, target, w_eff)
+    for i in range(nq):
+        q_prev[i] = q[i]
+    iters = int(p[H_COLD_ITERS]) if flags[1] else int(p[H_ITERS])
+    flags[1] = False
+    return hand_vector_solve(
+        q, q_prev, lower, upper, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
+        origin_f, task_f, target, w_eff, p[H_SMOOTH], iters, p[H_TOL],
+        node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def hand_residuals(q, ti, tf, vi, work, iwork, out):
+    """|robot vector - target| per task vector [m] for ``q``, against the last targets."""
+    n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
+    m = vi[0]
+    (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free) = _hand_views(work, iwork, n, nf, nq, m)
+    fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+    fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+    vector_residuals(frame_pos, vi[1:1 + m], vi[1 + m:1 + 2 * m], target, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def arm_work_size(n, nf, nq):
+    floats = 12 * n + 12 * nf + 6 * nf * nq + 6 * nq + 36 + 36 + 6 + 6 + 6 + 9 + 3 + 2 * nq + 3 + 3 + 4 + 9 + 3 + 9 + 9 + 9 + 7 + 8
+    return floats, 6
+
+
+@numba.njit(cache=True, nogil=True)
+def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
+    """Filter the tracker wrist pose (One-Euro on position and SO(3), if enabled), map it into the
+    robot base frame (absolute, or clutch-relative once engaged), solve IK from ``q`` (updated in
+    place). ``flags`` (2,) bool: filter state. ``work[-3:]`` after the call... see ``arm_result``.
+    Returns (position error [m], rotation error [rad], iterations)."""
+    n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
+    posture = af[0:nq]
+    p = af[nq:nq + A_NPARAMS]
+    k = 0
+    node_pos = work[k:k + 3 * n].reshape((n, 3))
+    k += 3 * n
+    node_rot = work[k:k + 9 * n].reshape((n, 3, 3))
+    k += 9 * n
+    frame_pos = work[k:k + 3 * nf].reshape((nf, 3))
+    k += 3 * nf
+    frame_rot = work[k:k + 9 * nf].reshape((nf, 3, 3))
+    k += 9 * nf
+    jac_pos = work[k:k + 3 * nf * nq].reshape((nf, 3, nq))
+    k += 3 * nf * nq
+    jac_rot = work[k:k + 3 * nf * nq].reshape((nf, 3, nq))
+    k += 3 * nf * nq
+    jmat = work[k:k + 6 * nq].reshape((6, nq))
+    k += 6 * nq
+    a6 = work[k:k + 36].reshape((6, 6))
+    k += 36
+    chol6 = work[k:k + 36].reshape((6, 6))
+    k += 36
+    rhs6 = work[k:k + 6]
+    k += 6
+    y6 = work[k:k + 6]
+    k += 6
+    err = work[k:k + 6]
+    k += 6
+    rtmp = work[k:k + 9].reshape((3, 3))
+    k += 9
+    rvec = work[k:k + 3]
+    k += 3
+    dq = work[k:k + nq]
+    k += nq
+    q_best = work[k:k + nq]
+    k += nq
+    result = work[k:k + 3]
+    k += 3
+    p_f = work[k:k + 3]
+    k += 3
+    q_f = work[k:k + 4]
+    k += 4
+    r_h = work[k:k + 9].reshape((3, 3))
+    k += 9
+    p_t = work[k:k + 3]
+    k += 3
+    r_t = work[k:k + 9].reshape((3, 3))
+    k += 9
+    t1 = work[k:k + 9].reshape((3, 3))
+    k += 9
+    t2 = work[k:k + 9].reshape((3, 3))
+    k += 9
+    px_prev = work[k:k + 3]
+    k += 3
+    pdx_prev = work[k:k + 3]
+    k += 3
+    pt_prev = work[k:k + 1]
+    k += 1
+    rq_prev = work[k:k + 4]
+    k += 4
+    rw_prev = work[k:k + 3]
+    k += 3
+    rt_prev = work[k:k + 1]
+    if p[A_F_ON] > 0.0:
+        one_euro_step(wrist_pos, t_s, px_prev, pdx_prev, pt_prev, flags[0:1], p[A_PF_MIN], p[A_PF_BETA], p[A_PF_D], p_f)
+        so3_one_euro_step(wrist_quat, t_s, rq_prev, rw_prev, rt_prev, flags[1:2], p[A_RF_MIN], p[A_RF_BETA], p[A_RF_D], q_f)
+    else:
+        for a in range(3):
+            p_f[a] = wrist_pos[a]
+        for a in range(4):
+            q_f[a] = wrist_quat[a]
+    quat_to_mat(q_f, r_h)
+    r_map = p[A_RMAP:A_RMAP + 9].reshape((3, 3))
+    if p[A_ENGAGED] > 0.0:
+        map_relative(p_f, r_h, p[A_PH0:A_PH0 + 3], p[A_RH0:A_RH0 + 9].reshape((3, 3)), p[A_PR0:A_PR0 + 3],
+                     p[A_RR0:A_RR0 + 9].reshape((3, 3)), p[A_SCALE], r_map, p_t, r_t, t1, t2)
+    else:
+        map_absolute(p_f, r_h, p[A_SCALE], r_map, p[A_OFFSET:A_OFFSET + 3], p_t, r_t)
+    arm_ik_solve(
+        q, posture, lower, upper, p_t, r_t, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
+        int(p[A_EE]), p[A_ROTW], p[A_DAMP], p[A_POSTURE], p[A_STEP], int(p[A_ITERS]), p[A_TOLM], p[A_TOLR],
+        node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_rot, jmat, a6, chol6, rhs6, y6, err, rtmp, rvec,
+        dq, iwork, q_best, result,
+    )
+    return result[0], result[1], result[2]

@@ -1,0 +1,339 @@
+"""Numba optimisers of the per-tick path: vector hand retargeting and damped-least-squares arm IK.
+
+Both are warm-started, keep joints inside their limits exactly (projection with an active set),
+allocate nothing (all work arrays come from the caller) and never produce NaN: every linear system
+is damped, so it stays positive definite near singularities.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from retarget.kernels.kinematics import fk_frames, fk_nodes, frame_jacobians
+
+__all__ = ["hand_vector_solve", "arm_ik_solve", "vector_targets", "vector_residuals"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _chol_solve(a, b, free, nfree, work, x):
+    """Solve a[free][:, free] x[free] = b[free] for symmetric positive definite ``a`` (in place
+    Cholesky in ``work``). Entries of ``x`` outside ``free`` are set to 0."""
+    n = a.shape[0]
+    for i in range(n):
+        x[i] = 0.0
+    for ii in range(nfree):
+        i = free[ii]
+        for jj in range(ii + 1):
+            j = free[jj]
+            s = a[i, j]
+            for kk in range(jj):
+                s -= work[ii, kk] * work[jj, kk]
+            if ii == jj:
+                work[ii, ii] = math.sqrt(s if s > 1e-300 else 1e-300)
+            else:
+                work[ii, jj] = s / work[jj, jj]
+    # forward then backward substitution, result in work[:, n-1 ... ] scratch column via x
+    for ii in range(nfree):
+        s = b[free[ii]]
+        for kk in range(ii):
+            s -= work[ii, kk] * x[free[kk]]
+        x[free[ii]] = s / work[ii, ii]
+    for ii in range(nfree - 1, -1, -1):
+        s = x[free[ii]]
+        for kk in range(ii + 1, nfree):
+            s -= work[kk, ii] * x[free[kk]]
+        x[free[ii]] = s / work[ii, ii]
+
+
+@numba.njit(cache=True, nogil=True)
+def vector_targets(human, h_origin, h_task, weight, scale, pinch, pinch_on_m, pinch_off_m, pinch_weight,
+                   pinch_target_m, pinch_state, target, w_eff):
+    """Per task vector: the robot-space target (m, 3) and the effective weight (m,), with the
+    DexPilot-style pinch switch (hysteresis between ``pinch_on_m`` and ``pinch_off_m``)."""
+    for k in range(h_origin.shape[0]):
+        dx = human[h_task[k], 0] - human[h_origin[k], 0]
+        dy = human[h_task[k], 1] - human[h_origin[k], 1]
+        dz = human[h_task[k], 2] - human[h_origin[k], 2]
+        w_eff[k] = weight[k]
+        if pinch[k]:
+            d = math.sqrt(dx * dx + dy * dy + dz * dz)
+            if d < pinch_on_m:
+                pinch_state[k] = 1
+            elif d > pinch_off_m:
+                pinch_state[k] = 0
+            if pinch_state[k] == 1:
+                f = pinch_target_m / d if d > 1e-9 else 0.0
+                target[k, 0] = dx * f
+                target[k, 1] = dy * f
+                target[k, 2] = dz * f
+                w_eff[k] = pinch_weight
+                continue
+        target[k, 0] = scale * dx
+        target[k, 1] = scale * dy
+        target[k, 2] = scale * dz
+
+
+@numba.njit(cache=True, nogil=True)
+def _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth):
+    cost = 0.0
+    for k in range(origin_f.shape[0]):
+        for a in range(3):
+            r = frame_pos[task_f[k], a] - frame_pos[origin_f[k], a] - target[k, a]
+            cost += w_eff[k] * r * r
+    for i in range(q.shape[0]):
+        d = q[i] - q_prev[i]
+        cost += smooth * d * d
+    return cost
+
+
+@numba.njit(cache=True, nogil=True)
+def vector_residuals(frame_pos, origin_f, task_f, target, out):
+    """Length of (robot vector - target) per task vector [m], into ``out`` (m,)."""
+    for k in range(origin_f.shape[0]):
+        s = 0.0
+        for a in range(3):
+            r = frame_pos[task_f[k], a] - frame_pos[origin_f[k], a] - target[k, a]
+            s += r * r
+        out[k] = math.sqrt(s)
+
+
+@numba.njit(cache=True, nogil=True)
+def hand_vector_solve(
+    q, q_prev, lower, upper,
+    parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
+    origin_f, task_f, target, w_eff, smooth, max_iters, tol,
+    node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free,
+):
+    """Minimise sum_k w_k |(p_task_k - p_origin_k)(q) - target_k|^2 + smooth |q - q_prev|^2 over
+    lower <= q <= upper by projected Levenberg-Marquardt, starting from ``q`` (updated in place).
+    Returns (final cost, iterations)."""
+    nq = q.shape[0]
+    m = origin_f.shape[0]
+    for i in range(nq):
+        q[i] = min(max(q[i], lower[i]), upper[i])
+    fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+    fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+    cost = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth)
+    mu = 1e-4  # Levenberg-Marquardt damping: shrinks after good steps, grows after bad ones
+    it = 0
+    for it in range(max_iters):
+        frame_jacobians(node_pos, node_rot, parent, jtype, qidx, mult, axis, f_node, frame_pos, jac_pos, jac_none)
+        for i in range(nq):
+            grad[i] = smooth * (q[i] - q_prev[i])
+            for j in range(nq):
+                hess[i, j] = 0.0
+            hess[i, i] = smooth
+        # J^T W J and J^T W r over the sparse rows of each task vector (a fingertip vector
+        # depends on a few joints only); ``step`` and ``free`` serve as row scratch here.
+        for k in range(m):
+            o = origin_f[k]
+            t = task_f[k]
+            w = w_eff[k]
+            if w == 0.0:
+                continue
+            for a in range(3):
+                r = frame_pos[t, a] - frame_pos[o, a] - target[k, a]
+                nnz = 0
+                for i in range(nq):
+                    d = jac_pos[t, a, i] - jac_pos[o, a, i]
+                    if d != 0.0:
+                        step[nnz] = d
+                        free[nnz] = i
+                        nnz += 1
+                for ii in range(nnz):
+                    i = free[ii]
+                    di = w * step[ii]
+                    grad[i] += di * r
+                    for jj in range(ii + 1):
+                        hess[i, free[jj]] += di * step[jj]
+        for i in range(nq):
+            for j in range(i):
+                hess[j, i] = hess[i, j]
+        # active set: a joint at a bound whose gradient pushes it outward stays there
+        nfree = 0
+        gmax = 0.0
+        for i in range(nq):
+            if (q[i] <= lower[i] and grad[i] > 0.0) or (q[i] >= upper[i] and grad[i] < 0.0):
+                continue
+            free[nfree] = i
+            nfree += 1
+            gmax = max(gmax, abs(grad[i]))
+        if gmax < 1e-10:  # stationary on the feasible set: converged
+            break
+        improved = False
+        for _ in range(6):  # LM damping search
+            for i in range(nq):
+                hess[i, i] += mu
+                grad[i] = -grad[i]
+            _chol_solve(hess, grad, free, nfree, chol, step)
+            smax = 0.0
+            for i in range(nq):
+                hess[i, i] -= mu
+                grad[i] = -grad[i]
+                q_try[i] = min(max(q[i] + step[i], lower[i]), upper[i])
+                smax = max(smax, abs(q_try[i] - q[i]))
+            if smax < tol:  # the step is negligible: converged
+                break
+            fk_nodes(q_try, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+            fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+            c_try = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q_try, q_prev, smooth)
+            if c_try <= cost:
+                improved = True
+                break
+            mu *= 10.0
+        if not improved:  # restore the frames of q and stop: no descent direction left
+            fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+            fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+            break
+        delta = 0.0
+        for i in range(nq):
+            delta = max(delta, abs(q_try[i] - q[i]))
+            q[i] = q_try[i]
+        gain = cost - c_try
+        cost = c_try
+        mu = max(mu * 0.3, 1e-7)
+        if delta < tol or gain < 1e-9 * cost + 1e-14:
+            break
+    return cost, it + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _rot_log(r, out):
+    """Axis-angle vector of rotation matrix ``r`` (3,) into ``out``; stable near 0 and pi."""
+    tr = r[0, 0] + r[1, 1] + r[2, 2]
+    c = max(-1.0, min(1.0, 0.5 * (tr - 1.0)))
+    angle = math.acos(c)
+    vx = r[2, 1] - r[1, 2]
+    vy = r[0, 2] - r[2, 0]
+    vz = r[1, 0] - r[0, 1]
+    if angle < 1e-6:
+        out[0], out[1], out[2] = 0.5 * vx, 0.5 * vy, 0.5 * vz
+        return
+    s = math.sin(angle)
+    if s > 1e-6:
+        f = angle / (2.0 * s)
+        out[0], out[1], out[2] = f * vx, f * vy, f * vz
+        return
+    # angle near pi: axis from the diagonal
+    ax = math.sqrt(max(0.0, (r[0, 0] + 1.0) * 0.5))
+    ay = math.sqrt(max(0.0, (r[1, 1] + 1.0) * 0.5))
+    az = math.sqrt(max(0.0, (r[2, 2] + 1.0) * 0.5))
+    if ax >= ay and ax >= az:
+        ay = math.copysign(ay, r[0, 1])
+        az = math.copysign(az, r[0, 2])
+    elif ay >= az:
+        ax = math.copysign(ax, r[0, 1])
+        az = math.copysign(az, r[1, 2])
+    else:
+        ax = math.copysign(ax, r[0, 2])
+        ay = math.copysign(ay, r[1, 2])
+    n = math.sqrt(ax * ax + ay * ay + az * az)
+    out[0], out[1], out[2] = angle * ax / n, angle * ay / n, angle * az / n
+
+
+@numba.njit(cache=True, nogil=True)
+def _pose_error(frame_pos, frame_rot, fi, target_pos, target_rot, err, rtmp, rvec):
+    for a in range(3):
+        err[a] = target_pos[a] - frame_pos[fi, a]
+    # rotation error: log(R_target R^T), in the base frame
+    for a in range(3):
+        for b in range(3):
+            s = 0.0
+            for c in range(3):
+                s += target_rot[a, c] * frame_rot[fi, b, c]
+            rtmp[a, b] = s
+    _rot_log(rtmp, rvec)
+    err[3], err[4], err[5] = rvec[0], rvec[1], rvec[2]
+
+
+@numba.njit(cache=True, nogil=True)
+def arm_ik_solve(
+    q, q_posture, lower, upper, target_pos, target_rot,
+    parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot, ee,
+    rot_weight_m, damping, posture_gain, max_step_rad, max_iters, tol_m, tol_rad,
+    node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_rot, jmat, a6, chol6, rhs6, y6, err, rtmp, rvec,
+    dq, free6, q_best, result,
+):
+    """Damped least squares toward a wrist pose (position + orientation, base frame), posture
+    in the null space, step norm bounded, joints clamped to limits. ``q`` is updated in place
+    with the best configuration found; ``result`` gets (position error [m], rotation error
+    [rad], iterations)."""
+    nq = q.shape[0]
+    best = 1e300
+    it = 0
+    for i in range(6):
+        free6[i] = i
+    for it in range(max_iters):
+        fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+        fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+        _pose_error(frame_pos, frame_rot, ee, target_pos, target_rot, err, rtmp, rvec)
+        pe = math.sqrt(err[0] ** 2 + err[1] ** 2 + err[2] ** 2)
+        re = math.sqrt(err[3] ** 2 + err[4] ** 2 + err[5] ** 2)
+        score = pe + rot_weight_m * re
+        if score < best:
+            best = score
+            for i in range(nq):
+                q_best[i] = q[i]
+            result[0] = pe
+            result[1] = re
+        if pe < tol_m and re < tol_rad:
+            break
+        frame_jacobians(node_pos, node_rot, parent, jtype, qidx, mult, axis, f_node, frame_pos, jac_pos, jac_rot)
+        for a in range(3):
+            for i in range(nq):
+                jmat[a, i] = jac_pos[ee, a, i]
+                jmat[a + 3, i] = rot_weight_m * jac_rot[ee, a, i]
+        for a in range(3, 6):
+            err[a] *= rot_weight_m
+        # damping grows near singularities and with the error (no NaN, bounded steps)
+        lam2 = damping * damping * (1.0 + 100.0 * (pe * pe + (rot_weight_m * re) ** 2))
+        for a in range(6):
+            for b in range(a + 1):
+                s = 0.0
+                for i in range(nq):
+                    s += jmat[a, i] * jmat[b, i]
+                a6[a, b] = s
+                a6[b, a] = s
+            a6[a, a] += lam2
+        _chol_solve(a6, err, free6, 6, chol6, y6)
+        for i in range(nq):
+            s = 0.0
+            for a in range(6):
+                s += jmat[a, i] * y6[a]
+            dq[i] = s
+        # posture in the null space: (I - J^+ J) k (q_posture - q), J^+ = J^T (J J^T + lam2)^-1
+        if posture_gain > 0.0:
+            for a in range(6):
+                s = 0.0
+                for i in range(nq):
+                    s += jmat[a, i] * posture_gain * (q_posture[i] - q[i])
+                rhs6[a] = s
+            _chol_solve(a6, rhs6, free6, 6, chol6, y6)
+            for i in range(nq):
+                s = 0.0
+                for a in range(6):
+                    s += jmat[a, i] * y6[a]
+                dq[i] += posture_gain * (q_posture[i] - q[i]) - s
+        norm = 0.0
+        for i in range(nq):
+            norm += dq[i] * dq[i]
+        norm = math.sqrt(norm)
+        f = max_step_rad / norm if norm > max_step_rad else 1.0
+        for i in range(nq):
+            q[i] = min(max(q[i] + f * dq[i], lower[i]), upper[i])
+    # evaluate the last step too
+    fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+    fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+    _pose_error(frame_pos, frame_rot, ee, target_pos, target_rot, err, rtmp, rvec)
+    pe = math.sqrt(err[0] ** 2 + err[1] ** 2 + err[2] ** 2)
+    re = math.sqrt(err[3] ** 2 + err[4] ** 2 + err[5] ** 2)
+    if pe + rot_weight_m * re < best:
+        result[0] = pe
+        result[1] = re
+    else:
+        for i in range(nq):
+            q[i] = q_best[i]
+    result[2] = it + 1
