@@ -96,6 +96,7 @@ class ArmIK:
         self._quat = np.zeros(4)
         self._zero3 = np.zeros(3)
         self._base = len(self.posture)
+        self.rejected = 0  # poses with NaN/inf (the previous solution was held)
 
     @property
     def engaged(self) -> bool:
@@ -132,6 +133,8 @@ class ArmIK:
 
     def _result(self, res: tuple[float, float, float], out: F64 | None) -> IKResult:
         pe, re, it = res
+        if it < 0:  # non-finite input: held the previous solution
+            self.rejected += 1
         if out is not None:
             out[:] = self.q
             q = out

@@ -76,7 +76,8 @@ class BimanualRetargeter:
                 hand = HandRetargeter(
                     tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m,
                     pinch_off_m=hc.pinch_off_m, pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m,
-                    max_iters=hc.max_iters, cold_iters=hc.cold_iters, low_pass_alpha=hc.low_pass_alpha,
+                    max_iters=hc.max_iters, cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad,
+                    low_pass_alpha=hc.low_pass_alpha,
                     keypoint_filter=cfg.keypoint_filter if filter_inputs else None,
                 )
             ac = cfg.arms[side]

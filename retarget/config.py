@@ -6,7 +6,7 @@ string is replaced by ``left`` or ``right``; ``[hand.left]``/``[hand.right]`` (a
     [hand]   type, urdf_path, wrist_link_name, target_joint_names, target_origin_link_names,
              target_task_link_names, target_link_human_indices, finger_tip_link_names,
              scaling_factor, normal_delta, low_pass_alpha, project_dist, escape_dist, eta1,
-             pinch_weight, weights, max_iters, cold_iters  (+ huber_delta, has_joint_limits, add_dummy_free_joint
+             pinch_weight, weights, max_iters, cold_iters, max_step_rad  (+ huber_delta, has_joint_limits, add_dummy_free_joint
              accepted for compatibility, see below)
     [arm]    ee_frame, base_frame, posture, rot_weight_m, damping, posture_gain, max_step_rad, max_iters
     [workspace]  scale, rotation_rpy_deg, offset_m
@@ -40,7 +40,7 @@ _HAND_KEYS = {
     "type", "urdf_path", "wrist_link_name", "target_joint_names", "target_origin_link_names",
     "target_task_link_names", "target_link_human_indices", "finger_tip_link_names", "scaling_factor",
     "normal_delta", "low_pass_alpha", "project_dist", "escape_dist", "eta1", "pinch_weight", "weights",
-    "max_iters", "cold_iters", "huber_delta", "has_joint_limits", "add_dummy_free_joint", "left", "right",
+    "max_iters", "cold_iters", "max_step_rad", "huber_delta", "has_joint_limits", "add_dummy_free_joint", "left", "right",
 }
 _ARM_KEYS = {"ee_frame", "base_frame", "posture", "rot_weight_m", "damping", "posture_gain", "max_step_rad",
              "max_iters", "left", "right"}
@@ -65,6 +65,7 @@ class HandConfig:
     pinch_weight: float = 200.0
     max_iters: int = 3  # per tick: the warm start carries the optimisation across ticks
     cold_iters: int = 50  # first solve after a reset
+    max_step_rad: float = 0.1  # per solve (trust region)
 
     @property
     def frames(self) -> tuple[str, ...]:
@@ -182,6 +183,7 @@ def _hand(raw: dict[str, Any], side: Side, desc: RobotDescription, base: Path, w
         pinch_weight=get_float(t, "pinch_weight", 200.0, where, p, low=0.0),
         max_iters=int(get_float(t, "max_iters", 3, where, p, low=1, high=1000)),
         cold_iters=int(get_float(t, "cold_iters", 50, where, p, low=1, high=10000)),
+        max_step_rad=get_float(t, "max_step_rad", 0.1, where, p, low=0.0, low_open=True),
     )
 
 

@@ -6,10 +6,12 @@ The problem per tick (kernel ``hand_vector_solve``)::
 
     min_q  sum_k w_k |(p_task_k - p_origin_k)(q) - s * (h_task_k - h_origin_k)|^2 + smooth |q - q_prev|^2
     s.t.   lower <= q <= upper   (exactly: projection with an active set)
+           |q - q_prev| <= max_step_rad per joint and solve (a trust region: no jumps)
 
-Pinch priority (DexPilot): a vector flagged ``pinch`` (thumb tip -> a fingertip) whose human length
-drops below ``pinch_on_m`` switches to weight ``pinch_weight`` and a target of ``pinch_target_m``
-along the human direction, until it grows past ``pinch_off_m``.
+Pinch priority (after DexPilot): a vector flagged ``pinch`` (thumb tip -> a fingertip) whose human
+length drops below ``pinch_off_m`` blends toward weight ``pinch_weight`` and a target of
+``pinch_target_m`` along the human direction, fully at ``pinch_on_m`` and below. DexPilot switches
+at the thresholds; the ramp keeps the targets continuous so the hand never jumps into a pinch.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy.typing as npt
 from retarget.filters import FilterConfig
 from retarget.kernels.packed import (
     H_COLD_ITERS, H_F_BETA, H_F_D, H_F_MIN, H_F_ON, H_ITERS, H_NPARAMS, H_PINCH_OFF, H_PINCH_ON, H_PINCH_T,
-    H_PINCH_W, H_SCALE, H_SMOOTH, H_TOL, hand_residuals, hand_step, hand_work_size, pack_tree,
+    H_MAX_STEP, H_PINCH_W, H_SCALE, H_SMOOTH, H_TOL, hand_residuals, hand_step, hand_work_size, pack_tree,
 )
 from retarget.kinematics import KinematicTree
 from teleop.errors import ConfigError
@@ -89,6 +91,7 @@ class HandRetargeter:
         max_iters: int = 3,
         cold_iters: int = 50,
         tol_rad: float = 2e-5,
+        max_step_rad: float = 0.1,
         low_pass_alpha: float = 1.0,
         keypoint_filter: FilterConfig | None = None,
         q_init: npt.ArrayLike | None = None,
@@ -103,6 +106,8 @@ class HandRetargeter:
             raise ConfigError(f"low_pass_alpha must be in (0, 1], got {low_pass_alpha}")
         if max_iters < 1 or cold_iters < 1:
             raise ConfigError("max_iters and cold_iters must be >= 1")
+        if not max_step_rad > 0:
+            raise ConfigError(f"max_step_rad must be > 0, got {max_step_rad}")
         self.tree = tree
         self.vectors = vectors
         self.low_pass_alpha = low_pass_alpha
@@ -115,6 +120,7 @@ class HandRetargeter:
         params = np.zeros(H_NPARAMS)
         params[[H_SCALE, H_SMOOTH, H_PINCH_ON, H_PINCH_OFF, H_PINCH_W, H_PINCH_T, H_TOL, H_ITERS, H_COLD_ITERS]] = (
             scale, smooth, pinch_on_m, pinch_off_m, pinch_weight, pinch_target_m, tol_rad, max_iters, cold_iters)
+        params[H_MAX_STEP] = max_step_rad
         if keypoint_filter is not None:
             params[[H_F_MIN, H_F_BETA, H_F_D, H_F_ON]] = (
                 keypoint_filter.min_cutoff_hz, keypoint_filter.beta, keypoint_filter.d_cutoff_hz, 1.0)
@@ -131,6 +137,7 @@ class HandRetargeter:
         self._resid = np.zeros(m)
         self.last_cost = 0.0
         self.last_iterations = 0
+        self.rejected = 0  # samples with NaN/inf (the previous solution was held)
         self.reset()
 
     @property
@@ -139,7 +146,7 @@ class HandRetargeter:
 
     @property
     def pinching(self) -> npt.NDArray[np.int64]:
-        """Per task vector: 1 while the pinch priority is on. Shape (m,)."""
+        """Per task vector: 1 while the pinch priority acts (human distance < ``pinch_off_m``). Shape (m,)."""
         return self.iwork[: self.vectors.n]
 
     def reset(self, q: npt.ArrayLike | None = None) -> None:
@@ -166,6 +173,8 @@ class HandRetargeter:
         if keypoints.shape != (21, 3):
             raise ValueError(f"keypoints must have shape (21, 3), got {keypoints.shape}")
         cost, iters = hand_step(keypoints, t_s, self.q, self.ti, self.tf, self.vi, self.vf, self.work, self.iwork, self.flags)
+        if iters < 0:  # non-finite input: held the previous solution
+            self.rejected += 1
         self.last_cost = cost
         self.last_iterations = iters
         if self.low_pass_alpha < 1.0:  # dex-retargeting's output low-pass, for configs ported from it

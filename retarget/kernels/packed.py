@@ -13,6 +13,8 @@ Arm   af (float64): [posture(nq), ARM_PARAMS...]
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -24,7 +26,7 @@ from retarget.kernels.solvers import arm_ik_solve, hand_vector_solve, vector_res
 __all__ = [
     "pack_tree", "tree_views", "hand_work_size", "hand_step", "hand_residuals", "arm_work_size", "arm_step",
     "H_SCALE", "H_SMOOTH", "H_PINCH_ON", "H_PINCH_OFF", "H_PINCH_W", "H_PINCH_T", "H_TOL", "H_ITERS", "H_COLD_ITERS",
-    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_NPARAMS",
+    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_MAX_STEP", "H_NPARAMS",
     "A_ROTW", "A_DAMP", "A_POSTURE", "A_STEP", "A_ITERS", "A_TOLM", "A_TOLR", "A_SCALE", "A_RMAP", "A_OFFSET",
     "A_ENGAGED", "A_PH0", "A_RH0", "A_PR0", "A_RR0", "A_PF_MIN", "A_PF_BETA", "A_PF_D", "A_RF_MIN", "A_RF_BETA",
     "A_RF_D", "A_F_ON", "A_EE", "A_NPARAMS",
@@ -32,8 +34,8 @@ __all__ = [
 
 # hand parameter slots (after the m weights)
 H_SCALE, H_SMOOTH, H_PINCH_ON, H_PINCH_OFF, H_PINCH_W, H_PINCH_T, H_TOL, H_ITERS, H_COLD_ITERS = range(9)
-H_F_MIN, H_F_BETA, H_F_D, H_F_ON = range(9, 13)
-H_NPARAMS = 13
+H_F_MIN, H_F_BETA, H_F_D, H_F_ON, H_MAX_STEP = range(9, 14)
+H_NPARAMS = 14
 
 # arm parameter slots (after the nq posture values)
 A_ROTW, A_DAMP, A_POSTURE, A_STEP, A_ITERS, A_TOLM, A_TOLR, A_SCALE = range(8)
@@ -87,7 +89,7 @@ def tree_views(ti, tf):
 @numba.njit(cache=True, nogil=True)
 def hand_work_size(n, nf, nq, m):
     """Float and int work sizes of ``hand_step``."""
-    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 3 * nq + m
+    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 5 * nq + m
     ints = m + nq + 2
     return floats, ints
 
@@ -130,11 +132,15 @@ def _hand_views(work, iwork, n, nf, nq, m):
     q_try = work[k:k + nq]
     k += nq
     resid = work[k:k + m]
+    k += m
+    lo = work[k:k + nq]
+    k += nq
+    hi = work[k:k + nq]
     jac_none = work[0:0].reshape((0, 3, nq))
     pinch_state = iwork[0:m]
     free = iwork[m:m + nq]
     return (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free)
+            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -152,7 +158,13 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
     weights = vf[0:m]
     p = vf[m:m + H_NPARAMS]
     (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free) = _hand_views(work, iwork, n, nf, nq, m)
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi) = _hand_views(work, iwork, n, nf, nq, m)
+    for i in range(21):  # a NaN/inf sample never reaches the filter state or the solution: hold
+        for a in range(3):
+            if not math.isfinite(keypoints[i, a]):
+                return math.nan, -1
+    if not math.isfinite(t_s):
+        return math.nan, -1
     if p[H_F_ON] > 0.0:
         one_euro_step(keypoints.reshape(63), t_s, x_prev, dx_prev, t_prev, flags[0:1],
                       p[H_F_MIN], p[H_F_BETA], p[H_F_D], kp_f.reshape(63))
@@ -164,11 +176,19 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
                    p[H_PINCH_T], pinch_state, target, w_eff)
     for i in range(nq):
         q_prev[i] = q[i]
-    iters = int(p[H_COLD_ITERS]) if flags[1] else int(p[H_ITERS])
+    cold = flags[1]
     flags[1] = False
+    # a cold start has no previous solution to stay near: no smoothness term, more iterations
+    iters = int(p[H_COLD_ITERS]) if cold else int(p[H_ITERS])
+    smooth = 0.0 if cold else p[H_SMOOTH]
+    # trust region: a tick moves no joint by more than max_step (the limits themselves always hold)
+    delta = math.inf if cold else p[H_MAX_STEP]
+    for i in range(nq):
+        lo[i] = max(lower[i], q[i] - delta)
+        hi[i] = min(upper[i], q[i] + delta)
     return hand_vector_solve(
-        q, q_prev, lower, upper, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
-        origin_f, task_f, target, w_eff, p[H_SMOOTH], iters, p[H_TOL],
+        q, q_prev, lo, hi, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
+        origin_f, task_f, target, w_eff, smooth, iters, p[H_TOL],
         node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free,
     )
 
@@ -179,7 +199,7 @@ def hand_residuals(q, ti, tf, vi, work, iwork, out):
     n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
     m = vi[0]
     (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free) = _hand_views(work, iwork, n, nf, nq, m)
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi) = _hand_views(work, iwork, n, nf, nq, m)
     fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
     fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
     vector_residuals(frame_pos, vi[1:1 + m], vi[1 + m:1 + 2 * m], target, out)
@@ -260,6 +280,14 @@ def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
     rw_prev = work[k:k + 3]
     k += 3
     rt_prev = work[k:k + 1]
+    for a in range(3):  # a NaN/inf pose never reaches the filter state or the solution: hold
+        if not math.isfinite(wrist_pos[a]):
+            return math.nan, math.nan, -1.0
+    for a in range(4):
+        if not math.isfinite(wrist_quat[a]):
+            return math.nan, math.nan, -1.0
+    if not math.isfinite(t_s):
+        return math.nan, math.nan, -1.0
     if p[A_F_ON] > 0.0:
         one_euro_step(wrist_pos, t_s, px_prev, pdx_prev, pt_prev, flags[0:1], p[A_PF_MIN], p[A_PF_BETA], p[A_PF_D], p_f)
         so3_one_euro_step(wrist_quat, t_s, rq_prev, rw_prev, rt_prev, flags[1:2], p[A_RF_MIN], p[A_RF_BETA], p[A_RF_D], q_f)

@@ -51,29 +51,45 @@ def _chol_solve(a, b, free, nfree, work, x):
 @numba.njit(cache=True, nogil=True)
 def vector_targets(human, h_origin, h_task, weight, scale, pinch, pinch_on_m, pinch_off_m, pinch_weight,
                    pinch_target_m, pinch_state, target, w_eff):
-    """Per task vector: the robot-space target (m, 3) and the effective weight (m,), with the
-    DexPilot-style pinch switch (hysteresis between ``pinch_on_m`` and ``pinch_off_m``)."""
+    """Per task vector: the robot-space target (m, 3) and the effective weight (m,).
+
+    Pinch priority (after DexPilot): for a ``pinch`` vector whose human length d is below
+    ``pinch_off_m``, blend toward weight ``pinch_weight`` and a target of length ``pinch_target_m``
+    with alpha = (off - d) / (off - on) clipped to [0, 1]. DexPilot switches at thresholds; the
+    ramp keeps targets continuous, so the solution does not jump when a pinch starts or ends.
+    ``pinch_state`` gets 1 where alpha > 0."""
+    d_min = math.inf
+    for k in range(h_origin.shape[0]):
+        if pinch[k]:
+            dx = human[h_task[k], 0] - human[h_origin[k], 0]
+            dy = human[h_task[k], 1] - human[h_origin[k], 1]
+            dz = human[h_task[k], 2] - human[h_origin[k], 2]
+            d_min = min(d_min, math.sqrt(dx * dx + dy * dy + dz * dz))
     for k in range(h_origin.shape[0]):
         dx = human[h_task[k], 0] - human[h_origin[k], 0]
         dy = human[h_task[k], 1] - human[h_origin[k], 1]
         dz = human[h_task[k], 2] - human[h_origin[k], 2]
-        w_eff[k] = weight[k]
+        tx, ty, tz = scale * dx, scale * dy, scale * dz
+        w = weight[k]
+        pinch_state[k] = 0
         if pinch[k]:
             d = math.sqrt(dx * dx + dy * dy + dz * dz)
-            if d < pinch_on_m:
-                pinch_state[k] = 1
-            elif d > pinch_off_m:
-                pinch_state[k] = 0
-            if pinch_state[k] == 1:
+            # only the closest pinch pair gets priority (pairs within 1 cm of it share it), so
+            # two fingers never fight over the thumb
+            closest = max(0.0, 1.0 - (d - d_min) / 0.01)
+            if d < pinch_off_m and closest > 0.0:
+                span = pinch_off_m - pinch_on_m
+                alpha = closest * (1.0 if span <= 0.0 else min(1.0, (pinch_off_m - d) / span))
                 f = pinch_target_m / d if d > 1e-9 else 0.0
-                target[k, 0] = dx * f
-                target[k, 1] = dy * f
-                target[k, 2] = dz * f
-                w_eff[k] = pinch_weight
-                continue
-        target[k, 0] = scale * dx
-        target[k, 1] = scale * dy
-        target[k, 2] = scale * dz
+                tx += alpha * (dx * f - tx)
+                ty += alpha * (dy * f - ty)
+                tz += alpha * (dz * f - tz)
+                w += alpha * (pinch_weight - w)
+                pinch_state[k] = 1
+        target[k, 0] = tx
+        target[k, 1] = ty
+        target[k, 2] = tz
+        w_eff[k] = w
 
 
 @numba.njit(cache=True, nogil=True)
