@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from retarget.filters import FilterConfig
 from retarget.kernels.packed import (
-    A_DAMP, A_EE, A_ENGAGED, A_F_ON, A_ITERS, A_NPARAMS, A_OFFSET, A_PF_BETA, A_PF_D, A_PF_MIN, A_PH0, A_POSTURE,
+    A_COLD_ITERS, A_DAMP, A_EE, A_ENGAGED, A_F_ON, A_ITERS, A_NPARAMS, A_OFFSET, A_PF_BETA, A_PF_D, A_PF_MIN, A_PH0, A_POSTURE,
     A_PR0, A_RF_BETA, A_RF_D, A_RF_MIN, A_RH0, A_RMAP, A_ROTW, A_RR0, A_SCALE, A_STEP, A_TOLM, A_TOLR,
     arm_step, arm_work_size, pack_tree,
 )
@@ -50,7 +50,8 @@ class ArmIK:
         damping: float = 1e-2,
         posture_gain: float = 0.05,
         max_step_rad: float = 0.3,
-        max_iters: int = 50,
+        max_iters: int = 8,
+        cold_iters: int = 100,
         tol_m: float = 1e-4,
         tol_rad: float = 1e-3,
         reach_tol_m: float = 1e-3,
@@ -75,6 +76,7 @@ class ArmIK:
         p = np.zeros(A_NPARAMS)
         p[[A_ROTW, A_DAMP, A_POSTURE, A_STEP, A_ITERS, A_TOLM, A_TOLR, A_EE]] = (
             rot_weight_m, damping, posture_gain, max_step_rad, max_iters, tol_m, tol_rad, self.ee)
+        p[A_COLD_ITERS] = cold_iters
         p[A_SCALE] = 1.0
         p[A_RMAP:A_RMAP + 9] = np.eye(3).ravel()
         self.af_direct = np.concatenate([self.posture, p])  # identity mapping, no filter: ``solve``
@@ -91,7 +93,7 @@ class ArmIK:
         nw, ni = arm_work_size(tree.n_nodes, len(tree.f_node), nq)
         self.work = np.zeros(nw)
         self.iwork = np.zeros(ni, dtype=np.int64)
-        self.flags = np.zeros(2, dtype=np.bool_)
+        self.flags = np.zeros(3, dtype=np.bool_)  # [pos filter init, rot filter init, cold start]
         self.q = self.posture.copy()
         self._quat = np.zeros(4)
         self._zero3 = np.zeros(3)
@@ -106,6 +108,7 @@ class ArmIK:
         """Warm start from ``q`` (default: the posture); forget the filter and the clutch."""
         self.q[:] = self.posture if q is None else np.clip(np.asarray(q, dtype=np.float64), self.tree.lower, self.tree.upper)
         self.flags[:] = False
+        self.flags[2] = True
         self.af[self._base + A_ENGAGED] = 0.0
 
     def warmup(self) -> None:
@@ -127,6 +130,7 @@ class ArmIK:
         self.af[b + A_PR0:b + A_PR0 + 3] = pose.pos[self.ee]
         self.af[b + A_RR0:b + A_RR0 + 9] = pose.rot[self.ee].ravel()
         self.af[b + A_ENGAGED] = 1.0
+        self.flags[2] = False  # starts at the measured pose: the first step is a tracking step
 
     def disengage(self) -> None:
         self.af[self._base + A_ENGAGED] = 0.0
@@ -146,7 +150,7 @@ class ArmIK:
         """Joints reaching ``target_pos`` (3,) [m] and ``target_rot`` (3, 3) in the base frame,
         warm-started from the previous solution."""
         mat_to_quat(np.ascontiguousarray(target_rot, dtype=np.float64), self._quat)
-        flags = np.zeros(2, dtype=np.bool_)
+        flags = np.array([False, False, True])  # one-off target: solve to convergence
         res = arm_step(np.ascontiguousarray(target_pos, dtype=np.float64), self._quat, 0.0, self.q, self.ti, self.tf,
                        self.af_direct, self.work, self.iwork, flags)
         return self._result(res, out)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 from retarget.arm import ArmIK
 from retarget.config import RetargetConfig, load_retarget_config
 from retarget.hand import HandRetargeter
+from retarget.kernels.packed import bimanual_step
 from retarget.kinematics import compile_tree
 from robots.description import RobotDescription
 from teleop.types import SIDES, Side
@@ -86,11 +87,16 @@ class BimanualRetargeter:
             arm = ArmIK(
                 atree, ac.ee_frame, posture=posture, rot_weight_m=ac.rot_weight_m, damping=ac.damping,
                 posture_gain=ac.posture_gain, max_step_rad=ac.max_step_rad, max_iters=ac.max_iters,
+                cold_iters=ac.cold_iters,
                 workspace_scale=ws.scale, workspace_rotation=ws.rotation, workspace_offset_m=ws.offset_m,
                 position_filter=cfg.wrist_position_filter if filter_inputs else None,
                 orientation_filter=cfg.wrist_orientation_filter if filter_inputs else None,
             )
             self.sides[side] = _Side(hand, arm, slices[f"{side}_arm"], slices[f"{side}_hand"])
+        self._slices = np.array([v for g in ("left_arm", "left_hand", "right_arm", "right_hand")
+                                 for v in (slices[g].start, slices[g].stop)], dtype=np.int64)
+        self._results = np.zeros(8)
+        self._args = self._kernel_args()  # the same arrays every tick (updated in place)
 
     def warmup(self) -> None:
         """Compile or load every kernel and run it once, then reset (before engaging a robot)."""
@@ -117,16 +123,35 @@ class BimanualRetargeter:
     def disengage(self, side: Side) -> None:
         self.sides[side].arm.disengage()
 
+    def _kernel_args(self) -> tuple:
+        none_hand = (np.zeros(0), np.zeros(3, dtype=np.int64), np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros(0),
+                     np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(2, dtype=np.bool_))  # skipped: 0 nodes
+        args: list = []
+        for side in SIDES:
+            h = self.sides[side].hand
+            args += none_hand if h is None else (h.q, h.ti, h.tf, h.vi, h.vf, h.work, h.iwork, h.flags)
+        for side in SIDES:
+            a = self.sides[side].arm
+            args += (a.q, a.ti, a.tf, a.af, a.work, a.iwork, a.flags)
+        return tuple(args)
+
     def tick(self, t_s: float, keypoints: F64, wrist_pos: F64, wrist_quat: F64, out: F64) -> TickResult:
         """One tick. ``keypoints`` (2, 21, 3) wrist frame [m]; ``wrist_pos`` (2, 3) [m] and
         ``wrist_quat`` (2, 4) (w, x, y, z) in the tracker frame; side order (left, right);
-        ``t_s`` capture time [s]. Writes the command vector (n_command,) into ``out``."""
-        left = self.sides["left"]
-        right = self.sides["right"]
-        if left.hand is not None:
-            left.hand.retarget(keypoints[0], t_s, out[left.hand_slice])
-        if right.hand is not None:
-            right.hand.retarget(keypoints[1], t_s, out[right.hand_slice])
-        a = left.arm.step(wrist_pos[0], wrist_quat[0], t_s, out[left.arm_slice])
-        b = right.arm.step(wrist_pos[1], wrist_quat[1], t_s, out[right.arm_slice])
-        return TickResult((a.reachable, b.reachable), (a.pos_err_m, b.pos_err_m), (a.rot_err_rad, b.rot_err_rad))
+        ``t_s`` capture time [s]. Writes the command vector (n_command,) into ``out``. One kernel
+        call: no allocation, one dispatch."""
+        r = self._results
+        bimanual_step(keypoints, wrist_pos, wrist_quat, t_s, out, self._slices, r, *self._args)
+        left, right = self.sides["left"].arm, self.sides["right"].arm
+        for arm, k in ((left, 2), (right, 5)):
+            if r[k] < 0:
+                arm.rejected += 1
+        for side, k in (("left", 6), ("right", 7)):
+            h = self.sides[side].hand
+            if h is not None and r[k] < 0:
+                h.rejected += 1
+        tol_m, tol_r = left.reach_tol
+        return TickResult(
+            (bool(r[0] <= tol_m and r[1] <= tol_r), bool(r[3] <= tol_m and r[4] <= tol_r)),
+            (float(r[0]), float(r[3])), (float(r[1]), float(r[4])),
+        )

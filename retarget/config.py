@@ -8,7 +8,8 @@ string is replaced by ``left`` or ``right``; ``[hand.left]``/``[hand.right]`` (a
              scaling_factor, normal_delta, low_pass_alpha, project_dist, escape_dist, eta1,
              pinch_weight, weights, max_iters, cold_iters, max_step_rad  (+ huber_delta, has_joint_limits, add_dummy_free_joint
              accepted for compatibility, see below)
-    [arm]    ee_frame, base_frame, posture, rot_weight_m, damping, posture_gain, max_step_rad, max_iters
+    [arm]    ee_frame, base_frame, posture, rot_weight_m, damping, posture_gain, max_step_rad, max_iters,
+             cold_iters
     [workspace]  scale, rotation_rpy_deg, offset_m
     [filter.keypoints], [filter.wrist_position], [filter.wrist_orientation]  One-Euro parameters
 """
@@ -43,7 +44,7 @@ _HAND_KEYS = {
     "max_iters", "cold_iters", "max_step_rad", "huber_delta", "has_joint_limits", "add_dummy_free_joint", "left", "right",
 }
 _ARM_KEYS = {"ee_frame", "base_frame", "posture", "rot_weight_m", "damping", "posture_gain", "max_step_rad",
-             "max_iters", "left", "right"}
+             "max_iters", "cold_iters", "left", "right"}
 _WS_KEYS = {"scale", "rotation_rpy_deg", "offset_m"}
 _FILTER_KEYS = {"keypoints", "wrist_position", "wrist_orientation"}
 _TOP_KEYS = {"hand", "arm", "workspace", "filter"}
@@ -84,7 +85,8 @@ class ArmConfig:
     damping: float = 1e-2
     posture_gain: float = 0.05
     max_step_rad: float = 0.3
-    max_iters: int = 50
+    max_iters: int = 8  # per tick (warm-started)
+    cold_iters: int = 100  # after a reset
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,7 +206,8 @@ def _arm(raw: dict[str, Any], side: Side, desc: RobotDescription, where: str) ->
         damping=get_float(t, "damping", 1e-2, where, p, low=0.0, low_open=True),
         posture_gain=get_float(t, "posture_gain", 0.05, where, p, low=0.0, high=1.0),
         max_step_rad=get_float(t, "max_step_rad", 0.3, where, p, low=0.0, low_open=True),
-        max_iters=int(get_float(t, "max_iters", 50, where, p, low=1, high=10000)),
+        max_iters=int(get_float(t, "max_iters", 8, where, p, low=1, high=10000)),
+        cold_iters=int(get_float(t, "cold_iters", 100, where, p, low=1, high=10000)),
     )
 
 

@@ -127,11 +127,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.bus import run
 
         result = run(count=args.count, port_base=args.port_base)
+    elif args.what == "retarget":
+        from teleop.bench.retarget import run
+
+        result = run(reference=not args.no_reference)
     else:
         from teleop.bench.sim import run
 
         result = run(seconds=args.seconds, port_base=args.port_base)
     print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+def cmd_retarget(args: argparse.Namespace) -> int:
+    from retarget.offline import retarget_files
+
+    from robots.description import bundled_description_path
+
+    args.robot = args.robot or str(bundled_description_path())
+    inputs = list(args.keypoints)
+    if args.out_dir:
+        outputs = [str(Path(args.out_dir) / (Path(i).stem + ".joints.npy")) for i in inputs]
+    elif args.out:
+        if len(inputs) != 1:
+            raise TeleopError("--out takes one input; for several --keypoints files use --out-dir")
+        outputs = [args.out]
+    else:
+        raise TeleopError("give --out OUT.npy (one input) or --out-dir DIR")
+    poses = list(args.wrist_pose) if args.wrist_pose else None
+    if poses is not None and len(poses) != len(inputs):
+        raise TeleopError(f"{len(inputs)} --keypoints files but {len(poses)} --wrist-pose files")
+    frame = "world" if (poses or args.frame == "world") else "wrist"
+    summary = retarget_files(
+        args.robot, args.side, inputs, outputs, frame=frame, wrist_poses=poses, fps=args.fps,
+        filter_keypoints=not args.no_filter, workers=args.workers, max_iters=args.iters,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for r in summary["results"]:
+            print(f"{r['input']} -> {r['output']}: {r['frames']} frames, {r['frames_per_s']:.0f} frames/s, "
+                  f"residual {r['residual_mm']['mean']} mm, {r['rejected_frames']} rejected frames")
+        print(f"{summary['frames']} frames in {summary['wall_s']} s on {summary['workers']} worker(s)")
     return 0
 
 
@@ -196,12 +233,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
-    p.add_argument("what", choices=["bus", "sim"])
+    p.add_argument("what", choices=["bus", "sim", "retarget"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
     p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds")
     p.add_argument("--port-base", type=int, default=17710, help="loopback ports the benchmark may use")
+    p.add_argument("--no-reference", action="store_true", help="retarget: skip the dex-retargeting reference")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("retarget", help="offline: human hand keypoint sequences -> robot hand joints",
+                       description="Retarget (T, 21, 3) keypoint sequences (MediaPipe order, metres) to robot hand "
+                       "joints (T, n). Keypoints are in the wrist frame unless --frame world (then the wrist "
+                       "frame comes from --wrist-pose files or is estimated from the keypoints).")
+    p.add_argument("--robot", default=None, help="robot description TOML (default: the bundled dexhumanoid)")
+    p.add_argument("--side", choices=["left", "right"], required=True)
+    p.add_argument("--keypoints", nargs="+", required=True, metavar="IN.npy")
+    p.add_argument("--out", metavar="OUT.npy", help="output joints (one input)")
+    p.add_argument("--out-dir", help="output folder: <input stem>.joints.npy per input")
+    p.add_argument("--frame", choices=["wrist", "world"], default="wrist", help="frame of the keypoints")
+    p.add_argument("--wrist-pose", nargs="+", metavar="POSE.npy",
+                   help="per input: wrist poses (T, 4, 4) or (T, 7) [x y z qw qx qy qz] in the keypoints' frame")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the sequences, for the filter (default 30)")
+    p.add_argument("--no-filter", action="store_true", help="do not One-Euro filter the keypoints")
+    p.add_argument("--iters", type=int, help="solver iterations per frame (default: the config's)")
+    p.add_argument("--workers", type=int, help="processes (default: one per core, at most one per file)")
+    p.add_argument("--json", action="store_true", help="print throughput and residuals as JSON")
+    p.set_defaults(func=cmd_retarget)
 
     p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)

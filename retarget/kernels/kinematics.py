@@ -38,12 +38,17 @@ def fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos,
                 for b in range(3):
                     s += node_rot[p, a, b] * t_pos[i, b]
                 node_pos[i, a] = s
-            for a in range(3):
-                for b in range(3):
-                    s = 0.0
-                    for c in range(3):
-                        s += node_rot[p, a, c] * t_rot[i, c, b]
-                    node_rot[i, a, b] = s
+            if t_rot[i, 0, 0] == 1.0 and t_rot[i, 1, 1] == 1.0 and t_rot[i, 2, 2] == 1.0:
+                for a in range(3):  # identity pre-rotation (most chain links): copy
+                    for b in range(3):
+                        node_rot[i, a, b] = node_rot[p, a, b]
+            else:
+                for a in range(3):
+                    for b in range(3):
+                        s = 0.0
+                        for c in range(3):
+                            s += node_rot[p, a, c] * t_rot[i, c, b]
+                        node_rot[i, a, b] = s
         jt = jtype[i]
         if jt == FIXED:
             continue

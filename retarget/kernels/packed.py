@@ -24,12 +24,13 @@ from retarget.kernels.poses import map_absolute, map_relative, quat_to_mat
 from retarget.kernels.solvers import arm_ik_solve, hand_vector_solve, vector_residuals, vector_targets
 
 __all__ = [
-    "pack_tree", "tree_views", "hand_work_size", "hand_step", "hand_residuals", "arm_work_size", "arm_step",
+    "pack_tree", "tree_views", "hand_work_size", "hand_step", "hand_residuals", "hand_sequence", "arm_work_size",
+    "arm_step", "bimanual_step",
     "H_SCALE", "H_SMOOTH", "H_PINCH_ON", "H_PINCH_OFF", "H_PINCH_W", "H_PINCH_T", "H_TOL", "H_ITERS", "H_COLD_ITERS",
     "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_MAX_STEP", "H_NPARAMS",
     "A_ROTW", "A_DAMP", "A_POSTURE", "A_STEP", "A_ITERS", "A_TOLM", "A_TOLR", "A_SCALE", "A_RMAP", "A_OFFSET",
     "A_ENGAGED", "A_PH0", "A_RH0", "A_PR0", "A_RR0", "A_PF_MIN", "A_PF_BETA", "A_PF_D", "A_RF_MIN", "A_RF_BETA",
-    "A_RF_D", "A_F_ON", "A_EE", "A_NPARAMS",
+    "A_RF_D", "A_F_ON", "A_EE", "A_COLD_ITERS", "A_NPARAMS",
 ]
 
 # hand parameter slots (after the m weights)
@@ -46,8 +47,8 @@ A_PH0 = 21  # 3
 A_RH0 = 24  # 9
 A_PR0 = 33  # 3
 A_RR0 = 36  # 9
-A_PF_MIN, A_PF_BETA, A_PF_D, A_RF_MIN, A_RF_BETA, A_RF_D, A_F_ON, A_EE = range(45, 53)
-A_NPARAMS = 53
+A_PF_MIN, A_PF_BETA, A_PF_D, A_RF_MIN, A_RF_BETA, A_RF_D, A_F_ON, A_EE, A_COLD_ITERS = range(45, 54)
+A_NPARAMS = 54
 
 
 def pack_tree(tree) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +90,7 @@ def tree_views(ti, tf):
 @numba.njit(cache=True, nogil=True)
 def hand_work_size(n, nf, nq, m):
     """Float and int work sizes of ``hand_step``."""
-    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 5 * nq + m
+    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 6 * nq + m + 1
     ints = m + nq + 2
     return floats, ints
 
@@ -123,8 +124,8 @@ def _hand_views(work, iwork, n, nf, nq, m):
     k += 3 * nf * nq
     hess = work[k:k + nq * nq].reshape((nq, nq))
     k += nq * nq
-    chol = work[k:k + nq * nq].reshape((nq, nq))
-    k += nq * nq
+    chol = work[k:k + nq * (nq + 1)].reshape((nq, nq + 1))
+    k += nq * (nq + 1)
     grad = work[k:k + nq]
     k += nq
     step = work[k:k + nq]
@@ -136,11 +137,13 @@ def _hand_views(work, iwork, n, nf, nq, m):
     lo = work[k:k + nq]
     k += nq
     hi = work[k:k + nq]
+    k += nq
+    mu = work[k:k + 1]
     jac_none = work[0:0].reshape((0, 3, nq))
     pinch_state = iwork[0:m]
     free = iwork[m:m + nq]
     return (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi)
+            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -158,7 +161,7 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
     weights = vf[0:m]
     p = vf[m:m + H_NPARAMS]
     (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi) = _hand_views(work, iwork, n, nf, nq, m)
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu) = _hand_views(work, iwork, n, nf, nq, m)
     for i in range(21):  # a NaN/inf sample never reaches the filter state or the solution: hold
         for a in range(3):
             if not math.isfinite(keypoints[i, a]):
@@ -183,13 +186,15 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
     smooth = 0.0 if cold else p[H_SMOOTH]
     # trust region: a tick moves no joint by more than max_step (the limits themselves always hold)
     delta = math.inf if cold else p[H_MAX_STEP]
+    if cold:
+        mu[0] = 1e-4
     for i in range(nq):
         lo[i] = max(lower[i], q[i] - delta)
         hi[i] = min(upper[i], q[i] + delta)
     return hand_vector_solve(
         q, q_prev, lo, hi, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
         origin_f, task_f, target, w_eff, smooth, iters, p[H_TOL],
-        node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free,
+        node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu,
     )
 
 
@@ -199,7 +204,7 @@ def hand_residuals(q, ti, tf, vi, work, iwork, out):
     n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
     m = vi[0]
     (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi) = _hand_views(work, iwork, n, nf, nq, m)
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu) = _hand_views(work, iwork, n, nf, nq, m)
     fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
     fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
     vector_residuals(frame_pos, vi[1:1 + m], vi[1 + m:1 + 2 * m], target, out)
@@ -207,7 +212,7 @@ def hand_residuals(q, ti, tf, vi, work, iwork, out):
 
 @numba.njit(cache=True, nogil=True)
 def arm_work_size(n, nf, nq):
-    floats = 12 * n + 12 * nf + 6 * nf * nq + 6 * nq + 36 + 36 + 6 + 6 + 6 + 9 + 3 + 2 * nq + 3 + 3 + 4 + 9 + 3 + 9 + 9 + 9 + 7 + 8
+    floats = 12 * n + 12 * nf + 6 * nf * nq + 6 * nq + 36 + 42 + 6 + 6 + 6 + 9 + 3 + 2 * nq + 3 + 3 + 4 + 9 + 3 + 9 + 9 + 9 + 7 + 8
     return floats, 6
 
 
@@ -215,8 +220,8 @@ def arm_work_size(n, nf, nq):
 def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
     """Filter the tracker wrist pose (One-Euro on position and SO(3), if enabled), map it into the
     robot base frame (absolute, or clutch-relative once engaged), solve IK from ``q`` (updated in
-    place). ``flags`` (2,) bool: filter state. ``work[-3:]`` after the call... see ``arm_result``.
-    Returns (position error [m], rotation error [rad], iterations)."""
+    place). ``flags`` (3,) bool: [position filter initialised, orientation filter initialised,
+    cold start pending]. Returns (position error [m], rotation error [rad], iterations)."""
     n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
     posture = af[0:nq]
     p = af[nq:nq + A_NPARAMS]
@@ -237,8 +242,8 @@ def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
     k += 6 * nq
     a6 = work[k:k + 36].reshape((6, 6))
     k += 36
-    chol6 = work[k:k + 36].reshape((6, 6))
-    k += 36
+    chol6 = work[k:k + 42].reshape((6, 7))
+    k += 42
     rhs6 = work[k:k + 6]
     k += 6
     y6 = work[k:k + 6]
@@ -303,10 +308,67 @@ def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
                      p[A_RR0:A_RR0 + 9].reshape((3, 3)), p[A_SCALE], r_map, p_t, r_t, t1, t2)
     else:
         map_absolute(p_f, r_h, p[A_SCALE], r_map, p[A_OFFSET:A_OFFSET + 3], p_t, r_t)
+    iters = int(p[A_COLD_ITERS]) if flags[2] else int(p[A_ITERS])  # more after a reset/engage
+    flags[2] = False
     arm_ik_solve(
         q, posture, lower, upper, p_t, r_t, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
-        int(p[A_EE]), p[A_ROTW], p[A_DAMP], p[A_POSTURE], p[A_STEP], int(p[A_ITERS]), p[A_TOLM], p[A_TOLR],
+        int(p[A_EE]), p[A_ROTW], p[A_DAMP], p[A_POSTURE], p[A_STEP], iters, p[A_TOLM], p[A_TOLR],
         node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_rot, jmat, a6, chol6, rhs6, y6, err, rtmp, rvec,
         dq, iwork, q_best, result,
     )
     return result[0], result[1], result[2]
+
+
+@numba.njit(cache=True, nogil=True)
+def hand_sequence(keypoints, times, q, ti, tf, vi, vf, work, iwork, flags, out_q, out_residual, resid):
+    """Offline: ``hand_step`` over a whole sequence (T, 21, 3) with one call, warm-starting each
+    frame from the previous one. Writes joints (T, nq) and the mean task-vector residual [m] per
+    frame (T,); a frame with non-finite input holds the previous joints and gets a NaN residual.
+    Returns the number of such frames."""
+    rejected = 0
+    for k in range(keypoints.shape[0]):
+        cost, iters = hand_step(keypoints[k], times[k], q, ti, tf, vi, vf, work, iwork, flags)
+        for i in range(q.shape[0]):
+            out_q[k, i] = q[i]
+        if iters < 0:
+            rejected += 1
+            out_residual[k] = math.nan
+            continue
+        hand_residuals(q, ti, tf, vi, work, iwork, resid)
+        s = 0.0
+        for j in range(resid.shape[0]):
+            s += resid[j]
+        out_residual[k] = s / resid.shape[0]
+    return rejected
+
+
+@numba.njit(cache=True, nogil=True)
+def bimanual_step(
+    keypoints, wrist_pos, wrist_quat, t_s, out, slices, results,
+    hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags,
+    hr_q, hr_ti, hr_tf, hr_vi, hr_vf, hr_work, hr_iwork, hr_flags,
+    al_q, al_ti, al_tf, al_af, al_work, al_iwork, al_flags,
+    ar_q, ar_ti, ar_tf, ar_af, ar_work, ar_iwork, ar_flags,
+):
+    """Both hands and both arms in one call (one dispatch per tick). ``slices`` (8,) int64:
+    start/stop of left arm, left hand, right arm, right hand in ``out``; a hand with
+    ``*_ti[0] == 0`` nodes is skipped. ``results`` (8,): per arm (pos err, rot err, iterations)
+    then per hand the iteration count."""
+    if hl_ti[0] > 0:
+        c, it = hand_step(keypoints[0], t_s, hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags)
+        results[6] = it
+        for i in range(hl_q.shape[0]):
+            out[slices[2] + i] = hl_q[i]
+    if hr_ti[0] > 0:
+        c, it = hand_step(keypoints[1], t_s, hr_q, hr_ti, hr_tf, hr_vi, hr_vf, hr_work, hr_iwork, hr_flags)
+        results[7] = it
+        for i in range(hr_q.shape[0]):
+            out[slices[6] + i] = hr_q[i]
+    pe, re, it = arm_step(wrist_pos[0], wrist_quat[0], t_s, al_q, al_ti, al_tf, al_af, al_work, al_iwork, al_flags)
+    results[0], results[1], results[2] = pe, re, it
+    for i in range(al_q.shape[0]):
+        out[slices[0] + i] = al_q[i]
+    pe, re, it = arm_step(wrist_pos[1], wrist_quat[1], t_s, ar_q, ar_ti, ar_tf, ar_af, ar_work, ar_iwork, ar_flags)
+    results[3], results[4], results[5] = pe, re, it
+    for i in range(ar_q.shape[0]):
+        out[slices[4] + i] = ar_q[i]

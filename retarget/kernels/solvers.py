@@ -19,33 +19,41 @@ __all__ = ["hand_vector_solve", "arm_ik_solve", "vector_targets", "vector_residu
 
 @numba.njit(cache=True, nogil=True)
 def _chol_solve(a, b, free, nfree, work, x):
-    """Solve a[free][:, free] x[free] = b[free] for symmetric positive definite ``a`` (in place
-    Cholesky in ``work``). Entries of ``x`` outside ``free`` are set to 0."""
+    """Solve a[free][:, free] x[free] = b[free] for symmetric positive definite ``a``: gather the
+    reduced system into ``work`` (contiguous), Cholesky in place, substitute, scatter. Entries of
+    ``x`` outside ``free`` are set to 0. ``work`` needs (n, n + 1)."""
     n = a.shape[0]
-    for i in range(n):
-        x[i] = 0.0
     for ii in range(nfree):
         i = free[ii]
         for jj in range(ii + 1):
-            j = free[jj]
-            s = a[i, j]
-            for kk in range(jj):
-                s -= work[ii, kk] * work[jj, kk]
-            if ii == jj:
-                work[ii, ii] = math.sqrt(s if s > 1e-300 else 1e-300)
-            else:
-                work[ii, jj] = s / work[jj, jj]
-    # forward then backward substitution, result in work[:, n-1 ... ] scratch column via x
+            work[ii, jj] = a[i, free[jj]]
+        work[ii, n] = b[i]
+    for j in range(nfree):
+        s = work[j, j]
+        for k in range(j):
+            s -= work[j, k] * work[j, k]
+        d = math.sqrt(s if s > 1e-300 else 1e-300)
+        work[j, j] = d
+        inv = 1.0 / d
+        for i in range(j + 1, nfree):
+            s = work[i, j]
+            for k in range(j):
+                s -= work[i, k] * work[j, k]
+            work[i, j] = s * inv
+    for i in range(nfree):  # L y = b (y over b's column)
+        s = work[i, n]
+        for k in range(i):
+            s -= work[i, k] * work[k, n]
+        work[i, n] = s / work[i, i]
+    for i in range(nfree - 1, -1, -1):  # L^T x = y
+        s = work[i, n]
+        for k in range(i + 1, nfree):
+            s -= work[k, i] * work[k, n]
+        work[i, n] = s / work[i, i]
+    for i in range(n):
+        x[i] = 0.0
     for ii in range(nfree):
-        s = b[free[ii]]
-        for kk in range(ii):
-            s -= work[ii, kk] * x[free[kk]]
-        x[free[ii]] = s / work[ii, ii]
-    for ii in range(nfree - 1, -1, -1):
-        s = x[free[ii]]
-        for kk in range(ii + 1, nfree):
-            s -= work[kk, ii] * x[free[kk]]
-        x[free[ii]] = s / work[ii, ii]
+        x[free[ii]] = work[ii, n]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -121,11 +129,12 @@ def hand_vector_solve(
     q, q_prev, lower, upper,
     parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
     origin_f, task_f, target, w_eff, smooth, max_iters, tol,
-    node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free,
+    node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu_state,
 ):
     """Minimise sum_k w_k |(p_task_k - p_origin_k)(q) - target_k|^2 + smooth |q - q_prev|^2 over
     lower <= q <= upper by projected Levenberg-Marquardt, starting from ``q`` (updated in place).
-    Returns (final cost, iterations)."""
+    ``mu_state`` (1,) carries the damping from call to call, so a warm-started tick rarely
+    wastes trial steps. Returns (final cost, iterations)."""
     nq = q.shape[0]
     m = origin_f.shape[0]
     for i in range(nq):
@@ -133,7 +142,7 @@ def hand_vector_solve(
     fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
     fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
     cost = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth)
-    mu = 1e-4  # Levenberg-Marquardt damping: shrinks after good steps, grows after bad ones
+    mu = min(max(mu_state[0], 1e-7), 1e2)  # LM damping: shrinks after good steps, grows after bad ones
     it = 0
     for it in range(max_iters):
         frame_jacobians(node_pos, node_rot, parent, jtype, qidx, mult, axis, f_node, frame_pos, jac_pos, jac_none)
@@ -180,7 +189,7 @@ def hand_vector_solve(
         if gmax < 1e-10:  # stationary on the feasible set: converged
             break
         improved = False
-        for _ in range(6):  # LM damping search
+        for _ in range(4):  # LM damping search (bounded: the next tick continues)
             for i in range(nq):
                 hess[i, i] += mu
                 grad[i] = -grad[i]
@@ -213,6 +222,7 @@ def hand_vector_solve(
         mu = max(mu * 0.3, 1e-7)
         if delta < tol or gain < 1e-9 * cost + 1e-14:
             break
+    mu_state[0] = mu
     return cost, it + 1
 
 
