@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench bench-setup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,20 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-bench: install
+# dex-retargeting (the retargeting benchmark's reference) in its own venv: it needs torch, pinned
+# to the CPU wheel on this machine's disk (an unpinned torch pulls a multi-GB CUDA build).
+.venv-bench/.installed:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --upgrade pip
+	.venv-bench/bin/python -m pip install -q "torch==2.13.0" "dex-retargeting==0.5.0" six
+	touch $@
+
+bench-setup: .venv-bench/.installed
+
+bench: install bench-setup
 	$(BIN)/teleop bench bus --json
 	$(BIN)/teleop bench sim --json
+	$(BIN)/teleop bench retarget --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -128,12 +128,16 @@ def build_hand(robot_config: str | Path, side: Side, filter_keypoints: bool = Tr
         raise ConfigError(f"robot {desc.name!r} has no {side} hand to retarget to")
     hc = cfg.hands[side]
     tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints, desc.position_overrides)
-    return HandRetargeter(
+    hand = HandRetargeter(
         tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m, pinch_off_m=hc.pinch_off_m,
         pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m, max_iters=max_iters or hc.max_iters,
         cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad, low_pass_alpha=hc.low_pass_alpha,
         keypoint_filter=cfg.keypoint_filter if filter_keypoints else None,
     )
+    warm = np.zeros((1, 21, 3))
+    warm[0, 1:, 0] = np.linspace(0.02, 0.18, 20)
+    retarget_sequence(hand, warm)  # load the kernel from numba's cache outside any timing
+    return hand
 
 
 @dataclass(frozen=True)
