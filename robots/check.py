@@ -147,7 +147,7 @@ class _Kit:
         self.c.release()
         base = self.c.get_state(1.0).target.copy()
         self.home = base.copy()
-        j, lo, hi = self.j, self.spec.lower[self.j], self.spec.upper[self.j]
+        j, hi = self.j, self.spec.upper[self.j]
         goal = base.copy()
         goal[j] = base[j] + self.step if base[j] + self.step < hi else base[j] - self.step
         t0 = time.monotonic()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
 __all__ = ["fk_nodes", "fk_frames", "frame_jacobians", "FIXED", "REVOLUTE", "PRISMATIC"]
 

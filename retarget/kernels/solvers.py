@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
 from retarget.kernels.kinematics import fk_frames, fk_nodes, frame_jacobians
 

@@ -117,7 +117,7 @@ def run(reference: bool = True, repeats: int = 3) -> dict:
     reach = 0
     for r in range(repeats):
         arm.engage(wpos[0], wquat[0], arm.posture)
-        arm_times.append(_timed(lambda k: arm.step(wpos[k], wquat[k], r * 100 + k * 0.01, q_arm), n))
+        arm_times.append(_timed(lambda k, r=r: arm.step(wpos[k], wquat[k], r * 100 + k * 0.01, q_arm), n))
         reach += sum(1 for k in range(0, n, 10) if arm.step(wpos[k], wquat[k], r * 100 + 10 + k * 0.01, q_arm).reachable)
     arm_us = np.concatenate(arm_times)
 
@@ -131,7 +131,7 @@ def run(reference: bool = True, repeats: int = 3) -> dict:
         bi.reset()
         for i, side in enumerate(("left", "right")):
             bi.engage(side, wp2[0, i], wq2[0, i], bi.sides[side].arm.posture)
-        tick_times.append(_timed(lambda k: bi.tick(r * 100 + k * 0.01, kp2[k], wp2[k], wq2[k], out), n))
+        tick_times.append(_timed(lambda k, r=r: bi.tick(r * 100 + k * 0.01, kp2[k], wp2[k], wq2[k], out), n))
     tick_us = np.concatenate(tick_times)
 
     # -- offline ------------------------------------------------------------------------------------

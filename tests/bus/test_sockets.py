@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from teleop.bus import Bus, CurveKeys, JointCommand, Reply, Request, generate_keys
+from teleop.bus import Bus, CurveKeys, JointCommand, Reply, generate_keys
 from teleop.errors import ConfigError, LinkTimeoutError, RobotError, SecurityError
 
 
