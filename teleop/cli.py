@@ -172,6 +172,91 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_driver_options(extra: list[str]) -> dict[str, str]:
+    """``--port /dev/ttyUSB0 --baud=115200 --loop`` -> {"port": ..., "baud": ..., "loop": "true"}."""
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(extra):
+        item = extra[i]
+        if not item.startswith("--"):
+            raise TeleopError(f"unexpected argument {item!r}: driver options are written --name value")
+        name, eq, value = item[2:].partition("=")
+        if not eq:
+            if i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+                value = extra[i + 1]
+                i += 1
+            else:
+                value = "true"  # a bare flag
+        options[name] = value
+        i += 1
+    return options
+
+
+def cmd_drivers_list(args: argparse.Namespace) -> int:
+    from drivers.config import option_help
+    from drivers.registry import available_drivers, driver_class
+
+    rows = []
+    for name, ep in available_drivers().items():
+        try:
+            cls = driver_class(name)
+            desc = cls.description
+            opts = option_help(cls.config_class)
+        except TeleopError as exc:
+            desc, opts = f"(cannot load: {exc})", []
+        rows.append({"name": name, "entry_point": ep.value, "description": desc,
+                     "options": [{"name": o, "type": t, "default": d} for o, t, d in opts]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['name']:<14} {r['description']}")
+        if args.verbose:
+            print(f"{'':14} {r['entry_point']}")
+            for o in r["options"]:
+                print(f"{'':16} --{o['name']:<24} {o['type']:<28} default {o['default']}")
+    return 0
+
+
+def cmd_drivers_echo(args: argparse.Namespace, extra: list[str]) -> int:
+    import time as _time
+
+    from drivers.registry import create_driver
+    from drivers.samples import sample_to_json
+    from teleop.errors import DeviceTimeoutError
+
+    drv = create_driver(args.name, _parse_driver_options(extra))
+    spec = drv.sample_spec
+    last_print = 0.0
+    printed = 0
+    drv.connect()
+    stop = _time.monotonic() + args.seconds if args.seconds else None
+    try:
+        while stop is None or _time.monotonic() < stop:
+            try:
+                sample = drv.get_sample(timeout_s=1.0)
+            except DeviceTimeoutError as exc:
+                print(f"teleop: waiting: {exc}", file=sys.stderr)
+                continue
+            obj = sample_to_json(sample, spec.channel_names)
+            if args.json:
+                print(json.dumps(obj, separators=(",", ":")), flush=True)
+                printed += 1
+            elif _time.monotonic() - last_print >= 1.0 / args.max_rate:
+                obj.pop("keypoints", None)
+                print(" ".join(f"{k}={v}" for k, v in obj.items() if v not in (None, [], {})), flush=True)
+                last_print = _time.monotonic()
+                printed += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        health = drv.health()
+        drv.disconnect()
+        print(f"teleop: {args.name}: {health.samples} samples, {health.rate_hz:.1f} reads/s, errors {health.errors}"
+              + (f", last error: {health.last_error}" if health.last_error else ""), file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from teleop.demo import format_summary, run_demo
 
@@ -260,6 +345,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print throughput and residuals as JSON")
     p.set_defaults(func=cmd_retarget)
 
+    p = sub.add_parser("drivers", help="input device drivers (gloves, trackers, tactile sensors, pedals)")
+    dsub = p.add_subparsers(dest="drivers_command", metavar="DRIVERS_COMMAND", required=True)
+    d = dsub.add_parser("list", help="installed drivers (entry points, group teleop.drivers)")
+    d.add_argument("-v", "--verbose", action="store_true", help="also each driver's options")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_drivers_list)
+    d = dsub.add_parser("echo", help="open a driver and print its decoded samples live",
+                        description="teleop drivers echo NAME [--OPTION VALUE ...]: options are the fields of the "
+                        "driver's config (`teleop drivers list -v`), e.g. `teleop drivers echo opengloves --port "
+                        "/dev/ttyUSB0 --side right`. With --json, one JSON object per sample per line (replayable "
+                        "with the replay driver).")
+    d.add_argument("name")
+    d.add_argument("--json", action="store_true", help="one JSON object per sample per line")
+    d.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    d.add_argument("--max-rate", type=float, default=20.0, help="text mode: at most this many lines per second")
+    d.set_defaults(func=cmd_drivers_echo, takes_extra=True)
+
     p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
     p.add_argument("--camera-hz", type=float, default=10.0, help="sim camera rate, 0 = off (default %(default)s)")
@@ -269,19 +371,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
+        if getattr(args, "takes_extra", False):
+            return int(args.func(args, extra))
         return int(args.func(args))
     except TeleopError as exc:
         print(f"teleop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `teleop ... | head`: the reader left; not an error
+        import os as _os
+
+        _os.dup2(_os.open(_os.devnull, _os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,17 @@ from teleop.bus.endpoints import (
     is_loopback,
     require_secure,
 )
-from teleop.bus.messages import CameraFrame, JointCommand, Reply, Request, RobotSpec, RobotState
+from teleop.bus.messages import (
+    CameraFrame,
+    HandKeypoints,
+    JointCommand,
+    Reply,
+    Request,
+    RobotSpec,
+    RobotState,
+    WristMatrix,
+    WristPose,
+)
 from teleop.bus.security import CurveKeys, generate_keys
 from teleop.bus.sockets import Bus, Publisher, Received, RpcClient, RpcServer, Subscriber
 
@@ -29,6 +39,9 @@ __all__ = [
     "is_loopback",
     "require_secure",
     "CameraFrame",
+    "HandKeypoints",
+    "WristMatrix",
+    "WristPose",
     "JointCommand",
     "Reply",
     "Request",

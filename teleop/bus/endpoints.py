@@ -17,6 +17,8 @@ __all__ = [
     "RobotEndpoints",
     "DEFAULT_HOST",
     "DEFAULT_PORT_BASE",
+    "DEFAULT_INPUT_ENDPOINT",
+    "TOPIC_INPUT",
     "is_loopback",
     "require_secure",
     "describe_defaults",
@@ -28,6 +30,9 @@ __all__ = [
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT_BASE = 7610
+#: Where the network input driver listens for hand keypoint and wrist pose streams.
+DEFAULT_INPUT_ENDPOINT = "tcp://127.0.0.1:7620"
+TOPIC_INPUT = "input/"
 
 
 @dataclass(frozen=True)
@@ -120,5 +125,6 @@ def describe_defaults() -> str:
         f"  robot state   PUB  {ep.state}   topic {TOPIC_STATE}\n"
         f"  robot command SUB  {ep.command}   topic {TOPIC_COMMAND}\n"
         f"  robot camera  PUB  {ep.camera}   topic {TOPIC_CAMERA}<camera>\n"
-        f"  robot rpc     REP  {ep.rpc}   spec, estop, release, ping, stats, reset"
+        f"  robot rpc     REP  {ep.rpc}   spec, estop, release, ping, stats, reset\n"
+        f"  input streams SUB  {DEFAULT_INPUT_ENDPOINT}   topic {TOPIC_INPUT}<side>/... (drivers: network)"
     )

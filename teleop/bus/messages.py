@@ -22,6 +22,9 @@ __all__ = [
     "Reply",
     "RobotSpec",
     "MODES",
+    "HandKeypoints",
+    "WristPose",
+    "WristMatrix",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -182,3 +185,42 @@ class RobotSpec(Message):
                 return slice(start, start + int(size))
             start += int(size)
         raise KeyError(f"no group {group!r}; groups: {list(self.group_names)}")
+
+
+# -- input streams (drivers/network): what a VR app, mocap bridge or hand tracker publishes ------
+
+
+@message("hand_keypoints")
+@dataclass(frozen=True, slots=True)
+class HandKeypoints(Message):
+    """One hand's keypoints, Shape (k, 3), in the layout and frame the driver is configured for
+    (MediaPipe 21 in the wrist frame by default)."""
+
+    side: str
+    keypoints: npt.NDArray[np.float64]
+
+    SCHEMA = {"side": str, "keypoints": Arr("float64", ("k", 3), finite=True)}
+
+
+@message("wrist_pose")
+@dataclass(frozen=True, slots=True)
+class WristPose(Message):
+    """A wrist pose: position (3,) and quaternion (w, x, y, z) (4,)."""
+
+    side: str
+    position: F64
+    quat_wxyz: F64
+
+    SCHEMA = {"side": str, "position": Arr("float64", (3,), finite=True), "quat_wxyz": Arr("float64", (4,), finite=True)}
+
+
+@message("wrist_matrix")
+@dataclass(frozen=True, slots=True)
+class WristMatrix(Message):
+    """A wrist pose as a 4x4 homogeneous matrix flattened to 16 floats (row- or column-major,
+    as configured per source)."""
+
+    side: str
+    matrix: F64
+
+    SCHEMA = {"side": str, "matrix": Arr("float64", (16,), finite=True)}

@@ -1,0 +1,125 @@
+"""Driver configs: frozen dataclasses whose fields are the driver's options.
+
+``DriverConfig.from_options`` turns strings (``teleop drivers echo NAME --port /dev/ttyUSB0``, TOML
+values) into typed fields and raises ``ConfigError`` naming the option and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args, get_origin
+
+from teleop.errors import ConfigError
+from teleop.types import Side
+
+__all__ = ["DriverConfig", "option_help"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverConfig:
+    """Base of every driver config. ``side`` is which hand/arm the device belongs to (None for
+    devices that are not handed, e.g. a foot pedal). ``reconnect`` keeps retrying after an unplug."""
+
+    side: Side | None = None
+    reconnect: bool = True
+    reconnect_interval_s: float = 0.5
+
+    HELP: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        if self.side not in (None, "left", "right"):
+            raise ConfigError(f"side={self.side!r}: allowed values are 'left', 'right' (or leave it unset)")
+        if not self.reconnect_interval_s > 0:
+            raise ConfigError(f"reconnect_interval_s={self.reconnect_interval_s}: must be > 0")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> DriverConfig:
+        """Build from option strings or TOML values; dashes in names become underscores."""
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        values: dict[str, Any] = {}
+        for raw_name, value in options.items():
+            name = raw_name.replace("-", "_")
+            if name not in fields:
+                raise ConfigError(f"{cls.__name__}: unknown option {raw_name!r}; options: {sorted(fields)}")
+            values[name] = _coerce(name, value, hints[name])
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required field is missing
+            raise ConfigError(f"{cls.__name__}: {exc}") from None
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"option {name!r}: bad value {value!r}")
+    if origin is Literal:
+        allowed = args
+        if value in allowed:
+            return value
+        if isinstance(value, str):
+            for a in allowed:
+                if str(a) == value:
+                    return a
+        raise ConfigError(f"option {name!r} = {value!r}; allowed values: {list(allowed)}")
+    if origin in (tuple, list):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        inner = args[0] if args else str
+        return tuple(_coerce(name, v.strip() if isinstance(v, str) else v, inner) for v in items if v != "")
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise ConfigError(f"option {name!r} = {value!r}; allowed values: {[m.value for m in hint]}") from None
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"option {name!r} = {value!r}; write true or false")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"option {name!r} = {value!r}; expected a number")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"option {name!r} = {value!r}; expected {hint.__name__}") from None
+    if hint is str:
+        return str(value)
+    if hint is Path:
+        return Path(value)
+    return value
+
+
+def option_help(config_class: type[DriverConfig]) -> list[tuple[str, str, str]]:
+    """(option, type, default) rows for ``teleop drivers list --verbose``."""
+    hints = typing.get_type_hints(config_class)
+    rows = []
+    for f in dataclasses.fields(config_class):
+        if not f.init:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            "(required)" if f.default_factory is dataclasses.MISSING else f.default_factory())
+        t = hints[f.name]
+        tname = getattr(t, "__name__", None) or str(t).replace("typing.", "")
+        rows.append((f.name.replace("_", "-"), tname, repr(default)))
+    return rows

@@ -1,0 +1,84 @@
+"""``synthetic``: scripted hands and wrists, paced in real time. Sample k is a pure function of k
+(time k / rate_hz * speed), so runs are identical; two samples per tick: a HandSample (angles and
+keypoints through the human hand model) and a PoseSample (the wrist in the tracker frame)."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from drivers.base import ThreadedDriver
+from drivers.samples import HandSample, PoseSample, Sample, SampleSpec
+from drivers.synthetic.config_synthetic import SyntheticConfig
+from drivers.synthetic.script import BimanualScript
+from retarget.human_hand import HumanHand
+
+__all__ = ["SyntheticDriver"]
+
+
+class SyntheticDriver(ThreadedDriver):
+    name: ClassVar[str] = "synthetic"
+    config_class: ClassVar[type[SyntheticConfig]] = SyntheticConfig
+    description: ClassVar[str] = "scripted bimanual hands and wrists (deterministic; the default input)"
+    config: SyntheticConfig
+
+    def __init__(self, config: SyntheticConfig | None = None) -> None:
+        super().__init__(config)
+        self._script: BimanualScript | None = None
+        self._hand: HumanHand | None = None
+        self._k = 0
+        self._t0 = 0.0
+        self._rng = np.random.default_rng(self.config.seed)
+
+    @property
+    def sample_spec(self) -> SampleSpec:
+        kinds = (("hand",) if self.config.emit_hand else ()) + (("pose",) if self.config.emit_pose else ())
+        return SampleSpec(kinds=kinds, side=self.config.side, rate_hz=self.config.rate_hz, frame="tracker")  # type: ignore[arg-type]
+
+    def sample_at(self, k: int) -> list[Sample]:
+        """The samples of tick ``k`` (capture time: now)."""
+        assert self._script is not None and self._hand is not None
+        c = self.config
+        t = k / c.rate_hz * c.speed
+        angles, pos, quat = self._script.at(t, c.side)
+        now = time.monotonic_ns()
+        out: list[Sample] = []
+        if c.emit_hand:
+            kp = self._hand.keypoints(angles)
+            if c.noise_m > 0:
+                kp = kp + self._rng.normal(0.0, c.noise_m, kp.shape)
+                kp[0] = 0.0
+            out.append(HandSample(side=c.side, capture_ns=now, seq=self.next_seq(), keypoints=kp, angles=angles,
+                                  source=self.name))
+        if c.emit_pose:
+            out.append(PoseSample(side=c.side, capture_ns=now, seq=self.next_seq(), position_m=pos, quat_wxyz=quat,
+                                  frame="tracker", source=self.name))
+        return out
+
+    def _open(self) -> None:
+        self._script = BimanualScript(self.config.script, loop=self.config.loop)
+        self._hand = HumanHand(self.config.side, hand_length_m=self.config.hand_length_m)
+        angles, _, _ = self._script.at(0.0, self.config.side)  # solves the named poses, loads kernels
+        self._hand.keypoints(angles)
+        self._k = 0
+        self._t0 = time.monotonic()
+
+    def _read(self) -> list[Sample] | None:
+        due = self._t0 + self._k / self.config.rate_hz
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(min(delay, 0.1))
+            if time.monotonic() < due:
+                return None
+        if not self.config.loop and self._k / self.config.rate_hz * self.config.speed > self._script.duration_s:  # type: ignore[union-attr]
+            time.sleep(0.05)
+            return None
+        samples = self.sample_at(self._k)
+        self._k += 1
+        return samples
+
+    def _close(self) -> None:
+        self._script = None
+        self._hand = None
