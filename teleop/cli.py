@@ -257,6 +257,28 @@ def cmd_drivers_echo(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace, extra: list[str]) -> int:
+    from drivers.registry import create_driver
+
+    drv = create_driver(args.name, _parse_driver_options(extra))
+    drv.connect()
+    try:
+        result = drv.calibrate()
+    finally:
+        drv.disconnect()
+    if not result:
+        print(f"{args.name}: this device needs no calibration")
+        return 0
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"calibration written to {out}")
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from teleop.demo import format_summary, run_demo
 
@@ -361,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     d.add_argument("--max-rate", type=float, default=20.0, help="text mode: at most this many lines per second")
     d.set_defaults(func=cmd_drivers_echo, takes_extra=True)
+
+    p = sub.add_parser("calibrate", help="calibrate a device (e.g. glove channel ranges) and save the result",
+                       description="teleop calibrate NAME [--OPTION VALUE ...] [--out FILE.json]: opens the driver with "
+                       "its options and runs its calibration routine, with prompts (e.g. `teleop calibrate opengloves "
+                       "--port /dev/ttyUSB0 --side right --calibration right_glove.json`).")
+    p.add_argument("name")
+    p.add_argument("--out", help="also write the result here (JSON)")
+    p.set_defaults(func=cmd_calibrate, takes_extra=True)
 
     p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
