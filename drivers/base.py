@@ -171,6 +171,10 @@ class ThreadedDriver(Driver):
             return
         self._error = None
         self._stop.clear()
+        with self._lock:  # nothing from before a disconnect may come out as fresh
+            self._queue.clear()
+            self._latest = None
+            self._latest_kind.clear()
         try:
             self._open()
         except BaseException:
