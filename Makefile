@@ -36,6 +36,7 @@ bench: install bench-setup
 	$(BIN)/teleop bench bus --json
 	$(BIN)/teleop bench sim --json
 	$(BIN)/teleop bench retarget --json
+	$(BIN)/teleop bench tactile --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

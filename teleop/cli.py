@@ -127,6 +127,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.bus import run
 
         result = run(count=args.count, port_base=args.port_base)
+    elif args.what == "tactile":
+        from teleop.bench.tactile import run
+
+        result = run()
     elif args.what == "retarget":
         from teleop.bench.retarget import run
 
@@ -340,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
-    p.add_argument("what", choices=["bus", "sim", "retarget"])
+    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
     p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds")
