@@ -102,6 +102,10 @@ class Driver(ABC):
     def send_feedback(self, feedback: HapticFeedback) -> None:
         raise DeviceError(f"{self.name}: this device takes no feedback (sample_spec.feedback is False)")
 
+    def drain_events(self) -> list[ButtonEvent]:
+        """ButtonEvents since the last call (drivers without buttons return none)."""
+        return []
+
     def health(self) -> DriverHealth:
         return DriverHealth(connected=self.is_connected)
 
@@ -123,6 +127,7 @@ class ThreadedDriver(Driver):
         super().__init__(config)
         self._lock = threading.Condition()
         self._queue: deque[Sample] = deque(maxlen=self.queue_size)
+        self._events: deque[ButtonEvent] = deque(maxlen=self.queue_size)  # for drain_events()
         self._latest: Sample | None = None
         self._latest_t = 0.0
         self._latest_kind: dict[str, tuple[Sample, float]] = {}
@@ -173,6 +178,7 @@ class ThreadedDriver(Driver):
         self._stop.clear()
         with self._lock:  # nothing from before a disconnect may come out as fresh
             self._queue.clear()
+            self._events.clear()
             self._latest = None
             self._latest_kind.clear()
         try:
@@ -228,6 +234,8 @@ class ThreadedDriver(Driver):
                     self._latest = sample
                     self._latest_t = now
                     self._latest_kind[_KINDS[type(sample)]] = (sample, now)
+                    if type(sample) is ButtonEvent:
+                        self._events.append(sample)
                 self._times.append(now)  # one per device read: the rate is reads per second
                 self._lock.notify_all()
 
@@ -291,6 +299,15 @@ class ThreadedDriver(Driver):
                 raise DeviceTimeoutError(f"{self.name}: newest sample is {age * 1e3:.0f} ms old (limit {max_age_s * 1e3:.0f} ms)")
             self._queue.clear()
             return sample
+
+    def drain_events(self) -> list[ButtonEvent]:
+        """Every ButtonEvent since the last call, in order, without blocking. Independent of
+        ``get_sample``/``read_latest``, so a loop that reads the newest hand sample still sees
+        every press and release."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+        return events
 
     def health(self) -> DriverHealth:
         with self._lock:

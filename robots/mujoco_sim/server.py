@@ -137,6 +137,11 @@ class SimServer:
             self.close()
             raise
         self._spec = self._build_spec()
+        import zmq
+
+        self._poller = zmq.Poller()
+        self._poller.register(self.rpc.sock, zmq.POLLIN)
+        self._poller.register(self.cmd_sub.sock, zmq.POLLIN)
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -207,7 +212,8 @@ class SimServer:
         self.desired[:] = clipped
         self.mode = "active"
         self._last_cmd_wall = time.monotonic()
-        self._trace = _Trace(header.seq, header.capture_ns, recv_ns, 0, np.array(cmd.source_capture_ns))
+        # applied = became the setpoint (clamped); the rate-limited target tracks it from the next step
+        self._trace = _Trace(header.seq, header.capture_ns, recv_ns, time.monotonic_ns(), np.array(cmd.source_capture_ns))
 
     def _hold(self) -> None:
         self.desired[:] = self.target
@@ -309,9 +315,7 @@ class SimServer:
         next_wall = time.perf_counter()
         try:
             while not self._stop.is_set():
-                got = self.cmd_sub.latest()
-                if got is not None:
-                    self._on_command(got.header, got.msg, got.recv_ns)  # type: ignore[arg-type]
+                self._take_command()
                 now = time.monotonic()
                 if self.mode == "active" and now - self._last_cmd_wall > cfg.watchdog_s:
                     self.mode = "hold"
@@ -320,8 +324,6 @@ class SimServer:
                     logger.warning("no command for %.0f ms: holding", cfg.watchdog_s * 1e3)
                 for _ in range(self.steps_per_tick):
                     self._apply_targets()
-                    if self._trace.applied_ns == 0 and self._trace.seq >= 0:
-                        self._trace.applied_ns = time.monotonic_ns()
                     mujoco.mj_step(m, d)
                 self.state_pub.publish(self.state(), TOPIC_STATE)
                 self.counters["ticks"] += 1
@@ -358,12 +360,22 @@ class SimServer:
         is applied at once, not at the next tick. Returns how early (+) or late (-) we were."""
         delay = deadline - time.perf_counter()
         while delay > 0.0015:
-            if self.rpc.sock.poll(int(delay * 1000) - 1):
-                self.rpc.serve_one(self._handle)
+            for sock, _ in self._poller.poll(int(delay * 1000) - 1):
+                if sock is self.rpc.sock:
+                    self.rpc.serve_one(self._handle)
+                else:
+                    self._take_command()
             delay = deadline - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
         return delay
+
+    def _take_command(self) -> None:
+        """Take the newest command as the controller setpoint now, also between ticks; the
+        velocity-limited target moves toward it from the next physics step on."""
+        got = self.cmd_sub.latest()
+        if got is not None:
+            self._on_command(got.header, got.msg, got.recv_ns)  # type: ignore[arg-type]
 
     def _open_viewer(self):  # pragma: no cover - needs a display
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
