@@ -283,6 +283,39 @@ def cmd_calibrate(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from teleop.session.config import load_session
+    from teleop.session.session import Session
+
+    config = load_session(args.session)
+    status = "quiet" if args.quiet else "json" if args.json_status else "tty"
+    session = Session(config, status=status, keys=not args.no_keys)
+
+    def _stop(signum, frame):  # noqa: ARG001
+        session.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    summary = session.run(seconds=args.seconds)
+    out = summary.as_dict()
+    out.pop("extra", None)
+    print(json.dumps(out, indent=2, default=str) if args.json else _format_session(out))
+    return 0
+
+
+def _format_session(s: dict) -> str:
+    lat, jit = s["latency_ms"], s["jitter_ms"]
+    lines = [
+        f"session: {s['seconds']} s, loop {s['loop_hz']} Hz of {s['rate_hz']:.0f} Hz"
+        + ("" if s["held_rate"] else "  (BELOW the configured rate)"),
+        f"  deadline misses {s['deadline_misses']}, jitter p99 {jit['p99']} ms",
+        f"  latency (device capture -> command applied) p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms",
+        f"  commands {s['commands']}, engaged {s['engaged_s']} s, final state {s['final_state']}",
+        f"  faults {s['faults'] or 'none'}",
+    ]
+    lines += [f"    {line}" for line in s["fault_log"][-10:]]
+    return "\n".join(lines)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from teleop.demo import format_summary, run_demo
 
@@ -387,6 +420,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     d.add_argument("--max-rate", type=float, default=20.0, help="text mode: at most this many lines per second")
     d.set_defaults(func=cmd_drivers_echo, takes_extra=True)
+
+    p = sub.add_parser("run", help="run a teleop session: devices -> retargeting -> robot",
+                       description="teleop run SESSION: a session config file (TOML) or the name of a bundled one "
+                       "(teleop/sessions/: sim_synthetic, sim_opengloves_spacemouse, bridge_gloves_gelsight). "
+                       "Keys when a terminal is attached: space engage/disengage, e e-stop, r release, q quit.")
+    p.add_argument("session", nargs="?", default="sim_synthetic")
+    p.add_argument("--operator", help="operator profile to load")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--quiet", action="store_true", help="no live status")
+    p.add_argument("--json-status", action="store_true", help="live status as one JSON object per line (stdout)")
+    p.add_argument("--no-keys", action="store_true", help="do not read keys from the terminal")
+    p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="calibrate a device (e.g. glove channel ranges) and save the result",
                        description="teleop calibrate NAME [--OPTION VALUE ...] [--out FILE.json]: opens the driver with "

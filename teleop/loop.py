@@ -62,6 +62,18 @@ class LoopTimer:
         self._starts[self.ticks % len(self._starts)] = time.perf_counter()
         self.ticks += 1
 
+    def recent(self, n: int = 500) -> tuple[float, int, float]:
+        """(achieved rate over the last ``n`` ticks [Hz], deadline misses, p99 period error
+        [ms]): cheap enough to call from the loop for a status line."""
+        k = min(self.ticks, n, len(self._starts))
+        if k < 3:
+            return 0.0, self.misses, 0.0
+        idx = np.arange(self.ticks - k, self.ticks) % len(self._starts)
+        starts = self._starts[idx]
+        periods = np.diff(starts)
+        rate = (k - 1) / (starts[-1] - starts[0]) if starts[-1] > starts[0] else 0.0
+        return float(rate), self.misses, float(np.percentile(np.abs(periods - self.period_s), 99) * 1e3)
+
     def summary(self) -> LoopSummary:
         n = min(self.ticks, len(self._starts))
         idx = np.arange(self.ticks - n, self.ticks) % len(self._starts)

@@ -342,7 +342,7 @@ def hand_sequence(keypoints, times, q, ti, tf, vi, vf, work, iwork, flags, out_q
     return rejected
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)  # keeps the GIL: releasing it in a control loop invites a 5 ms wait to get it back
 def bimanual_step(
     keypoints, wrist_pos, wrist_quat, t_s, out, slices, results,
     hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags,

@@ -119,7 +119,9 @@ class Publisher:
 
     def publish(self, msg: Message, topic: str, capture_ns: int | None = None) -> int:
         """Send ``msg`` on ``topic``; never blocks (a full queue drops, as PUB does)."""
-        self.sock.send(self._encoder.encode(msg, topic, capture_ns), copy=False)
+        frame = self._encoder.encode(msg, topic, capture_ns)
+        # zero-copy only pays off for large frames (camera images); small ones are cheaper copied
+        self.sock.send(frame, copy=len(frame) < 65536)
         self.sent += 1
         return self._encoder.last_seq(topic)
 

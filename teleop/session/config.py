@@ -1,0 +1,230 @@
+"""Session configs (TOML): which devices feed which hand and wrist, which robot, loop rate,
+controls, safety limits, haptics. Parsed strictly: every error names the key and the fix.
+
+    [session]   rate_hz, robot_description, operator
+    [robot]     kind = "sim" | "bridge", rpc, port_base, sim_args, keys
+    [device.NAME]   driver, options = { ... }     (one per physical device)
+    [input.left] / [input.right]   hand = "NAME", wrist = "NAME"
+    [controls]  engage, estop, release (lists of sources: "key:<c>", "NAME:<button>", "auto"),
+                engage_mode = "toggle" | "hold"
+    [safety]    stale_timeout_s, max_start_distance_rad, engage_max_step_rad, min_hand_distance_m
+    [haptics]   enabled, rate_hz, full_force_n, deadband_n, exponent, max_change_per_s
+    [filters]   (optional) overrides of the retargeting config's One-Euro filters
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from robots.description import bundled_description_path
+from teleop.bus.endpoints import DEFAULT_PORT_BASE
+from teleop.errors import ConfigError
+from teleop.tomlcfg import check_keys, get, get_float, load_toml
+from teleop.types import SIDES, Side
+
+__all__ = [
+    "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
+    "SessionConfig", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
+]
+
+BUNDLED_SESSIONS_DIR = Path(__file__).resolve().parents[1] / "sessions"
+
+
+def bundled_session_path(name: str) -> Path:
+    path = BUNDLED_SESSIONS_DIR / f"{name}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in BUNDLED_SESSIONS_DIR.glob("*.toml"))
+        raise ConfigError(f"no session config {name!r}: give a path to a .toml, or one of the bundled: {names}")
+    return path
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    driver: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    hand: str | None = None  # device name providing HandSamples for this side
+    wrist: str | None = None  # device name providing PoseSamples for this side
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    kind: Literal["sim", "bridge"] = "sim"
+    rpc: str | None = None  # bridge: the server's request endpoint; sim: derived from port_base
+    port_base: int = DEFAULT_PORT_BASE
+    sim_args: tuple[str, ...] = ()
+    keys: Path | None = None
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    engage: tuple[str, ...] = ("key:space",)
+    estop: tuple[str, ...] = ("key:e",)
+    release: tuple[str, ...] = ("key:r",)
+    engage_mode: Literal["toggle", "hold"] = "toggle"
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    stale_timeout_s: float = 0.1  # no fresh hand/wrist sample for this long -> hold, re-engage needed
+    max_start_distance_rad: float = 1.5  # refuse to engage when the first command is farther than this
+    engage_max_step_rad: float = 0.01  # per tick while ramping after (re-)engage
+    min_hand_distance_m: float = 0.10  # wrists never commanded closer than this
+
+
+@dataclass(frozen=True)
+class HapticsConfig:
+    enabled: bool = True
+    rate_hz: float = 50.0
+    full_force_n: float = 5.0  # contact force that maps to full feedback
+    deadband_n: float = 0.2
+    exponent: float = 1.0  # curve: ((F - deadband) / (full - deadband)) ** exponent
+    max_change_per_s: float = 10.0  # rate limit of the feedback level (1 = full range per second)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    rate_hz: float
+    robot_description: Path
+    robot: RobotConfig
+    devices: dict[str, DeviceConfig]
+    inputs: dict[Side, InputConfig]
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    haptics: HapticsConfig = field(default_factory=HapticsConfig)
+    operator: str | None = None
+    recorder: bool = False
+    source: Path | None = None
+
+    def rpc_endpoint(self) -> str:
+        if self.robot.rpc:
+            return self.robot.rpc
+        from teleop.bus.endpoints import RobotEndpoints
+
+        return RobotEndpoints.on(port_base=self.robot.port_base).rpc
+
+
+_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder"}
+
+
+def _dataclass_from(table: dict[str, Any], cls: type, where: str, prefix: str) -> Any:
+    """Fill a flat dataclass of floats/bools/strings/lists from a TOML table, strictly."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(table, set(fields), where, prefix)
+    values: dict[str, Any] = {}
+    defaults = cls()
+    for name, value in table.items():
+        default = getattr(defaults, name)
+        if isinstance(default, bool):
+            values[name] = get(table, name, bool, where, prefix)
+        elif isinstance(default, (int, float)):
+            values[name] = get_float(table, name, float(default), where, prefix, low=0.0, low_open=True)
+        elif isinstance(default, tuple):
+            items = get(table, name, list, where, prefix)
+            if not all(isinstance(v, str) for v in items):
+                raise ConfigError(f"{where}: key '{prefix}{name}' must be a list of strings, got {items!r}")
+            values[name] = tuple(items)
+        else:
+            values[name] = get(table, name, str, where, prefix)
+    return cls(**values)
+
+
+def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionConfig:
+    where = str(source) if source else "<session config>"
+    base = source.parent if source else Path.cwd()
+    check_keys(raw, _TOP, where)
+    sess = get(raw, "session", dict, where, required=False) or {}
+    check_keys(sess, {"rate_hz", "robot_description", "operator"}, where, "session.")
+    rate = get_float(sess, "rate_hz", 500.0, where, "session.", low=10.0, high=1000.0)
+    desc_path = bundled_description_path()
+    if (rel := get(sess, "robot_description", str, where, "session.", required=False)) is not None:
+        desc_path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
+        if not desc_path.is_file():
+            raise ConfigError(f"{where}: key 'session.robot_description' points to {desc_path}, which does not exist")
+
+    rob = get(raw, "robot", dict, where, required=False) or {}
+    check_keys(rob, {"kind", "rpc", "port_base", "sim_args", "keys"}, where, "robot.")
+    kind = get(rob, "kind", str, where, "robot.", required=False) or "sim"
+    if kind not in ("sim", "bridge"):
+        raise ConfigError(f"{where}: key 'robot.kind' = {kind!r}; allowed: 'sim' (start the MuJoCo server) or 'bridge'")
+    rpc = get(rob, "rpc", str, where, "robot.", required=False)
+    if kind == "bridge" and not rpc:
+        raise ConfigError(f"{where}: robot.kind = 'bridge' needs key 'robot.rpc', the bridge's request endpoint")
+    sim_args = get(rob, "sim_args", list, where, "robot.", required=False) or []
+    if not all(isinstance(a, str) for a in sim_args):
+        raise ConfigError(f"{where}: key 'robot.sim_args' must be a list of strings (teleop sim options)")
+    keys = get(rob, "keys", str, where, "robot.", required=False)
+    robot = RobotConfig(kind=kind, rpc=rpc, port_base=int(get_float(rob, "port_base", DEFAULT_PORT_BASE, where, "robot.",
+                                                                     low=1024, high=65532)),
+                        sim_args=tuple(sim_args), keys=(base / keys) if keys else None)
+
+    devices: dict[str, DeviceConfig] = {}
+    for name, table in (get(raw, "device", dict, where, required=False) or {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [device.{name}] must be a table with 'driver' and 'options'")
+        check_keys(table, {"driver", "options"}, where, f"device.{name}.")
+        driver = get(table, "driver", str, where, f"device.{name}.")
+        options = get(table, "options", dict, where, f"device.{name}.", required=False) or {}
+        devices[name] = DeviceConfig(name, driver, dict(options))
+
+    inputs: dict[Side, InputConfig] = {}
+    inp = get(raw, "input", dict, where, required=False) or {}
+    check_keys(inp, set(SIDES), where, "input.")
+    for side in SIDES:
+        table = get(inp, side, dict, where, "input.", required=False) or {}
+        check_keys(table, {"hand", "wrist"}, where, f"input.{side}.")
+        ic = InputConfig(hand=get(table, "hand", str, where, f"input.{side}.", required=False),
+                         wrist=get(table, "wrist", str, where, f"input.{side}.", required=False))
+        for role in ("hand", "wrist"):
+            dev = getattr(ic, role)
+            if dev is not None and dev not in devices:
+                raise ConfigError(f"{where}: key 'input.{side}.{role}' = {dev!r} names no [device.{dev}]; devices: {sorted(devices)}")
+        inputs[side] = ic
+    if not any(ic.hand or ic.wrist for ic in inputs.values()):
+        raise ConfigError(f"{where}: no inputs: add [input.left] / [input.right] with hand = and wrist = device names")
+
+    controls = _dataclass_from(get(raw, "controls", dict, where, required=False) or {}, ControlsConfig, where, "controls.")
+    if controls.engage_mode not in ("toggle", "hold"):
+        raise ConfigError(f"{where}: key 'controls.engage_mode' = {controls.engage_mode!r}; allowed: 'toggle', 'hold'")
+    for key in ("engage", "estop", "release"):
+        for src in getattr(controls, key):
+            _check_control(src, devices, where, f"controls.{key}")
+    safety = _dataclass_from(get(raw, "safety", dict, where, required=False) or {}, SafetyConfig, where, "safety.")
+    haptics = _dataclass_from(get(raw, "haptics", dict, where, required=False) or {}, HapticsConfig, where, "haptics.")
+    if haptics.full_force_n <= haptics.deadband_n:
+        raise ConfigError(f"{where}: haptics.full_force_n must be above haptics.deadband_n")
+    rec = get(raw, "recorder", dict, where, required=False) or {}
+    check_keys(rec, {"enabled"}, where, "recorder.")
+    return SessionConfig(
+        rate_hz=rate, robot_description=desc_path, robot=robot, devices=devices, inputs=inputs, controls=controls,
+        safety=safety, haptics=haptics, operator=get(sess, "operator", str, where, "session.", required=False),
+        recorder=bool(get(rec, "enabled", bool, where, "recorder.", required=False) or False), source=source,
+    )
+
+
+def _check_control(src: str, devices: dict[str, DeviceConfig], where: str, key: str) -> None:
+    if src == "auto":
+        return
+    kind, sep, rest = src.partition(":")
+    if not sep or not rest:
+        raise ConfigError(f"{where}: '{key}' entry {src!r}: write 'key:<char>', '<device>:<button>' or 'auto'")
+    if kind == "key":
+        if rest not in ("space", "enter") and len(rest) != 1:
+            raise ConfigError(f"{where}: '{key}' entry {src!r}: a key is one character, 'space' or 'enter'")
+    elif kind not in devices:
+        raise ConfigError(f"{where}: '{key}' entry {src!r} names no device {kind!r}; devices: {sorted(devices)}")
+
+
+def load_session(path_or_name: str | Path) -> SessionConfig:
+    """A session TOML by path, or the name of a bundled one (teleop/sessions/<name>.toml)."""
+    p = Path(path_or_name)
+    if not p.suffix and not p.exists():
+        p = bundled_session_path(str(path_or_name))
+    return parse_session(load_toml(p, "session config"), source=p.resolve())

@@ -1,0 +1,435 @@
+"""The teleop session: devices -> retargeting -> safety -> robot, at a fixed rate.
+
+Per tick (``rate_hz``, default 500): controls (keys, device buttons, the robot's own e-stop),
+the newest hand and wrist samples (latest-sample semantics, never waiting on a device),
+retargeting (one numba call), the state machine, the safety filter (one numba call), one command
+with the capture times of the samples it came from, haptics at their own rate, the status
+snapshot. Garbage collection is frozen and disabled inside the loop; deadline misses are counted
+and shown, and the summary says when the loop could not hold its rate.
+
+States: ``idle`` (holding, not engaged) -> engage -> ``ramping`` (toward the operator's pose, at
+most ``engage_max_step_rad`` per tick) -> ``engaged``; disengage -> ``idle``; a stale input
+(a glove unplugged) -> ``stale`` (holding; only a fresh engage resumes); e-stop from a key, a
+device button or the bus -> ``estop`` (the robot server holds; ``release`` then engage resumes).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivers.base import Driver
+from drivers.registry import create_driver
+from drivers.samples import HandSample, HapticFeedback, PoseSample
+from retarget.bimanual import BimanualRetargeter
+from robots.client import RobotClient
+from robots.description import load_description
+from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError
+from teleop.loop import LoopTimer, percentiles
+from teleop.session.config import SessionConfig
+from teleop.session.haptics import HapticsMapper
+from teleop.session.keys import KeyReader
+from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, RAMPED, RATE_LIMITED, SafetyFilter
+from teleop.session.status import StatusPrinter
+from teleop.types import SIDES
+
+__all__ = ["Session", "SessionSummary"]
+
+logger = logging.getLogger(__name__)
+
+IDLE, RAMPING, ENGAGED, STALE, ESTOP = "idle", "ramping", "engaged", "stale", "estop"
+
+
+@dataclass
+class SessionSummary:
+    seconds: float
+    rate_hz: float
+    loop_hz: float
+    ticks: int
+    deadline_misses: int
+    jitter_ms: dict[str, float]
+    latency_ms: dict[str, float]
+    commands: int
+    engaged_s: float
+    faults: dict[str, int]
+    fault_log: list[str]
+    held_rate: bool  # False when the loop could not hold its rate
+    final_state: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Session:
+    def __init__(self, config: SessionConfig, *, status: str = "tty", keys: bool = True) -> None:
+        self.config = config
+        self.description = load_description(config.robot_description)
+        self.status = StatusPrinter(status)  # type: ignore[arg-type]
+        self.use_keys = keys
+        self.state = IDLE
+        self.faults: dict[str, int] = {}
+        self.fault_log: deque[str] = deque(maxlen=200)
+        self.devices: dict[str, Driver] = {}
+        self._stop = False
+        self.sim_process: subprocess.Popen | None = None
+        self.sim_log: Path | None = None
+        self.client: RobotClient | None = None
+        self.on_tick = None  # optional callable(session, tick) for tests and tools
+        self._requests: deque[str] = deque()
+
+    # -- faults and controls --------------------------------------------------------------------
+    def fault(self, reason: str, message: str) -> None:
+        self.faults[reason] = self.faults.get(reason, 0) + 1
+        line = f"{time.strftime('%H:%M:%S')} {reason}: {message}"
+        if not self.fault_log or not self.fault_log[-1].endswith(message):
+            self.fault_log.append(line)
+            logger.warning("%s: %s", reason, message)
+
+    def request(self, action: str) -> None:
+        """engage, disengage, toggle, estop, release, stop (also used by keys and buttons)."""
+        self._requests.append(action)
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _start_robot(self, stack: ExitStack) -> RobotClient:
+        cfg = self.config
+        if cfg.robot.kind == "sim":
+            from teleop.demo import connect_when_ready, start_sim_process
+
+            self.sim_log = Path(tempfile.gettempdir()) / f"teleop-session-sim-{id(self)}.log"
+            args = ["--config", str(cfg.robot_description), *cfg.robot.sim_args]
+            self.sim_process = start_sim_process(cfg.robot.port_base, self.sim_log, args)
+            stack.callback(self._stop_sim)
+            client = connect_when_ready(cfg.rpc_endpoint(), self.sim_process, self.sim_log)
+        else:
+            client = RobotClient(cfg.rpc_endpoint(), keys=cfg.robot.keys, source="session", timeout_s=2.0)
+            client.connect()
+        stack.callback(client.disconnect)
+        spec = client.spec
+        if tuple(spec.joint_names) != self.description.joint_names:
+            raise ConfigError(
+                f"the robot at {cfg.rpc_endpoint()} ({spec.name}) has joints {list(spec.joint_names)[:4]}..., "
+                f"but the session's robot description {cfg.robot_description} lists "
+                f"{list(self.description.joint_names)[:4]}...; point session.robot_description at the robot's TOML"
+            )
+        return client
+
+    def _stop_sim(self) -> None:
+        p = self.sim_process
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def _open_devices(self, stack: ExitStack) -> None:
+        for name, dc in self.config.devices.items():
+            options = {k: (str(Path(v).expanduser()) if isinstance(v, str) and v.startswith("~") else v)
+                       for k, v in dc.options.items()}
+            drv = create_driver(dc.driver, options)
+            try:
+                drv.connect()
+            except TeleopError as exc:
+                raise TeleopError(f"device {name!r} ({dc.driver}): {exc}") from exc
+            stack.callback(drv.disconnect)
+            self.devices[name] = drv
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, seconds: float | None = None) -> SessionSummary:
+        cfg = self.config
+        with ExitStack() as stack:
+            client = self.client = self._start_robot(stack)
+            spec = client.spec
+            retarget = BimanualRetargeter(self.description)
+            retarget.warmup()
+            n = retarget.n_command
+            sides = retarget.sides
+            arms = (sides["left"].arm_slice.start, sides["left"].arm_slice.stop,
+                    sides["right"].arm_slice.start, sides["right"].arm_slice.stop)
+            safety = SafetyFilter(spec.lower, spec.upper, spec.velocity, cfg.rate_hz, arms, sides["left"].arm,
+                                  sides["right"].arm, cfg.safety.min_hand_distance_m)
+            haptics = HapticsMapper(cfg.haptics, tuple(spec.fingertip_names))
+            warm = np.clip(np.zeros(n), spec.lower, spec.upper)
+            safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
+            self._open_devices(stack)
+            keys = KeyReader()
+            if self.use_keys and keys.start():
+                stack.callback(keys.stop)
+            self.status.start()
+            stack.callback(self.status.stop)
+
+            # which device gives what
+            hand_dev = {s: self.devices.get(cfg.inputs[s].hand) if cfg.inputs.get(s) and cfg.inputs[s].hand else None for s in SIDES}
+            wrist_dev = {s: self.devices.get(cfg.inputs[s].wrist) if cfg.inputs.get(s) and cfg.inputs[s].wrist else None for s in SIDES}
+            controls = {a: tuple(getattr(cfg.controls, a)) for a in ("engage", "estop", "release")}
+            stale_s = cfg.safety.stale_timeout_s
+
+            # preallocated per-tick buffers
+            kp = np.zeros((2, 21, 3))
+            kp[:, 1:, 0] = np.linspace(0.02, 0.18, 20)
+            wpos = np.zeros((2, 3))
+            wquat = np.tile([1.0, 0.0, 0.0, 0.0], (2, 1))
+            q_target = np.zeros(n)
+            q_cmd = np.zeros(n)
+            q_next = np.zeros(n)
+            captures = np.zeros(4, dtype=np.int64)
+            have = np.zeros((2, 2), dtype=bool)  # [side, hand/wrist] fresh this tick
+            lat = np.zeros(1 << 15)
+            n_lat = 0
+            last_seq = -1
+            sample_age = np.zeros(4)
+
+            first = client.get_state(2.0)
+            q_cmd[:] = np.clip(first.target if first.mode in ("active", "hold") else first.q, spec.lower, spec.upper)
+            state_msg = first
+            timer = LoopTimer(cfg.rate_hz)
+            dt = 1.0 / cfg.rate_hz
+            haptic_every = max(1, round(cfg.rate_hz / cfg.haptics.rate_hz)) if cfg.haptics.enabled else 0
+            status_every = max(1, round(cfg.rate_hz / 10))
+            state_every = max(1, round(cfg.rate_hz / 100))  # robot state at ~100 Hz: e-stop, latency, haptics
+            t_start = time.monotonic()
+            engaged_ticks = 0
+            commands = 0
+            if "auto" in controls["engage"]:
+                self.request("engage")
+
+            gc.collect()
+            gc.freeze()  # setup objects never get scanned again
+            gc.disable()
+            # Driver threads share the GIL with this loop: make them hand it back within 0.2 ms,
+            # not the default 5 ms, whenever the loop waits for it.
+            switch = sys.getswitchinterval()
+            sys.setswitchinterval(0.0002)
+            timer.start()
+            tick = 0
+            try:
+                while not self._stop and (seconds is None or time.monotonic() - t_start < seconds):
+                    now_ns = time.monotonic_ns()
+                    # -- controls
+                    for key in keys.drain() if keys.active else ():
+                        self._on_source(f"key:{key}", True, controls)
+                    for name, drv in self.devices.items():
+                        for ev in drv.drain_events():
+                            self._on_source(f"{name}:{ev.button}", ev.pressed, controls)
+                    # -- inputs (newest sample of each; stale ones do not count)
+                    have[:] = False
+                    for i, side in enumerate(SIDES):
+                        for role, dev in ((0, hand_dev[side]), (1, wrist_dev[side])):
+                            if dev is None:
+                                continue
+                            try:
+                                s = dev.read_latest(stale_s, "hand" if role == 0 else "pose")
+                            except DeviceTimeoutError:
+                                continue
+                            except TeleopError as exc:
+                                self.fault("device_error", f"{side} {'hand' if role == 0 else 'wrist'}: {exc}")
+                                continue
+                            if role == 0 and isinstance(s, HandSample) and s.keypoints is not None:
+                                kp[i] = s.keypoints
+                            elif role == 1 and isinstance(s, PoseSample):
+                                wpos[i] = s.position_m
+                                wquat[i] = s.quat_wxyz
+                            else:
+                                continue
+                            have[i, role] = True
+                            captures[2 * i + role] = s.capture_ns
+                            sample_age[2 * i + role] = (now_ns - s.capture_ns) / 1e6
+                    needed_ok = all(
+                        (hand_dev[s] is None or have[i, 0]) and (wrist_dev[s] is None or have[i, 1])
+                        for i, s in enumerate(SIDES)
+                    )
+                    # -- robot state (e-stop from the bus shows here)
+                    st = client.read_latest() if tick % state_every == 0 else None
+                    if st is not None:
+                        state_msg = st
+                        if st.mode == "estop" and self.state != ESTOP:
+                            self.state = ESTOP
+                            self.fault("estop", "the robot reports an e-stop (bus or another client)")
+                        if st.cmd_seq != last_seq and st.cmd_applied_ns and len(st.cmd_source_capture_ns):
+                            last_seq = st.cmd_seq
+                            oldest = int(st.cmd_source_capture_ns.min())
+                            if oldest > 0:
+                                lat[n_lat % len(lat)] = (st.cmd_applied_ns - client.offset.offset_ns - oldest) / 1e6
+                                n_lat += 1
+                    # -- state machine
+                    self._handle_requests(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+                    if self.state in (RAMPING, ENGAGED) and not needed_ok:
+                        self.state = STALE
+                        missing = [f"{s} {r}" for i, s in enumerate(SIDES) for r, d in (("hand", hand_dev[s]), ("wrist", wrist_dev[s]))
+                                   if d is not None and not have[i, 0 if r == "hand" else 1]]
+                        self.fault("stale_input", f"no fresh sample for {stale_s * 1e3:.0f} ms from {', '.join(missing)}: "
+                                                  "holding; re-engage when the device is back")
+                    # -- retarget (always, so the filters and warm starts stay current)
+                    if needed_ok:
+                        retarget.tick(now_ns / 1e9, kp, wpos, wquat, q_target)
+                    if self.state in (RAMPING, ENGAGED):
+                        for i, side in enumerate(SIDES):  # sides without a source hold
+                            if hand_dev[side] is None:
+                                q_target[sides[side].hand_slice] = q_cmd[sides[side].hand_slice]
+                            if wrist_dev[side] is None:
+                                q_target[sides[side].arm_slice] = q_cmd[sides[side].arm_slice]
+                        ramp = cfg.safety.engage_max_step_rad if self.state == RAMPING else math.inf
+                        flags = safety.step(q_target, q_cmd, q_next, ramp)
+                        if self.state == RAMPING and not flags & RAMPED:
+                            self.state = ENGAGED
+                        if flags & HANDS_TOO_CLOSE:
+                            self.fault("hands_too_close", f"wrists would come closer than {cfg.safety.min_hand_distance_m} m: arms held")
+                        if flags & CLAMPED:
+                            self.faults["clamped"] = self.faults.get("clamped", 0) + 1
+                        if flags & RATE_LIMITED:
+                            self.faults["rate_limited"] = self.faults.get("rate_limited", 0) + 1
+                        q_cmd[:] = q_next
+                        engaged_ticks += 1
+                    if self.state != ESTOP:
+                        client.send_command(q_cmd, source_capture_ns=captures if self.state in (RAMPING, ENGAGED) else None)
+                        commands += 1
+                    # -- haptics
+                    if haptic_every and tick % haptic_every == 0 and state_msg is not None:
+                        levels = haptics.update(state_msg.fingertip_force, now_ns / 1e9)
+                        for i, side in enumerate(SIDES):
+                            dev = hand_dev[side]
+                            if dev is not None and dev.sample_spec.feedback:
+                                dev.send_feedback(HapticFeedback(force=levels[i].copy()))
+                    # -- status
+                    if tick % status_every == 0:
+                        self._publish_status(timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys.active)
+                    if self.on_tick is not None:
+                        self.on_tick(self, tick)
+                    tick += 1
+                    timer.wait()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.setswitchinterval(switch)
+                gc.enable()
+                gc.unfreeze()
+            # leave the robot holding where it is
+            if self.state != ESTOP:
+                client.send_command(q_cmd)
+            summary = timer.summary()
+            elapsed = time.monotonic() - t_start
+            lat_ms = percentiles(lat[: min(n_lat, len(lat))])
+            self._publish_status(timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys.active)
+            result = SessionSummary(
+                seconds=round(elapsed, 3), rate_hz=cfg.rate_hz, loop_hz=summary.achieved_hz, ticks=summary.ticks,
+                deadline_misses=summary.deadline_misses, jitter_ms=summary.jitter_ms, latency_ms=lat_ms,
+                commands=commands, engaged_s=round(engaged_ticks * dt, 3), faults=dict(self.faults),
+                fault_log=list(self.fault_log), held_rate=summary.achieved_hz >= 0.95 * cfg.rate_hz,
+                final_state=self.state,
+                extra={"robot": spec.name, "final_robot_state": state_msg, "robot_stats": self._robot_stats(client)},
+            )
+            if not result.held_rate:
+                self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")
+                result.fault_log = list(self.fault_log)
+            return result
+
+    def stop(self) -> None:
+        self._stop = True
+
+    @staticmethod
+    def _robot_stats(client: RobotClient) -> dict[str, Any]:
+        try:
+            return client.stats()
+        except TeleopError:
+            return {}
+
+    def _on_source(self, source: str, pressed: bool, controls: dict[str, tuple[str, ...]]) -> None:
+        if source in ("key:q",) and pressed:
+            self.request("stop")
+        if source in controls["estop"] and pressed:
+            self.request("estop")
+        elif source in controls["release"] and pressed:
+            self.request("release")
+        elif source in controls["engage"]:
+            if self.config.controls.engage_mode == "hold":
+                self.request("engage" if pressed else "disengage")
+            elif pressed:
+                self.request("toggle")
+
+    def _handle_requests(self, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
+        while self._requests:
+            action = self._requests.popleft()
+            if action == "stop":
+                self._stop = True
+            elif action == "estop":
+                try:
+                    client.estop()
+                except TeleopError as exc:
+                    self.fault("estop", f"could not reach the robot to e-stop it: {exc}")
+                self.state = ESTOP
+                self.fault("estop", "e-stop: the robot holds; release (r), then engage")
+            elif action == "release":
+                if self.state == ESTOP:
+                    client.release()
+                    self.state = IDLE
+                    q_cmd[:] = np.clip(client.get_state(1.0).q, client.spec.lower, client.spec.upper)
+            elif action == "disengage" or (action == "toggle" and self.state in (RAMPING, ENGAGED)):
+                if self.state in (RAMPING, ENGAGED):
+                    self.state = IDLE
+            elif action in ("engage", "toggle"):
+                self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+
+    def _engage(self, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
+        if self.state == ESTOP:
+            self.fault("engage_refused", "e-stopped: release first (r)")
+            return
+        if self.state in (RAMPING, ENGAGED):
+            return
+        if not needed_ok:
+            self.fault("engage_refused", "an input has no fresh sample: check the devices (`teleop drivers echo`)")
+            return
+        measured = state_msg.q
+        for side in SIDES:  # re-centre the wrist mapping on where the robot is now
+            sl = retarget.sides[side].arm_slice
+            if self.config.inputs.get(side) and self.config.inputs[side].wrist:
+                retarget.engage(side, wpos[SIDES.index(side)], wquat[SIDES.index(side)], measured[sl])
+        retarget.tick(time.monotonic_ns() / 1e9, kp, wpos, wquat, q_target)
+        delta = np.abs(q_target - measured)
+        worst = int(np.argmax(delta))
+        if delta[worst] > self.config.safety.max_start_distance_rad:
+            name = client.spec.joint_names[worst]
+            self.fault("engage_refused", f"{name} would have to move {delta[worst]:.2f} rad (limit "
+                       f"{self.config.safety.max_start_distance_rad} rad): bring your hand to the robot's pose and engage again")
+            for side in SIDES:
+                retarget.disengage(side)
+            return
+        self.state = RAMPING
+
+    def _publish_status(self, timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys_active) -> None:
+        rate, misses, jitter_p99 = timer.recent()
+        recent_lat = lat[max(0, min(n_lat, len(lat)) - 500): min(n_lat, len(lat))]
+        inputs = {}
+        for i, side in enumerate(SIDES):
+            for role, dev in (("hand", hand_dev[side]), ("wrist", wrist_dev[side])):
+                if dev is not None:
+                    h = dev.health()
+                    inputs[f"{side}_{role}"] = {"hz": h.rate_hz, "age_ms": float(sample_age[2 * i + (role == "wrist")])}
+        self.status.publish({
+            "state": self.state,
+            "loop_hz": round(rate, 1),
+            "ticks": timer.ticks,
+            "deadline_misses": misses,
+            "jitter_ms_p99": round(jitter_p99, 3),
+            "latency_ms": percentiles(recent_lat),
+            "robot_mode": getattr(state_msg, "mode", "?"),
+            "inputs": inputs,
+            "faults": dict(self.faults),
+            "fault_count": sum(v for k, v in self.faults.items() if k not in ("clamped", "rate_limited")),
+            "last_fault": self.fault_log[-1] if self.fault_log else None,
+            "keys": keys_active,
+        })
