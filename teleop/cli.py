@@ -127,6 +127,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.bus import run
 
         result = run(count=args.count, port_base=args.port_base)
+    elif args.what == "e2e":
+        from teleop.bench.e2e import run
+
+        result = run(seconds=args.seconds, rate_hz=args.rate, input_hz=args.input_hz)
     elif args.what == "tactile":
         from teleop.bench.tactile import run
 
@@ -377,12 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
-    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile"])
+    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
-    p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds")
+    p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds; e2e: session length")
     p.add_argument("--port-base", type=int, default=17710, help="loopback ports the benchmark may use")
     p.add_argument("--no-reference", action="store_true", help="retarget: skip the dex-retargeting reference")
+    p.add_argument("--rate", type=float, default=500.0, help="e2e: session loop rate (default 500 Hz)")
+    p.add_argument("--input-hz", type=float, default=1000.0, help="e2e: synthetic device sample rate (default 1000 Hz)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("retarget", help="offline: human hand keypoint sequences -> robot hand joints",

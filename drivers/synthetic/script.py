@@ -24,8 +24,12 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Keyframe:
-    """Reached at the end of ``duration_s``. Offsets are [m] from the nominal wrist position;
-    ``roll_rad`` rotates the wrist about its own x axis (forearm pronation)."""
+    """Reached at the end of ``duration_s``. ``left``/``right`` name a hand pose (``pose_angles``).
+    Offsets are [m] from the nominal wrist position; ``roll_rad`` rotates the wrist about its own
+    x axis (forearm pronation); ``rotvec_rad`` (a rotation vector in the tracker frame) then turns
+    the whole wrist frame about the wrist centre, so with the identity workspace rotation the robot
+    wrist turns by exactly that rotation from its pose at engage. Rotations are interpolated
+    component-wise between keyframes (fine for the small, same-axis turns the scripts use)."""
 
     duration_s: float
     label: str
@@ -35,6 +39,8 @@ class Keyframe:
     right_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
     left_roll_rad: float = 0.0
     right_roll_rad: float = 0.0
+    left_rotvec_rad: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    right_rotvec_rad: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 _FWD_DOWN = (0.10, 0.0, -0.10)
@@ -71,14 +77,28 @@ SCRIPTS: Final[dict[str, tuple[Keyframe, ...]]] = {
 NOMINAL_POS: Final[dict[Side, tuple[float, float, float]]] = {"left": (0.35, 0.25, 1.0), "right": (0.35, -0.25, 1.0)}
 
 
-def _palm_rotation(side: Side, roll_rad: float) -> F64:
-    """Wrist frame axes in the tracker frame: x forward; palm normal (z) toward the other hand."""
+def _palm_rotation(side: Side, roll_rad: float, rotvec_rad: F64 | None = None) -> F64:
+    """Wrist frame axes in the tracker frame: x forward; palm normal (z) toward the other hand;
+    rolled by ``roll_rad`` about its own x, then turned by ``rotvec_rad`` (tracker frame)."""
     x = np.array([1.0, 0.0, 0.0])
     z = np.array([0.0, -1.0, 0.0]) if side == "left" else np.array([0.0, 1.0, 0.0])
     y = np.cross(z, x)
     r = np.stack([x, y, z], axis=1)
     c, s = np.cos(roll_rad), np.sin(roll_rad)
-    return r @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    r = r @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    if rotvec_rad is not None and np.any(rotvec_rad):
+        r = _rotvec_to_mat(rotvec_rad) @ r
+    return r
+
+
+def _rotvec_to_mat(v: F64) -> F64:
+    """Rodrigues: the rotation by |v| about v / |v|."""
+    angle = float(np.linalg.norm(v))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = np.asarray(v, dtype=np.float64) / angle
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * (kx @ kx)
 
 
 def _mat_to_quat(r: F64) -> F64:
@@ -118,5 +138,6 @@ class BimanualScript:
         angles = (1 - tau) * pose(getattr(a, side)) + tau * pose(getattr(b, side))
         off = (1 - tau) * np.array(getattr(a, f"{side}_offset")) + tau * np.array(getattr(b, f"{side}_offset"))
         roll = (1 - tau) * getattr(a, f"{side}_roll_rad") + tau * getattr(b, f"{side}_roll_rad")
+        rotvec = (1 - tau) * np.array(getattr(a, f"{side}_rotvec_rad")) + tau * np.array(getattr(b, f"{side}_rotvec_rad"))
         pos = np.array(NOMINAL_POS[side]) + off
-        return angles, pos, _mat_to_quat(_palm_rotation(side, roll))
+        return angles, pos, _mat_to_quat(_palm_rotation(side, roll, rotvec))

@@ -359,15 +359,19 @@ class SimServer:
         """Sleep until ``deadline`` (perf_counter s), answering requests meanwhile so an e-stop
         is applied at once, not at the next tick. Returns how early (+) or late (-) we were."""
         delay = deadline - time.perf_counter()
-        while delay > 0.0015:
-            for sock, _ in self._poller.poll(int(delay * 1000) - 1):
+        while delay > 0:
+            # zmq polls in whole milliseconds: use them while they fit, then short sleeps, so a
+            # command never waits more than ~0.2 ms to become the setpoint
+            timeout_ms = int(delay * 1000) - 1 if delay > 0.0015 else 0
+            for sock, _ in self._poller.poll(timeout_ms):
                 if sock is self.rpc.sock:
                     self.rpc.serve_one(self._handle)
                 else:
                     self._take_command()
             delay = deadline - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
+            if 0 < delay <= 0.0015:
+                time.sleep(min(delay, 0.0002))
+                delay = deadline - time.perf_counter()
         return delay
 
     def _take_command(self) -> None:

@@ -205,8 +205,8 @@ class Session:
             t_start = time.monotonic()
             engaged_ticks = 0
             commands = 0
-            if "auto" in controls["engage"]:
-                self.request("engage")
+            # "auto": engage as soon as every input is fresh (retried once a second until it takes)
+            auto_next = time.monotonic() if "auto" in controls["engage"] else math.inf
 
             gc.collect()
             gc.freeze()  # setup objects never get scanned again
@@ -267,6 +267,11 @@ class Session:
                                 lat[n_lat % len(lat)] = (st.cmd_applied_ns - client.offset.offset_ns - oldest) / 1e6
                                 n_lat += 1
                     # -- state machine
+                    if needed_ok and self.state == IDLE and time.monotonic() >= auto_next:
+                        self.request("engage")
+                        auto_next = time.monotonic() + 1.0
+                    if self.state in (RAMPING, ENGAGED):
+                        auto_next = math.inf  # auto engages once; after that the operator decides
                     self._handle_requests(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
                     if self.state in (RAMPING, ENGAGED) and not needed_ok:
                         self.state = STALE
