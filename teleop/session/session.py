@@ -158,7 +158,7 @@ class Session:
             retarget = BimanualRetargeter(self.description)
             retarget.warmup()
             n = retarget.n_command
-            sides = retarget.sides
+            sides = self._retarget_sides = retarget.sides
             arms = (sides["left"].arm_slice.start, sides["left"].arm_slice.stop,
                     sides["right"].arm_slice.start, sides["right"].arm_slice.stop)
             safety = SafetyFilter(spec.lower, spec.upper, spec.velocity, cfg.rate_hz, arms, sides["left"].arm,
@@ -194,6 +194,7 @@ class Session:
             last_seq = -1
             sample_age = np.zeros(4)
 
+            self.command = q_cmd  # the command of the current tick (read-only for hooks)
             first = client.get_state(2.0)
             q_cmd[:] = np.clip(first.target if first.mode in ("active", "hold") else first.q, spec.lower, spec.upper)
             state_msg = first
@@ -283,11 +284,7 @@ class Session:
                     if needed_ok:
                         retarget.tick(now_ns / 1e9, kp, wpos, wquat, q_target)
                     if self.state in (RAMPING, ENGAGED):
-                        for i, side in enumerate(SIDES):  # sides without a source hold
-                            if hand_dev[side] is None:
-                                q_target[sides[side].hand_slice] = q_cmd[sides[side].hand_slice]
-                            if wrist_dev[side] is None:
-                                q_target[sides[side].arm_slice] = q_cmd[sides[side].arm_slice]
+                        self._hold_unsourced(q_target, q_cmd)
                         ramp = cfg.safety.engage_max_step_rad if self.state == RAMPING else math.inf
                         flags = safety.step(q_target, q_cmd, q_next, ramp)
                         if self.state == RAMPING and not flags & RAMPED:
@@ -382,7 +379,9 @@ class Session:
                 if self.state == ESTOP:
                     client.release()
                     self.state = IDLE
-                    q_cmd[:] = np.clip(client.get_state(1.0).q, client.spec.lower, client.spec.upper)
+                    # restart from where the robot holds (its setpoint since the e-stop)
+                    held = client.get_state(1.0)
+                    q_cmd[:] = np.clip(held.target, client.spec.lower, client.spec.upper)
             elif action == "disengage" or (action == "toggle" and self.state in (RAMPING, ENGAGED)):
                 if self.state in (RAMPING, ENGAGED):
                     self.state = IDLE
@@ -404,6 +403,7 @@ class Session:
             if self.config.inputs.get(side) and self.config.inputs[side].wrist:
                 retarget.engage(side, wpos[SIDES.index(side)], wquat[SIDES.index(side)], measured[sl])
         retarget.tick(time.monotonic_ns() / 1e9, kp, wpos, wquat, q_target)
+        self._hold_unsourced(q_target, measured)
         delta = np.abs(q_target - measured)
         worst = int(np.argmax(delta))
         if delta[worst] > self.config.safety.max_start_distance_rad:
@@ -414,6 +414,16 @@ class Session:
                 retarget.disengage(side)
             return
         self.state = RAMPING
+
+    def _hold_unsourced(self, q_target, q_hold) -> None:
+        """Groups with no input device (no glove on the left, no wrist tracker...) hold."""
+        for side in SIDES:
+            inp = self.config.inputs.get(side)
+            sl = self._retarget_sides[side]
+            if inp is None or inp.hand is None:
+                q_target[sl.hand_slice] = q_hold[sl.hand_slice]
+            if inp is None or inp.wrist is None:
+                q_target[sl.arm_slice] = q_hold[sl.arm_slice]
 
     def _publish_status(self, timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys_active) -> None:
         rate, misses, jitter_p99 = timer.recent()
