@@ -80,6 +80,8 @@ def command_step(target, prev, out, lower, upper, max_step, ramp_step, arms, lti
                 out[i] = prev[i]
             for i in range(arms[2], arms[3]):
                 out[i] = prev[i]
+            _wrist_pos(out, arms[0], lti, ltf, lee, node_pos, node_rot, frame_pos, frame_rot, qbuf, wrists[0])
+            _wrist_pos(out, arms[2], rti, rtf, ree, node_pos, node_rot, frame_pos, frame_rot, qbuf, wrists[1])
     return flags
 
 
