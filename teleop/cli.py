@@ -266,6 +266,14 @@ def cmd_drivers_echo(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.operator:
+        return _calibrate_operator(args, extra)
+    if not args.name:
+        raise TeleopError("give a driver NAME (`teleop calibrate opengloves --port /dev/ttyUSB0 ...`) for one device, "
+                          "or --operator NAME [--session SESSION] for an operator's walkthrough")
+    if args.session:
+        raise TeleopError("--session goes with --operator NAME (the operator walkthrough); a single device takes "
+                          "its driver options instead")
     from drivers.registry import create_driver
 
     drv = create_driver(args.name, _parse_driver_options(extra))
@@ -287,11 +295,63 @@ def cmd_calibrate(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _calibrate_operator(args: argparse.Namespace, extra: list[str]) -> int:
+    from teleop.profiles import calibrate_operator
+    from teleop.session.config import load_session
+
+    if args.name or extra:
+        raise TeleopError(f"--operator runs the walkthrough with the session's devices; drop {args.name or extra[0]!r} "
+                          "(driver options belong in the session config)")
+    config = load_session(args.session or "sim_synthetic")
+    try:
+        profile = calibrate_operator(config, args.operator, prompt=lambda text: print(text, flush=True),
+                                     seconds=args.pose_seconds)
+    except EOFError:
+        raise TeleopError("the input ended (stdin closed) before the walkthrough did: nothing saved") from None
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(profile.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"profile also written to {out}")
+    return 0
+
+
+def cmd_operators_list(args: argparse.Namespace) -> int:
+    from teleop.profiles import list_profiles, load_profile, profiles_dir
+
+    rows = []
+    for name in list_profiles():
+        try:
+            p = load_profile(name)
+            rows.append({"name": name, "created": p.created, "updated": p.updated, "sides": list(p.sides)})
+        except TeleopError as exc:
+            rows.append({"name": name, "error": str(exc)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no operator profiles in {profiles_dir()}; "
+              "create one with `teleop calibrate --operator NAME --session SESSION`")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:<20} BROKEN: {r['error']}")
+        else:
+            hands = ", ".join(r["sides"]) or "none"
+            print(f"{r['name']:<20} updated {r['updated']}  created {r['created']}  hands: {hands}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from teleop.session.config import load_session
     from teleop.session.session import Session
 
     config = load_session(args.session)
+    operator = args.operator or config.operator
+    if operator:
+        from teleop.profiles import apply_profile, load_profile
+
+        config = apply_profile(config, load_profile(operator))
+        logger.info("operator profile %r applied", operator)
     status = "quiet" if args.quiet else "json" if args.json_status else "tty"
     session = Session(config, status=status, keys=not args.no_keys)
 
@@ -432,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(teleop/sessions/: sim_synthetic, sim_opengloves_spacemouse, bridge_gloves_gelsight). "
                        "Keys when a terminal is attached: space engage/disengage, e e-stop, r release, q quit.")
     p.add_argument("session", nargs="?", default="sim_synthetic")
-    p.add_argument("--operator", help="operator profile to load")
+    p.add_argument("--operator", help="operator profile to load (`teleop operators list`); default: the session's "
+                   "[session] operator, if set")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--quiet", action="store_true", help="no live status")
     p.add_argument("--json-status", action="store_true", help="live status as one JSON object per line (stdout)")
@@ -440,13 +501,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("calibrate", help="calibrate a device (e.g. glove channel ranges) and save the result",
-                       description="teleop calibrate NAME [--OPTION VALUE ...] [--out FILE.json]: opens the driver with "
+    p = sub.add_parser("calibrate", help="calibrate an operator (profile) or one device (e.g. glove channel ranges)",
+                       description="teleop calibrate --operator NAME [--session SESSION]: walks the operator through "
+                       "hand length, glove ranges and a neutral wrist pose per hand with the session's devices and "
+                       "saves the profile that `teleop run SESSION --operator NAME` loads. "
+                       "teleop calibrate NAME [--OPTION VALUE ...] [--out FILE.json]: opens one driver with "
                        "its options and runs its calibration routine, with prompts (e.g. `teleop calibrate opengloves "
                        "--port /dev/ttyUSB0 --side right --calibration right_glove.json`).")
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help="driver to calibrate on its own (not with --operator)")
+    p.add_argument("--operator", help="run the operator walkthrough and save the profile under this name")
+    p.add_argument("--session", help="with --operator: session config whose devices to use (default sim_synthetic)")
+    p.add_argument("--pose-seconds", type=float, default=2.0, help="with --operator: seconds per recorded pose "
+                   "(default %(default)s)")
     p.add_argument("--out", help="also write the result here (JSON)")
     p.set_defaults(func=cmd_calibrate, takes_extra=True)
+
+    p = sub.add_parser("operators", help="operator profiles (`teleop calibrate --operator NAME` creates them)")
+    osub = p.add_subparsers(dest="operators_command", metavar="OPERATORS_COMMAND", required=True)
+    o = osub.add_parser("list", help="stored profiles with their dates")
+    o.add_argument("--json", action="store_true")
+    o.set_defaults(func=cmd_operators_list)
 
     p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
