@@ -383,9 +383,9 @@ def _format_session(s: dict) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from teleop.demo import format_summary, run_demo
 
-    summary = run_demo(port_base=args.port_base, camera_hz=args.camera_hz)
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-    return 0 if summary["lifted"] else 1
+    summary = run_demo(port_base=args.port_base, session=args.session, status="quiet" if args.json else "auto")
+    print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -522,9 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--json", action="store_true")
     o.set_defaults(func=cmd_operators_list)
 
-    p = sub.add_parser("demo", help="bundled humanoid in MuJoCo driven by a scripted bimanual motion")
+    p = sub.add_parser("demo", help="a teleop session on the bundled humanoid in MuJoCo with synthetic hands and wrists")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
-    p.add_argument("--camera-hz", type=float, default=10.0, help="sim camera rate, 0 = off (default %(default)s)")
+    p.add_argument("--session", help="session to run (default: the bundled sim_demo, else sim_synthetic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser

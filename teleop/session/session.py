@@ -89,6 +89,7 @@ class Session:
         self.sim_log: Path | None = None
         self.client: RobotClient | None = None
         self.on_tick = None  # optional callable(session, tick) for tests and tools
+        self.robot_state = None  # the newest robot state the loop has read (read-only for hooks)
         self._requests: deque[str] = deque()
 
     # -- faults and controls --------------------------------------------------------------------
@@ -107,7 +108,7 @@ class Session:
     def _start_robot(self, stack: ExitStack) -> RobotClient:
         cfg = self.config
         if cfg.robot.kind == "sim":
-            from teleop.demo import connect_when_ready, start_sim_process
+            from robots.mujoco_sim.process import connect_when_ready, start_sim_process
 
             self.sim_log = Path(tempfile.gettempdir()) / f"teleop-session-sim-{id(self)}.log"
             args = ["--config", str(cfg.robot_description), *cfg.robot.sim_args]
@@ -257,7 +258,7 @@ class Session:
                     # -- robot state (e-stop from the bus shows here)
                     st = client.read_latest() if tick % state_every == 0 else None
                     if st is not None:
-                        state_msg = st
+                        state_msg = self.robot_state = st
                         if st.mode == "estop" and self.state != ESTOP:
                             self.state = ESTOP
                             self.fault("estop", "the robot reports an e-stop (bus or another client)")
