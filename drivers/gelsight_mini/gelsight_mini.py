@@ -76,6 +76,9 @@ class GelSightMiniDriver(ThreadedDriver):
         cfg = self.config
         if self._pipeline is None:
             self._pipeline = TactilePipeline(cfg.height, cfg.width, cfg.tactile_params(), cfg.force_constants())
+            # compile here, in connect(): a cold numba cache takes seconds, which must not look
+            # like a silent sensor to the first get_sample()
+            self._pipeline.warmup()
         self._source = make_frame_source(cfg)
         self._source.open()
         self._source_name = f"{self.name}:{self._source.description}"
