@@ -15,7 +15,7 @@ class SyntheticConfig(DriverConfig):
     samples are a pure function of the sample index, so two runs give identical data."""
 
     side: Literal["left", "right"] = "right"
-    script: Literal["bimanual_demo", "hand_poses"] = "bimanual_demo"
+    script: Literal["bimanual_demo", "pick_handover", "hand_poses"] = "bimanual_demo"
     rate_hz: float = 100.0
     speed: float = 1.0
     loop: bool = True

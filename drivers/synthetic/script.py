@@ -17,7 +17,7 @@ import numpy.typing as npt
 from retarget.motions import min_jerk, pose
 from teleop.types import Side
 
-__all__ = ["BimanualScript", "SCRIPTS", "Keyframe"]
+__all__ = ["BimanualScript", "SCRIPTS", "HAND_POSES", "Keyframe", "hand_pose"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -43,8 +43,70 @@ class Keyframe:
     right_rotvec_rad: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
+#: Hand poses of the scripts beyond the named poses of ``retarget.motions``: 20 angles [rad] in
+#: ``retarget.human_hand.ANGLE_NAMES`` order (thumb cmc_abd, cmc_flex, mcp, ip; then index, middle,
+#: ring, pinky each mcp_abd, mcp_flex, pip, dip).
+HAND_POSES: Final[dict[str, tuple[float, ...]]] = {
+    # thumb flat in the palm plane (out of the object's way), fingers slightly bent: before a grasp
+    "preshape": (0.0, 0.0, 0.0, 0.0) + (0.0, 0.15, 0.165, 0.09) * 4,
+    # power grasp of a ~6 cm cylinder by the four fingers against the palm, thumb flat: retargets
+    # to robot mcp_flex 1.6 (its limit) and pip 1.2-1.3, i.e. fingers commanded past contact so
+    # the position error squeezes; no thumb-fingertip distance is under the pinch threshold
+    "hook": (0.0, 0.0, 0.0, 0.0) + (0.0, 1.4, 1.54, 0.84) * 4,
+}
+
+
+def hand_pose(name: str) -> F64:
+    """The 20 angles of a script hand pose: ``HAND_POSES`` first, else ``retarget.motions.pose``."""
+    if name in HAND_POSES:
+        return np.array(HAND_POSES[name], dtype=np.float64)
+    return pose(name)
+
+
 _FWD_DOWN = (0.10, 0.0, -0.10)
 _LIFT = (0.10, 0.0, 0.0)
+
+# -- pick_handover ------------------------------------------------------------------------------
+# Designed for the bundled dexhumanoid in its scene (robots/dexhumanoid/generate.py): the session
+# engages at the robot's ``home`` keyframe and the wrist mapping is clutch-relative with scale 1
+# and identity R_map, so every wrist target below is (offset [m], rotation vector [rad]) of the
+# robot wrist frame from its pose at home, in the torso frame (x forward, y left, z up). The
+# targets were solved from the scene geometry (bottle axis at x 0.49, y -0.13, bottom on the table
+# top at z 0.75, radius 0.033 m) with the side-wrap rule of ``robots.scripted``: hand level, palm
+# facing the object at 0.015 + radius + 0.002 m from its axis, the axis 0.085 m along the fingers
+# from the wrist. Home wrists: left (0.402, 0.243, 0.963), right (0.402, -0.243, 0.963), palms
+# facing each other, thumbs up. The rotation vectors level the hand (home is rolled ~6 deg) and
+# yaw the fingers toward the midline by the angle given.
+_Wrist = tuple[tuple[float, float, float], tuple[float, float, float]]
+_HOME: _Wrist = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+_R_YAW08 = (0.104, 0.037, 0.196)  # right hand level, fingers yawed 8 deg inward (toward the bottle)
+_R_YAW14 = (0.102, 0.042, 0.306)  # right hand level, fingers yawed 14 deg inward
+_L_YAW14 = (-0.102, 0.042, -0.306)  # the left mirror image of _R_YAW14
+_L_YAW09 = (-0.104, 0.037, -0.206)  # left hand level, fingers yawed 9 deg inward
+# right wrist: 8 cm behind and 2 cm above the grasp, palm 2 cm farther out
+_R_PREGRASP: _Wrist = ((-0.066, 0.021, -0.128), _R_YAW08)
+# right wrist at z 0.815 beside the bottle (its pinky clears the table), bottle in the fingers
+_R_GRASP: _Wrist = ((0.011, 0.052, -0.148), _R_YAW08)
+_R_LIFTED: _Wrist = ((0.011, 0.052, 0.002), _R_YAW08)  # 15 cm up
+# hand-over: bottle axis at (0.46, -0.03), right wrist at z 0.965 holding its lower part
+_R_HANDOVER: _Wrist = ((-0.012, 0.143, 0.002), _R_YAW14)
+_R_CLEAR: _Wrist = ((-0.002, 0.105, 0.002), _R_YAW14)  # open hand moved 4 cm off the bottle
+_R_BACK: _Wrist = ((-0.099, 0.080, -0.028), _R_YAW14)  # ... then 10 cm back and 3 cm down
+# left wrist 8.5 cm above the right one on the bottle's other side (upper part of the bottle):
+# the wrists stay ~0.16 m apart, above the session's min_hand_distance_m of 0.10
+_L_PREGRASP: _Wrist = ((-0.085, -0.164, 0.107), _L_YAW14)
+_L_GRASP: _Wrist = ((-0.012, -0.203, 0.087), _L_YAW14)
+# set down at (0.42, 0.07), between the mug and the cube: 3 cm above the table, then touching
+_L_CARRY: _Wrist = ((-0.059, -0.111, -0.033), _L_YAW09)
+_L_PLACE: _Wrist = ((-0.059, -0.111, -0.059), _L_YAW09)
+_L_CLEAR: _Wrist = ((-0.053, -0.071, -0.059), _L_YAW09)
+_L_BACK: _Wrist = ((-0.152, -0.056, -0.039), _L_YAW09)
+
+
+def _kf(duration_s: float, label: str, left: str, right: str, left_wrist: _Wrist, right_wrist: _Wrist) -> Keyframe:
+    return Keyframe(duration_s, label, left, right, left_offset=left_wrist[0], right_offset=right_wrist[0],
+                    left_rotvec_rad=left_wrist[1], right_rotvec_rad=right_wrist[1])
+
 
 SCRIPTS: Final[dict[str, tuple[Keyframe, ...]]] = {
     # open, reach, grasp, lift, hand-over toward the middle, release, retreat, then finger poses
@@ -65,6 +127,28 @@ SCRIPTS: Final[dict[str, tuple[Keyframe, ...]]] = {
         Keyframe(0.8, "point", "point", "point"),
         Keyframe(0.8, "spread", "spread", "spread"),
         Keyframe(1.0, "open", "open", "open"),
+    ),
+    # the right hand picks the bottle up, hands it to the left hand above the table, the left hand
+    # sets it down at (0.42, 0.07) and both return home; about 20 s
+    "pick_handover": (
+        _kf(1.0, "engage", "open", "open", _HOME, _HOME),
+        _kf(1.5, "reach", "open", "preshape", _HOME, _R_PREGRASP),
+        _kf(1.2, "approach", "open", "preshape", _HOME, _R_GRASP),
+        _kf(1.0, "grasp", "open", "hook", _HOME, _R_GRASP),
+        _kf(0.4, "squeeze", "open", "hook", _HOME, _R_GRASP),
+        _kf(1.5, "lift", "open", "hook", _HOME, _R_LIFTED),
+        _kf(1.5, "carry", "open", "hook", _L_PREGRASP, _R_HANDOVER),
+        _kf(1.2, "left approach", "preshape", "hook", _L_GRASP, _R_HANDOVER),
+        _kf(1.0, "left grasp", "hook", "hook", _L_GRASP, _R_HANDOVER),
+        _kf(1.0, "right release", "hook", "open", _L_GRASP, _R_HANDOVER),
+        _kf(0.8, "right clear", "hook", "open", _L_GRASP, _R_CLEAR),
+        _kf(1.0, "right back off", "hook", "open", _L_GRASP, _R_BACK),
+        _kf(1.5, "carry left", "hook", "open", _L_CARRY, _HOME),
+        _kf(1.0, "set down", "hook", "open", _L_PLACE, _HOME),
+        _kf(1.0, "left release", "open", "open", _L_PLACE, _HOME),
+        _kf(0.8, "left clear", "open", "open", _L_CLEAR, _HOME),
+        _kf(1.0, "left back off", "open", "open", _L_BACK, _HOME),
+        _kf(1.5, "home", "open", "open", _HOME, _HOME),
     ),
     # the hands alone, wrists still: every named pose once
     "hand_poses": tuple(
@@ -135,7 +219,7 @@ class BimanualScript:
 
     def at(self, t_s: float, side: Side) -> tuple[F64, F64, F64]:
         a, b, tau = self._phase(t_s)
-        angles = (1 - tau) * pose(getattr(a, side)) + tau * pose(getattr(b, side))
+        angles = (1 - tau) * hand_pose(getattr(a, side)) + tau * hand_pose(getattr(b, side))
         off = (1 - tau) * np.array(getattr(a, f"{side}_offset")) + tau * np.array(getattr(b, f"{side}_offset"))
         roll = (1 - tau) * getattr(a, f"{side}_roll_rad") + tau * getattr(b, f"{side}_roll_rad")
         rotvec = (1 - tau) * np.array(getattr(a, f"{side}_rotvec_rad")) + tau * np.array(getattr(b, f"{side}_rotvec_rad"))
