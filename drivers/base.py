@@ -23,6 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -105,6 +106,12 @@ class Driver(ABC):
     def drain_events(self) -> list[ButtonEvent]:
         """ButtonEvents since the last call (drivers without buttons return none)."""
         return []
+
+    def add_tap(self, fn: Callable[[Sample], None]) -> None:
+        """Call ``fn(sample)`` for every sample and event, in the driver's thread, as it arrives
+        (the session publishes them for the recorder this way). ``fn`` must be quick."""
+        taps = self.__dict__.setdefault("_taps", [])
+        taps.append(fn)
 
     def health(self) -> DriverHealth:
         return DriverHealth(connected=self.is_connected)
@@ -238,6 +245,12 @@ class ThreadedDriver(Driver):
                         self._events.append(sample)
                 self._times.append(now)  # one per device read: the rate is reads per second
                 self._lock.notify_all()
+            for fn in self.__dict__.get("_taps", ()):
+                for sample in got if isinstance(got, list) else (got,):
+                    try:
+                        fn(sample)
+                    except Exception:  # an observer's bug must not stop the device
+                        logger.exception("%s: a sample tap failed", self.name)
 
     def _reopen(self) -> bool:
         """After an unplug: close, then retry ``_open`` until it works or we are stopped."""

@@ -61,6 +61,7 @@ class RobotClient(Robot):
         self._state_sub: Subscriber | None = None
         self._last_state: RobotState | None = None
         self.offset = ClockOffset(0, 0)  # server clock - ours, measured at connect()
+        self.server_source = ""  # the bus source id the server stamps its states with
 
     # -- lifecycle --------------------------------------------------------------------------
     def connect(self) -> RobotSpec:
@@ -116,6 +117,7 @@ class RobotClient(Robot):
         if got is None or (max_age_s is not None and self._age_s(got) > max_age_s):
             return None
         self._last_state = got.msg  # type: ignore[assignment]
+        self.server_source = got.header.source
         return self._last_state
 
     @_requires_connected
@@ -133,6 +135,7 @@ class RobotClient(Robot):
                 break
             if max_age_s is None or self._age_s(got) <= max_age_s:
                 self._last_state = got.msg  # type: ignore[assignment]
+                self.server_source = got.header.source
                 return self.read_latest(max_age_s) or self._last_state  # type: ignore[return-value]
         raise LinkTimeoutError(
             f"no robot state from {self.endpoints.state} for {timeout_s} s; is the server running and stepping?"

@@ -522,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--json", action="store_true")
     o.set_defaults(func=cmd_operators_list)
 
+    from recorder.cli import add_parsers as add_recorder_parsers
+
+    add_recorder_parsers(sub)
+
     p = sub.add_parser("demo", help="a teleop session on the bundled humanoid in MuJoCo with synthetic hands and wrists")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
     p.add_argument("--session", help="session to run (default: the bundled sim_demo, else sim_synthetic)")

@@ -26,6 +26,7 @@ __all__ = [
     "TOPIC_STATE",
     "TOPIC_COMMAND",
     "TOPIC_CAMERA",
+    "session_endpoints",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -67,6 +68,12 @@ class RobotEndpoints:
 
     def override(self, **values: str | None) -> RobotEndpoints:
         return replace(self, **{k: v for k, v in values.items() if v})
+
+
+def session_endpoints(host: str = DEFAULT_HOST, port_base: int = DEFAULT_PORT_BASE) -> tuple[str, str]:
+    """(tap, recorder control): the session publishes everything it sees and does on the tap
+    (port_base + 4, PUB); the recorder answers episode controls on port_base + 5 (REP)."""
+    return f"tcp://{host}:{port_base + 4}", f"tcp://{host}:{port_base + 5}"
 
 
 TOPIC_STATE = "robot/state"
@@ -126,5 +133,7 @@ def describe_defaults() -> str:
         f"  robot command SUB  {ep.command}   topic {TOPIC_COMMAND}\n"
         f"  robot camera  PUB  {ep.camera}   topic {TOPIC_CAMERA}<camera>\n"
         f"  robot rpc     REP  {ep.rpc}   spec, estop, release, ping, stats, reset\n"
-        f"  input streams SUB  {DEFAULT_INPUT_ENDPOINT}   topic {TOPIC_INPUT}<side>/... (drivers: network)"
+        f"  input streams SUB  {DEFAULT_INPUT_ENDPOINT}   topic {TOPIC_INPUT}<side>/... (drivers: network)\n"
+        f"  session tap   PUB  {session_endpoints()[0]}   topics session/... (the recorder listens)\n"
+        f"  recorder ctl  REP  {session_endpoints()[1]}   episode start, stop, discard, success, failure, task, note"
     )

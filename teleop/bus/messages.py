@@ -25,6 +25,14 @@ __all__ = [
     "HandKeypoints",
     "WristPose",
     "WristMatrix",
+    "SessionCommand",
+    "HandSampleMsg",
+    "PoseSampleMsg",
+    "TactileSampleMsg",
+    "ButtonMsg",
+    "SessionEvent",
+    "SessionInfo",
+    "VideoFrameRef",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -224,3 +232,193 @@ class WristMatrix(Message):
     matrix: F64
 
     SCHEMA = {"side": str, "matrix": Arr("float64", (16,), finite=True)}
+
+
+# -- the session tap (teleop/session/tap.py): what the recorder and other observers see -------------
+# One topic per stream: session/command, session/event, session/info, session/hand/<device>,
+# session/pose/<device>, session/tactile/<device>, session/button/<device>. Header capture_ns is
+# the device capture time (samples) or the tick time (commands), on the session host's clock.
+
+
+@message("session_command")
+@dataclass(frozen=True, slots=True)
+class SessionCommand(Message):
+    """What the session sent the robot this tick (``q``, after safety) and why. ``target`` is the
+    retargeted (or policy) target before safety; ``author`` is ``human``, ``policy`` or ``hold``;
+    ``intervention`` is true while a human corrects a policy; ``policy_q`` is the policy's
+    proposal during an intervention (empty otherwise)."""
+
+    tick: int
+    state: str
+    q: F64
+    target: F64
+    author: str = "human"
+    intervention: bool = False
+    policy_q: F64 = field(default_factory=lambda: np.zeros(0))
+    flags: int = 0
+    source_capture_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
+
+    SCHEMA = {
+        "tick": int,
+        "state": str,
+        "q": Arr("float64", ("n",)),
+        "target": Arr("float64", ("n",)),
+        "author": str,
+        "intervention": bool,
+        "policy_q": Arr("float64", ("p",)),
+        "flags": int,
+        "source_capture_ns": Arr("int64", ("k",)),
+    }
+
+
+@message("hand_sample")
+@dataclass(frozen=True, slots=True)
+class HandSampleMsg(Message):
+    """A driver's HandSample: keypoints (21, 3) in the wrist frame [m] (empty when the device
+    gives none), joint angles [rad], raw channels (named in SessionInfo)."""
+
+    device: str
+    side: str
+    seq: int
+    keypoints: F64
+    angles: F64
+    channels: F64
+    buttons: tuple[str, ...] = ()
+
+    SCHEMA = {
+        "device": str,
+        "side": str,
+        "seq": int,
+        "keypoints": Arr("float64", ("k", 3)),
+        "angles": Arr("float64", ("a",)),
+        "channels": Arr("float64", ("c",)),
+        "buttons": "strs",
+    }
+
+
+@message("pose_sample")
+@dataclass(frozen=True, slots=True)
+class PoseSampleMsg(Message):
+    """A driver's PoseSample (wrist tracker, SpaceMouse...): position [m], quaternion (w, x, y, z)."""
+
+    device: str
+    side: str
+    seq: int
+    position_m: F64
+    quat_wxyz: F64
+    frame: str = "tracker"
+    channels: F64 = field(default_factory=lambda: np.zeros(0))
+
+    SCHEMA = {
+        "device": str,
+        "side": str,
+        "seq": int,
+        "position_m": Arr("float64", (3,)),
+        "quat_wxyz": Arr("float64", (4,)),
+        "frame": str,
+        "channels": Arr("float64", ("c",)),
+    }
+
+
+@message("tactile_sample")
+@dataclass(frozen=True, slots=True)
+class TactileSampleMsg(Message):
+    """A driver's TactileSample: marker positions and displacements [px] (m, 2), contact mask
+    (h, w), force [N] (3,) in the sensor frame; ``image`` (ih, iw, 3) RGB or empty (0, 0, 3)."""
+
+    device: str
+    side: str
+    finger: str
+    seq: int
+    markers_px: F64
+    displacement_px: F64
+    contact_mask: npt.NDArray[np.bool_]
+    force_n: F64
+    torsion_nm: float = float("nan")
+    image: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
+
+    SCHEMA = {
+        "device": str,
+        "side": str,
+        "finger": str,
+        "seq": int,
+        "markers_px": Arr("float64", ("m", 2)),
+        "displacement_px": Arr("float64", ("m", 2)),
+        "contact_mask": Arr("bool", ("h", "w")),
+        "force_n": Arr("float64", (3,)),
+        "torsion_nm": float,
+        "image": Arr("uint8", ("ih", "iw", 3)),
+    }
+
+
+@message("button")
+@dataclass(frozen=True, slots=True)
+class ButtonMsg(Message):
+    device: str
+    button: str
+    pressed: bool
+    side: str = ""
+
+    SCHEMA = {"device": str, "button": str, "pressed": bool, "side": str}
+
+
+@message("session_event")
+@dataclass(frozen=True, slots=True)
+class SessionEvent(Message):
+    """Something happened: ``event`` in state (``detail`` = the new state), fault (``detail`` =
+    reason: message), episode (``detail`` = start, stop, discard, success, failure, task, note;
+    ``values`` may carry ``text``), clock (``values``: source, offset_ns, rtt_ns: add offset_ns
+    to that source's times to put them on the session clock), intervention (takeover/return)."""
+
+    event: str
+    detail: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+    SCHEMA = {"event": str, "detail": str, "values": "nummap"}
+
+
+@message("session_info")
+@dataclass(frozen=True, slots=True)
+class SessionInfo(Message):
+    """Published at start and once a second: what a recorder needs for episode metadata."""
+
+    session: str
+    operator: str
+    robot: str
+    rate_hz: float
+    joint_names: tuple[str, ...]
+    session_toml: str
+    description_toml: str
+    devices: dict[str, str]  # device name -> driver
+    channel_names: dict[str, str]  # device name -> comma-separated channel names
+    software: str
+
+    SCHEMA = {
+        "session": str,
+        "operator": str,
+        "robot": str,
+        "rate_hz": float,
+        "joint_names": "strs",
+        "session_toml": str,
+        "description_toml": str,
+        "devices": "strmap",
+        "channel_names": "strmap",
+        "software": str,
+    }
+
+
+@message("video_frame")
+@dataclass(frozen=True, slots=True)
+class VideoFrameRef(Message):
+    """Written by the recorder in place of an image: frame ``video_index`` of the episode video
+    ``video`` is the image of the camera message (``source``, ``seq``, header capture time) it
+    received; ``video_index`` is -1 when the encoder had to drop it."""
+
+    video: str
+    video_index: int
+    frame_index: int
+    time_s: float
+    source: str
+    seq: int
+
+    SCHEMA = {"video": str, "video_index": int, "frame_index": int, "time_s": float, "source": str, "seq": int}

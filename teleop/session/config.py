@@ -27,7 +27,7 @@ from teleop.types import SIDES, Side
 
 __all__ = [
     "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
-    "SessionConfig", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
+    "SessionConfig", "RecorderSettings", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
 ]
 
 BUNDLED_SESSIONS_DIR = Path(__file__).resolve().parents[1] / "sessions"
@@ -69,6 +69,12 @@ class ControlsConfig:
     estop: tuple[str, ...] = ("key:e",)
     release: tuple[str, ...] = ("key:r",)
     engage_mode: Literal["toggle", "hold"] = "toggle"
+    # episode controls, sent to the recorder (recorder/recorder.py)
+    episode_start: tuple[str, ...] = ("key:b",)
+    episode_stop: tuple[str, ...] = ("key:s",)
+    episode_discard: tuple[str, ...] = ("key:x",)
+    episode_success: tuple[str, ...] = ("key:y",)
+    episode_failure: tuple[str, ...] = ("key:n",)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,19 @@ class HapticsConfig:
 
 
 @dataclass(frozen=True)
+class RecorderSettings:
+    """``teleop run`` starts ``teleop record`` alongside the session when enabled."""
+
+    enabled: bool = False
+    dataset: str = ""  # default: ./data/<session name>
+    task: str = ""
+    start: str = "auto"  # "auto": an episode starts with the session; "manual": on episode_start
+    codec: str = "h264"
+    crf: float = 23.0
+    preset: str = "veryfast"
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     rate_hz: float
     robot_description: Path
@@ -100,8 +119,16 @@ class SessionConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     haptics: HapticsConfig = field(default_factory=HapticsConfig)
     operator: str | None = None
-    recorder: bool = False
+    recorder: RecorderSettings = field(default_factory=RecorderSettings)
     source: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.stem if self.source else "session"
+
+    def dataset_dir(self) -> Path:
+        d = self.recorder.dataset or f"data/{self.name}"
+        return Path(d).expanduser().resolve()
 
     def rpc_endpoint(self) -> str:
         if self.robot.rpc:
@@ -193,19 +220,24 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     controls = _dataclass_from(get(raw, "controls", dict, where, required=False) or {}, ControlsConfig, where, "controls.")
     if controls.engage_mode not in ("toggle", "hold"):
         raise ConfigError(f"{where}: key 'controls.engage_mode' = {controls.engage_mode!r}; allowed: 'toggle', 'hold'")
-    for key in ("engage", "estop", "release"):
+    for key in ("engage", "estop", "release", "episode_start", "episode_stop", "episode_discard", "episode_success",
+                "episode_failure"):
         for src in getattr(controls, key):
             _check_control(src, devices, where, f"controls.{key}")
     safety = _dataclass_from(get(raw, "safety", dict, where, required=False) or {}, SafetyConfig, where, "safety.")
     haptics = _dataclass_from(get(raw, "haptics", dict, where, required=False) or {}, HapticsConfig, where, "haptics.")
     if haptics.full_force_n <= haptics.deadband_n:
         raise ConfigError(f"{where}: haptics.full_force_n must be above haptics.deadband_n")
-    rec = get(raw, "recorder", dict, where, required=False) or {}
-    check_keys(rec, {"enabled"}, where, "recorder.")
+    recorder = _dataclass_from(get(raw, "recorder", dict, where, required=False) or {}, RecorderSettings, where,
+                               "recorder.")
+    if recorder.start not in ("auto", "manual"):
+        raise ConfigError(f"{where}: key 'recorder.start' = {recorder.start!r}; allowed: 'auto', 'manual'")
+    if recorder.codec not in ("h264", "av1"):
+        raise ConfigError(f"{where}: key 'recorder.codec' = {recorder.codec!r}; allowed: 'h264', 'av1'")
     return SessionConfig(
         rate_hz=rate, robot_description=desc_path, robot=robot, devices=devices, inputs=inputs, controls=controls,
         safety=safety, haptics=haptics, operator=get(sess, "operator", str, where, "session.", required=False),
-        recorder=bool(get(rec, "enabled", bool, where, "recorder.", required=False) or False), source=source,
+        recorder=recorder, source=source,
     )
 
 

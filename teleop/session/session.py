@@ -15,6 +15,7 @@ device button or the bus -> ``estop`` (the robot server holds; ``release`` then 
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
@@ -37,6 +38,8 @@ from drivers.samples import HandSample, HapticFeedback, PoseSample
 from retarget.bimanual import BimanualRetargeter
 from robots.client import RobotClient
 from robots.description import load_description
+from teleop.bus.endpoints import session_endpoints
+from teleop.bus.messages import SessionInfo
 from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError
 from teleop.loop import LoopTimer, percentiles
 from teleop.session.config import SessionConfig
@@ -44,6 +47,7 @@ from teleop.session.haptics import HapticsMapper
 from teleop.session.keys import KeyReader
 from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, RAMPED, RATE_LIMITED, SafetyFilter
 from teleop.session.status import StatusPrinter
+from teleop.session.tap import STATES, SessionTap
 from teleop.types import SIDES
 
 __all__ = ["Session", "SessionSummary"]
@@ -91,6 +95,10 @@ class Session:
         self.on_tick = None  # optional callable(session, tick) for tests and tools
         self.robot_state = None  # the newest robot state the loop has read (read-only for hooks)
         self._requests: deque[str] = deque()
+        self.tap: SessionTap | None = None
+        self.recorder_process: subprocess.Popen | None = None
+        self.recorder_log: Path | None = None
+        self.episodes: list[str] = []  # episode folders the recorder kept
 
     # -- faults and controls --------------------------------------------------------------------
     def fault(self, reason: str, message: str) -> None:
@@ -99,6 +107,8 @@ class Session:
         if not self.fault_log or not self.fault_log[-1].endswith(message):
             self.fault_log.append(line)
             logger.warning("%s: %s", reason, message)
+            if self.tap is not None:
+                self.tap.event("fault", reason, message=message)
 
     def request(self, action: str) -> None:
         """engage, disengage, toggle, estop, release, stop (also used by keys and buttons)."""
@@ -143,6 +153,8 @@ class Session:
             options = {k: (str(Path(v).expanduser()) if isinstance(v, str) and v.startswith("~") else v)
                        for k, v in dc.options.items()}
             drv = create_driver(dc.driver, options)
+            if self.tap is not None:
+                drv.add_tap(functools.partial(self.tap.sample, name))
             try:
                 drv.connect()
             except TeleopError as exc:
@@ -167,7 +179,18 @@ class Session:
             haptics = HapticsMapper(cfg.haptics, tuple(spec.fingertip_names))
             warm = np.clip(np.zeros(n), spec.lower, spec.upper)
             safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
+            tap_ep, control_ep = session_endpoints(port_base=cfg.robot.port_base)
+            tap = self.tap = SessionTap(tap_ep, n)
+            tap.start()
+            stack.callback(tap.stop)
+            tap.set_info(self._session_info(spec), spec)
+            first = client.get_state(2.0)
+            tap.event("clock", source=client.server_source, offset_ns=-client.offset.offset_ns,
+                      rtt_ns=client.offset.rtt_ns)
+            if cfg.recorder.enabled:
+                self._start_recorder(stack, client, tap_ep, control_ep, spec)
             self._open_devices(stack)
+            tap.set_info(self._session_info(spec), spec)  # now with the devices' channel names
             keys = KeyReader()
             if self.use_keys and keys.start():
                 stack.callback(keys.stop)
@@ -197,6 +220,8 @@ class Session:
 
             self.command = q_cmd  # the command of the current tick (read-only for hooks)
             first = client.get_state(2.0)
+            state_index = {name: i for i, name in enumerate(STATES)}
+            last_state = self.state
             q_cmd[:] = np.clip(first.target if first.mode in ("active", "hold") else first.q, spec.lower, spec.upper)
             state_msg = first
             timer = LoopTimer(cfg.rate_hz)
@@ -281,6 +306,7 @@ class Session:
                                    if d is not None and not have[i, 0 if r == "hand" else 1]]
                         self.fault("stale_input", f"no fresh sample for {stale_s * 1e3:.0f} ms from {', '.join(missing)}: "
                                                   "holding; re-engage when the device is back")
+                    flags = 0
                     # -- retarget (always, so the filters and warm starts stay current)
                     if needed_ok:
                         retarget.tick(now_ns / 1e9, kp, wpos, wquat, q_target)
@@ -298,9 +324,15 @@ class Session:
                             self.faults["rate_limited"] = self.faults.get("rate_limited", 0) + 1
                         q_cmd[:] = q_next
                         engaged_ticks += 1
+                    moving = self.state in (RAMPING, ENGAGED)
                     if self.state != ESTOP:
-                        client.send_command(q_cmd, source_capture_ns=captures if self.state in (RAMPING, ENGAGED) else None)
+                        client.send_command(q_cmd, source_capture_ns=captures if moving else None)
                         commands += 1
+                    tap.command(tick, now_ns, state_index[self.state], q_cmd, q_target, flags,
+                                captures if moving else None, 0 if moving else 2)
+                    if self.state != last_state:
+                        last_state = self.state
+                        tap.event("state", self.state)
                     # -- haptics
                     if haptic_every and tick % haptic_every == 0 and state_msg is not None:
                         levels = haptics.update(state_msg.fingertip_force, now_ns / 1e9)
@@ -339,10 +371,104 @@ class Session:
             if not result.held_rate:
                 self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")
                 result.fault_log = list(self.fault_log)
+            tap.event("summary", "", loop_hz=float(summary.achieved_hz), held_rate=bool(result.held_rate),
+                      deadline_misses=int(summary.deadline_misses), jitter_ms_p99=float(summary.jitter_ms.get("p99", 0.0)))
+            if self.recorder_process is not None:
+                time.sleep(0.05)  # let the tap hand over the last ticks before the episode closes
+                self._stop_recorder()
+            result.extra["episodes"] = list(self.episodes)
+            result.extra["recorder_log"] = str(self.recorder_log) if self.recorder_log else None
+            result.extra["tap_dropped"] = tap.dropped
             return result
 
     def stop(self) -> None:
         self._stop = True
+
+    # -- the tap and the recorder ------------------------------------------------------------------
+    def _session_info(self, spec) -> SessionInfo:
+        import teleop
+
+        cfg = self.config
+        src = cfg.source.read_text() if cfg.source and cfg.source.is_file() else ""
+        channels = {}
+        devices = {}
+        for name, dc in cfg.devices.items():
+            devices[name] = dc.driver
+            drv = self.devices.get(name)
+            if drv is not None:
+                channels[name] = ",".join(drv.sample_spec.channel_names)
+        return SessionInfo(
+            session=cfg.name, operator=cfg.operator or "", robot=spec.name, rate_hz=float(cfg.rate_hz),
+            joint_names=tuple(spec.joint_names), session_toml=src,
+            description_toml=Path(cfg.robot_description).read_text(), devices=devices, channel_names=channels,
+            software=teleop.__version__,
+        )
+
+    def _start_recorder(self, stack: ExitStack, client: RobotClient, tap_ep: str, control_ep: str, spec) -> None:
+        """``teleop record`` in its own process (never in the loop's), ready before the loop starts."""
+        cfg = self.config
+        rc = cfg.recorder
+        self.recorder_log = Path(tempfile.gettempdir()) / f"teleop-recorder-{id(self)}.log"
+        cmd = [sys.executable, "-m", "teleop.cli", "record", "--dataset", str(cfg.dataset_dir()), "--tap", tap_ep,
+               "--control", control_ep, "--state", client.endpoints.state, "--camera", client.endpoints.camera,
+               "--codec", rc.codec, "--crf", str(int(rc.crf)), "--preset", rc.preset]
+        if rc.task:
+            cmd += ["--task", rc.task]
+        log = open(self.recorder_log, "w")  # noqa: SIM115 - kept open for the child's lifetime
+        stack.callback(log.close)
+        self.recorder_process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(self._kill_recorder)
+        from teleop.bus.sockets import Bus
+
+        self._rec_bus = Bus("session-recorder-ctl")
+        stack.callback(self._rec_bus.close)
+        self._rec_rpc = self._rec_bus.rpc_client(control_ep, 1.0)
+        deadline = time.monotonic() + 20.0
+        while True:
+            if self.recorder_process.poll() is not None:
+                raise TeleopError(f"the recorder exited at start (code {self.recorder_process.returncode}); "
+                                  f"its log: {self.recorder_log}")
+            try:
+                self._rec_rpc.request("status", 1.0)
+                break
+            except TeleopError:
+                if time.monotonic() > deadline:
+                    raise TeleopError(f"the recorder did not answer on {control_ep} within 20 s; its log: "
+                                      f"{self.recorder_log}") from None
+        self.tap.set_info(self._session_info(spec), spec)  # type: ignore[union-attr]  # now it listens
+        self.tap.event("clock", source=client.server_source, offset_ns=-client.offset.offset_ns,  # type: ignore[union-attr]
+                       rtt_ns=client.offset.rtt_ns)
+        time.sleep(0.1)
+        if rc.start == "auto":
+            reply = self._rec_rpc.request("start", 5.0)
+            logger.info("recording episode %s", reply.values.get("path"))
+
+    def _stop_recorder(self) -> None:
+        p = self.recorder_process
+        if p is None or p.poll() is not None:
+            return
+        try:
+            st = self._rec_rpc.request("status", 2.0).values
+            if st.get("recording"):
+                self._rec_rpc.request("stop", 10.0)
+            self.episodes = list(self._rec_rpc.request("quit", 2.0).values.get("kept", "").split("\n"))
+            self.episodes = [e for e in self.episodes if e]
+        except TeleopError as exc:
+            self.fault("recorder", f"stopping the recorder: {exc}")
+        try:
+            p.wait(60)  # videos finalise before it exits
+        except subprocess.TimeoutExpired:
+            self.fault("recorder", f"the recorder did not exit within 60 s; see {self.recorder_log}")
+
+    def _kill_recorder(self) -> None:
+        p = self.recorder_process
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGINT)  # it stops and keeps the open episode
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
     @staticmethod
     def _robot_stats(client: RobotClient) -> dict[str, Any]:
@@ -354,6 +480,11 @@ class Session:
     def _on_source(self, source: str, pressed: bool, controls: dict[str, tuple[str, ...]]) -> None:
         if source in ("key:q",) and pressed:
             self.request("stop")
+        c = self.config.controls
+        for action in ("start", "stop", "discard", "success", "failure"):
+            if pressed and source in getattr(c, f"episode_{action}") and self.tap is not None:
+                self.tap.event("episode", action)  # the recorder acts on it; the loop never waits
+                return
         if source in controls["estop"] and pressed:
             self.request("estop")
         elif source in controls["release"] and pressed:

@@ -1,0 +1,211 @@
+"""CLI of the recorder: ``teleop record``, ``teleop episodes ...``, ``teleop replay``, ``teleop export``
+(registered into ``teleop.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from teleop.bus.endpoints import DEFAULT_PORT_BASE, RobotEndpoints, session_endpoints
+from teleop.errors import TeleopError
+
+__all__ = ["add_parsers"]
+
+_CONTROL_OPS = ("start", "stop", "discard", "success", "failure", "task", "note", "status")
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "record", help="record episodes from a running session (its own process; `teleop run` starts it "
+        "when [recorder] enabled = true)",
+        description="teleop record --dataset DIR: subscribes to the session tap, the robot state and cameras "
+        "without loss and writes one folder per episode (docs/data-format.md). Episodes start/stop from "
+        "`teleop episodes start|stop|...`, from the session's keys/pedal/buttons, or with --start.")
+    p.add_argument("--dataset", required=True, help="dataset folder (created if missing)")
+    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="the session's port base")
+    p.add_argument("--tap", help="session tap endpoint (default: port base + 4)")
+    p.add_argument("--control", help="our episode-control endpoint (default: port base + 5)")
+    p.add_argument("--state", help="robot state endpoint (default: port base)")
+    p.add_argument("--camera", help="robot camera endpoint (default: port base + 2); 'none' to skip video")
+    p.add_argument("--task", default="", help="task label of new episodes")
+    p.add_argument("--operator", default="", help="operator name (the session's, when it says)")
+    p.add_argument("--start", action="store_true", help="start an episode as soon as the session is heard")
+    p.add_argument("--codec", default="h264", choices=("h264", "av1"))
+    p.add_argument("--crf", type=int, default=23)
+    p.add_argument("--preset", default="veryfast", help="x264 preset (ultrafast..veryslow)")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("episodes", help="list, verify, inspect and control episodes")
+    esub = p.add_subparsers(dest="episodes_command", metavar="EPISODES_COMMAND", required=True)
+    e = esub.add_parser("list", help="the episodes of a dataset folder")
+    e.add_argument("dataset")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_episodes_list)
+    e = esub.add_parser("verify", help="check every log; cut a torn tail (after a crash) and recover the episode",
+                        description="teleop episodes verify DATASET|EPISODE: walks each episode log record by "
+                        "record (length + CRC). A torn tail (a crash mid-write) is cut off, an episode left "
+                        "'recording' by a dead recorder is marked 'recovered'. Earlier records are never touched.")
+    e.add_argument("path", help="a dataset folder or one episode folder")
+    e.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_episodes_verify)
+    e = esub.add_parser("inspect", help="per-stream rate, gaps, drops and alignment of one episode",
+                        description="teleop episodes inspect EPISODE [--plot FILE.png]: EPISODE is a folder or "
+                        "DATASET:INDEX.")
+    e.add_argument("episode")
+    e.add_argument("--plot", help="write a PNG of the stream timelines")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_episodes_inspect)
+    for op in _CONTROL_OPS:
+        e = esub.add_parser(op, help=f"episode control: {op} (sent to the running recorder)")
+        if op in ("task", "note"):
+            e.add_argument("text")
+        if op == "start":
+            e.add_argument("--task", help="task label of the new episode")
+        e.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+        e.add_argument("--control", help="the recorder's control endpoint (default: port base + 5)")
+        e.set_defaults(func=cmd_episodes_control, op=op)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from recorder.recorder import RecorderConfig, run_recorder
+
+    tap, control = session_endpoints(port_base=args.port_base)
+    robot = RobotEndpoints.on(port_base=args.port_base)
+    camera = None if args.camera == "none" else (args.camera or robot.camera)
+    cfg = RecorderConfig(
+        dataset=Path(args.dataset), tap=args.tap or tap, control=args.control or control,
+        state=args.state or robot.state, camera=camera, task=args.task, operator=args.operator,
+        auto_start=args.start, codec=args.codec, crf=args.crf, preset=args.preset,
+    )
+    rec = run_recorder(cfg, args.seconds)
+    for err in rec.errors:
+        print(f"teleop record: {err}", file=sys.stderr)
+    print(json.dumps({"dataset": str(rec.dataset), "episodes": rec.episodes_done, "received": rec.received,
+                      "errors": rec.errors}))
+    return 1 if rec.errors else 0
+
+
+def cmd_episodes_list(args: argparse.Namespace) -> int:
+    from recorder.episode import list_episodes
+
+    eps = list_episodes(Path(args.dataset))
+    if args.json:
+        print(json.dumps([e.as_dict() for e in eps], indent=1))
+        return 0
+    if not eps:
+        print(f"no episodes in {args.dataset}")
+        return 0
+    print(f"{'#':>5}  {'status':10} {'outcome':8} {'seconds':>8}  {'task':24} operator / videos / notes / errors")
+    for e in eps:
+        vids = ",".join(f"{k}:{v}" for k, v in e.frames.items()) or "-"
+        print(f"{e.index:5d}  {e.status:10} {e.outcome:8} {e.duration_s:8.1f}  {e.task[:24]:24} "
+              f"{e.operator or '-'} / {vids} / {e.notes} / {e.errors}")
+    return 0
+
+
+def _alive(meta: dict[str, Any]) -> bool:
+    """Is the recorder that wrote this episode still running (same host, pid alive)?"""
+    pid = meta.get("recorder_pid")
+    if not pid or meta.get("recorder_host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    except OSError:
+        return False
+    try:  # a reused pid is not our recorder
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"record" in cmdline or b"recorder" in cmdline or b"pytest" in cmdline
+
+
+def cmd_episodes_verify(args: argparse.Namespace) -> int:
+    from recorder.episode import LOG_NAME, META_NAME, list_episodes, read_meta, recover, write_index
+    from recorder.log import verify
+
+    path = Path(args.path)
+    if (path / LOG_NAME).is_file() or (path / META_NAME).is_file():
+        folders, dataset = [path], path.parent
+    else:
+        folders, dataset = [Path(e.path) for e in list_episodes(path)], path
+    out, bad = [], 0
+    for folder in folders:
+        meta = read_meta(folder) if (folder / META_NAME).is_file() else {}
+        row: dict[str, Any] = {"episode": str(folder), "status": meta.get("status", "?")}
+        if meta.get("status") == "recording" and _alive(meta):
+            row["skipped"] = "being recorded right now (recorder pid %s alive)" % meta.get("recorder_pid")
+            out.append(row)
+            continue
+        rep = verify(folder / LOG_NAME, truncate=not args.dry_run)
+        row.update(records=rep.records, bytes=rep.good_bytes, torn_bytes=rep.torn_bytes, truncated=rep.truncated)
+        if rep.torn_bytes:
+            bad += 1
+        if meta.get("status") == "recording" and not args.dry_run:
+            row["status"] = recover(folder)["status"]
+        out.append(row)
+    if not args.dry_run and dataset.is_dir():
+        write_index(dataset)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        for r in out:
+            if "skipped" in r:
+                print(f"{r['episode']}: skipped, {r['skipped']}")
+                continue
+            torn = (f"torn tail of {r['torn_bytes']} bytes " + ("cut off" if r["truncated"] else "(not cut: --dry-run)")
+                    if r["torn_bytes"] else "no torn tail")
+            print(f"{r['episode']}: {r['records']} records, {torn}, status {r['status']}")
+    return 1 if bad and args.dry_run else 0
+
+
+def cmd_episodes_inspect(args: argparse.Namespace) -> int:
+    from recorder.inspect import inspect_episode, plot_timelines
+
+    report = inspect_episode(args.episode)
+    if args.plot:
+        plot_timelines(args.episode, Path(args.plot))
+        report["plot"] = args.plot
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"episode {report['path']}  ({report['status']}, {report['outcome']}, {report['duration_s']} s, "
+          f"task {report['task']!r})")
+    print(f"  {'stream':36} {'kind':16} {'n':>7} {'Hz':>8} {'gaps':>5} {'start ms':>9} {'end ms':>9} "
+          f"{'max dt ms':>9}")
+    for s in report["streams"]:
+        print(f"  {s['topic'][:36]:36} {s['kind'][:16]:16} {s['n']:7d} {s['rate_hz']:8.1f} {s['gaps']:5d} "
+              f"{s['start_ms']:9.1f} {s['end_ms']:9.1f} {s['max_interval_ms']:9.1f}")
+    for k, v in report["dropped"].items():
+        print(f"  dropped {k}: {v}")
+    if report.get("plot"):
+        print(f"  timeline plot: {report['plot']}")
+    return 0
+
+
+def cmd_episodes_control(args: argparse.Namespace) -> int:
+    from teleop.bus.sockets import Bus
+
+    _, control = session_endpoints(port_base=args.port_base)
+    endpoint = args.control or control
+    values: dict[str, Any] = {}
+    if args.op in ("task", "note"):
+        values["text"] = args.text
+    if args.op == "start" and args.task:
+        values["task"] = args.task
+    with Bus("episodes-cli") as bus:
+        rpc = bus.rpc_client(endpoint, 3.0)
+        try:
+            reply = rpc.request(args.op, **values)
+        except TeleopError as exc:
+            raise TeleopError(f"{exc} (is `teleop record` running with control {endpoint}?)") from exc
+    print(json.dumps(dict(reply.values)))  # type: ignore[attr-defined]
+    return 0
