@@ -37,9 +37,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--start", action="store_true", help="start an episode as soon as the session is heard")
     p.add_argument("--codec", default="h264", choices=("h264", "av1"))
     p.add_argument("--crf", type=int, default=23)
-    p.add_argument("--preset", default="veryfast", help="x264 preset (ultrafast..veryslow)")
+    p.add_argument("--preset", default="superfast", help="x264 preset (ultrafast..veryslow)")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.set_defaults(func=cmd_record)
+
+    _add_replay(sub)
 
     p = sub.add_parser("episodes", help="list, verify, inspect and control episodes")
     esub = p.add_subparsers(dest="episodes_command", metavar="EPISODES_COMMAND", required=True)
@@ -71,6 +73,67 @@ def add_parsers(sub: Any) -> None:
         e.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
         e.add_argument("--control", help="the recorder's control endpoint (default: port base + 5)")
         e.set_defaults(func=cmd_episodes_control, op=op)
+
+
+def _add_replay(sub: Any) -> None:
+    p = sub.add_parser(
+        "replay", help="publish an episode back on the bus; optionally drive a robot with its commands",
+        description="teleop replay EPISODE [--speed X] [--sim]: re-sends every logged message on the session tap "
+        "endpoint (as if the session were live: a recorder or a policy under evaluation can listen) and, with "
+        "--sim or --robot-rpc, drives the robot with the logged commands after a bounded ramp to the first one.")
+    p.add_argument("episode", help="episode folder or DATASET:INDEX")
+    p.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
+    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    p.add_argument("--sim", action="store_true", help="start the bundled sim robot server for the replay")
+    p.add_argument("--sim-arg", action="append", default=[], help="extra `teleop sim` argument (repeatable)")
+    p.add_argument("--robot-rpc", help="drive a running robot server (its rpc endpoint)")
+    p.add_argument("--no-publish", action="store_true", help="do not re-publish the messages")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import tempfile
+    from contextlib import ExitStack
+
+    from recorder.replay import replay_episode
+
+    tap, _ = session_endpoints(port_base=args.port_base)
+    robot = RobotEndpoints.on(port_base=args.port_base)
+    with ExitStack() as stack:
+        rpc = args.robot_rpc
+        if args.sim:
+            from robots.mujoco_sim.process import connect_when_ready, start_sim_process
+
+            log = Path(tempfile.gettempdir()) / f"teleop-replay-sim-{os.getpid()}.log"
+            proc = start_sim_process(args.port_base, log, ["--cameras", "none", *args.sim_arg])
+            stack.callback(_stop_process, proc)
+            connect_when_ready(robot.rpc, proc, log).disconnect()
+            rpc = robot.rpc
+        res = replay_episode(args.episode, speed=args.speed, publish=None if args.no_publish else tap,
+                             robot_rpc=rpc, seconds=args.seconds)
+    out = res.as_dict()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"replayed {out['episode']}: {out['seconds']} s, {out['published']} messages, {out['commands']} "
+              f"commands (ramp {out['ramp_s']} s), late p99 {out['late_ms_p99']} ms, tracking rms "
+              f"{out['tracking_rms_rad']} rad")
+    return 0
+
+
+def _stop_process(proc: Any) -> None:
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def cmd_record(args: argparse.Namespace) -> int:

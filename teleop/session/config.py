@@ -105,7 +105,7 @@ class RecorderSettings:
     start: str = "auto"  # "auto": an episode starts with the session; "manual": on episode_start
     codec: str = "h264"
     crf: float = 23.0
-    preset: str = "veryfast"
+    preset: str = "superfast"
 
 
 @dataclass(frozen=True)

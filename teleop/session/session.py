@@ -191,6 +191,7 @@ class Session:
                 self._start_recorder(stack, client, tap_ep, control_ep, spec)
             self._open_devices(stack)
             tap.set_info(self._session_info(spec), spec)  # now with the devices' channel names
+            self._begin_episode()
             keys = KeyReader()
             if self.use_keys and keys.start():
                 stack.callback(keys.stop)
@@ -438,10 +439,14 @@ class Session:
         self.tap.set_info(self._session_info(spec), spec)  # type: ignore[union-attr]  # now it listens
         self.tap.event("clock", source=client.server_source, offset_ns=-client.offset.offset_ns,  # type: ignore[union-attr]
                        rtt_ns=client.offset.rtt_ns)
-        time.sleep(0.1)
-        if rc.start == "auto":
-            reply = self._rec_rpc.request("start", 5.0)
-            logger.info("recording episode %s", reply.values.get("path"))
+
+    def _begin_episode(self) -> None:
+        """recorder.start = "auto": the episode starts with the loop (devices open, robot known)."""
+        if self.recorder_process is None or self.config.recorder.start != "auto":
+            return
+        time.sleep(0.05)  # the info and clock events just published reach the recorder first
+        reply = self._rec_rpc.request("start", 5.0)
+        logger.info("recording episode %s", reply.values.get("path"))  # type: ignore[attr-defined]
 
     def _stop_recorder(self) -> None:
         p = self.recorder_process
