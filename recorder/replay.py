@@ -92,8 +92,9 @@ def replay_episode(spec: str | Path, *, speed: float = 1.0, publish: str | None 
         start = time.monotonic_ns()
         end_ns = None if seconds is None else start + int(seconds * 1e9)
         dec_cmd = Decoder(accept=(SessionCommand,))
+        origin = max(int(times[order[0]]), t0)  # the preamble (context from before the start) goes at once
         for i in order:
-            due = start + int((times[i] - times[order[0]]) / speed)
+            due = start + int((times[i] - origin) / speed)
             now = time.monotonic_ns()
             if end_ns is not None and now > end_ns:
                 break
