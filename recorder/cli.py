@@ -74,6 +74,23 @@ def add_parsers(sub: Any) -> None:
         e.add_argument("--control", help="the recorder's control endpoint (default: port base + 5)")
         e.set_defaults(func=cmd_episodes_control, op=op)
 
+    p = sub.add_parser(
+        "export", help="export episodes to a LeRobot v3.0 dataset or a robomimic-style HDF5 file",
+        description="teleop export DATASET --format lerobot|hdf5 --out OUT: resamples every complete or recovered "
+        "episode to --fps by zero-order hold (timestamp = frame_index / fps; real capture times in "
+        "observation.t_capture) and writes the format (docs/data-format.md). Progress goes to stderr, a JSON "
+        "summary line to stdout.")
+    p.add_argument("dataset", help="dataset folder (episode_NNNNNN subfolders)")
+    p.add_argument("--format", required=True, choices=("lerobot", "hdf5"), help="output format")
+    p.add_argument("--out", required=True, help="output folder (lerobot) or .hdf5 file (hdf5)")
+    p.add_argument("--fps", type=float, default=30, help="frames per second, a whole number (default %(default)s)")
+    p.add_argument("--codec", default="h264", choices=("h264", "av1"), help="video codec of the LeRobot mp4s "
+                   "(default %(default)s)")
+    p.add_argument("--only-success", action="store_true", help="export only episodes marked success")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--json", action="store_true", help="no progress lines; the stdout summary lists every episode")
+    p.set_defaults(func=cmd_export)
+
 
 def _add_replay(sub: Any) -> None:
     p = sub.add_parser(
@@ -231,7 +248,7 @@ def cmd_episodes_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_episodes_inspect(args: argparse.Namespace) -> int:
-    from recorder.inspect import inspect_episode, plot_timelines
+    from recorder.inspection import inspect_episode, plot_timelines
 
     report = inspect_episode(args.episode)
     if args.plot:
@@ -271,4 +288,20 @@ def cmd_episodes_control(args: argparse.Namespace) -> int:
         except TeleopError as exc:
             raise TeleopError(f"{exc} (is `teleop record` running with control {endpoint}?)") from exc
     print(json.dumps(dict(reply.values)))  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from recorder.export import export_hdf5, export_lerobot
+
+    def progress(line: str) -> None:
+        print(f"teleop export: {line}", file=sys.stderr, flush=True)
+
+    common = dict(fps=args.fps, only_success=args.only_success, overwrite=args.overwrite,
+                  progress=None if args.json else progress)
+    if args.format == "lerobot":
+        summary = export_lerobot(Path(args.dataset), Path(args.out), codec=args.codec, **common)
+    else:
+        summary = export_hdf5(Path(args.dataset), Path(args.out), **common)
+    print(json.dumps(summary.as_dict(detail=args.json)))
     return 0

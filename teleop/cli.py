@@ -130,7 +130,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "e2e":
         from teleop.bench.e2e import run
 
-        result = run(seconds=args.seconds, rate_hz=args.rate, input_hz=args.input_hz)
+        result = run(seconds=args.seconds or 10.0, rate_hz=args.rate, input_hz=args.input_hz)
+    elif args.what == "recorder":
+        from teleop.bench.recorder import run
+
+        result = run(seconds=args.seconds or 60.0, port_base=args.port_base + 50)
     elif args.what == "tactile":
         from teleop.bench.tactile import run
 
@@ -142,7 +146,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         from teleop.bench.sim import run
 
-        result = run(seconds=args.seconds, port_base=args.port_base)
+        result = run(seconds=args.seconds or 10.0, port_base=args.port_base)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
@@ -441,10 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
-    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e"])
+    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
-    p.add_argument("--seconds", type=float, default=10.0, help="sim: simulated seconds; e2e: session length")
+    p.add_argument("--seconds", type=float, help="sim: simulated seconds (default 10); e2e: session length (10); "
+                   "recorder: load duration (60)")
     p.add_argument("--port-base", type=int, default=17710, help="loopback ports the benchmark may use")
     p.add_argument("--no-reference", action="store_true", help="retarget: skip the dex-retargeting reference")
     p.add_argument("--rate", type=float, default=500.0, help="e2e: session loop rate (default 500 Hz)")
