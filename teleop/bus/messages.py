@@ -33,6 +33,8 @@ __all__ = [
     "SessionEvent",
     "SessionInfo",
     "VideoFrameRef",
+    "PolicyObservation",
+    "PolicyAction",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -422,3 +424,65 @@ class VideoFrameRef(Message):
     seq: int
 
     SCHEMA = {"video": str, "video_index": int, "frame_index": int, "time_s": float, "source": str, "seq": int}
+
+
+# -- the policy protocol (teleop/policy/): observations out, joint-target chunks back ---------------
+
+
+@message("policy_obs")
+@dataclass(frozen=True, slots=True)
+class PolicyObservation(Message):
+    """What the runtime sends a policy server (request/reply). ``obs_id`` numbers requests;
+    ``t_ns`` is the observation time on the runtime's clock. ``q``/``dq``: measured joints (spec
+    order); ``command``: the last command sent; ``keypoints`` (h, 21, 3): the operator's hands
+    (empty while no human input); ``tactile_force`` (t, 3); ``object_poses`` (b, 7) when the
+    robot reports them (sim); ``images`` (c, ih, iw, 3) RGB, empty unless configured;
+    ``episode_time_s``: seconds since the rollout started."""
+
+    obs_id: int
+    t_ns: int
+    episode_time_s: float
+    q: F64
+    dq: F64
+    command: F64
+    object_poses: F64
+    tactile_force: F64 = field(default_factory=lambda: np.zeros((0, 3)))
+    keypoints: F64 = field(default_factory=lambda: np.zeros((0, 21, 3)))
+    images: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))
+    task: str = ""
+
+    SCHEMA = {
+        "obs_id": int,
+        "t_ns": int,
+        "episode_time_s": float,
+        "q": Arr("float64", ("n",), finite=True),
+        "dq": Arr("float64", ("n",), finite=True),
+        "command": Arr("float64", ("n",), finite=True),
+        "object_poses": Arr("float64", ("b", 7), finite=True),
+        "tactile_force": Arr("float64", ("t", 3), finite=True),
+        "keypoints": Arr("float64", ("h", 21, 3), finite=True),
+        "images": Arr("uint8", ("c", "ih", "iw", 3)),
+        "task": str,
+    }
+
+
+@message("policy_action")
+@dataclass(frozen=True, slots=True)
+class PolicyAction(Message):
+    """A policy's answer: an action chunk of joint targets ``q`` (H, n) in spec order. Row k is
+    the target for ``t_ns(obs) + start_s + k * dt_s``; a single target is H = 1. ``done`` says
+    the policy thinks the task is over."""
+
+    obs_id: int
+    q: F64
+    dt_s: float
+    start_s: float = 0.0
+    done: bool = False
+
+    SCHEMA = {
+        "obs_id": int,
+        "q": Arr("float64", ("H", "n"), finite=True),
+        "dt_s": float,
+        "start_s": float,
+        "done": bool,
+    }
