@@ -1,0 +1,184 @@
+"""``teleop export --format hdf5``: one robomimic-style HDF5 file (/work/shared/DATASETS.md section 3).
+
+::
+
+    data                      attrs: total, env_args (JSON), fps, joint_names, tasks, format
+    data/demo_<i>             attrs: num_samples, task, outcome, operator, source_episode,
+                                     takeover_t, return_t (seconds, frame times)
+      actions      (N, n)     float32, the executed command
+      states       (N, n)     float64, robot joint positions (no simulator state exists)
+      rewards      (N,)       float32, 0; 1 on the last step of a success episode
+      dones        (N,)       uint8, 1 on the last step
+      action_modes (N,)       int64, -1 demo / 0 policy / 1 human intervention (Sirius codes)
+      intervention (N,)       bool
+      policy_actions (N, n)   float32, the policy's proposal during an intervention, else 0
+      timestamps   (N,)       float64, frame_index / fps
+      obs/<key>, next_obs/<key>   low-dim float32 (t_capture float64), images uint8 (N, H, W, 3)
+    mask/train                byte strings: every demo; mask/success: the success demos
+
+Frames are the same resampled frames as the LeRobot export (recorder/export/common.py).
+``obs`` keys are the LeRobot feature names without ``observation.`` (``state``,
+``hand_keypoints.left_glove``, ...), and ``<camera>_image`` for cameras. ``next_obs`` is ``obs``
+shifted by one step, the last step repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recorder.export.common import (
+    EpisodeSkipped,
+    ExportError,
+    ExportSummary,
+    Feature,
+    Progress,
+    Resampled,
+    check_fps,
+    finish_out,
+    iter_track_frames,
+    prepare_out,
+    resample_path,
+    select_episodes,
+)
+
+__all__ = ["export_hdf5", "obs_key"]
+
+#: features stored outside ``obs`` (as actions, flags) rather than as observations
+_NOT_OBS = ("action", "intervention", "complementary_info.is_intervention", "action_mode", "policy_action")
+
+
+def obs_key(feature: str) -> str:
+    """The robomimic ``obs`` key of a feature (``observation.state`` -> ``state``)."""
+    if feature.startswith("observation.images."):
+        return feature[len("observation.images."):] + "_image"
+    return feature[len("observation."):] if feature.startswith("observation.") else feature
+
+
+def _next(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x[1:], x[-1:]], axis=0) if len(x) else x
+
+
+def _obs(r: Resampled) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, feat in r.features.items():
+        if name in _NOT_OBS:
+            continue
+        v = r.columns[name]
+        out[obs_key(name)] = v.astype(np.float64 if feat.dtype == "float64" else np.float32)
+    for key, track in r.videos.items():
+        imgs = np.empty((r.length, track.height, track.width, 3), np.uint8)
+        for k, rgb in enumerate(iter_track_frames(track)):
+            imgs[k] = rgb
+        out[obs_key(key)] = imgs
+    return out
+
+
+def _write_obs(group: Any, name: str, obs: dict[str, np.ndarray]) -> None:
+    g = group.create_group(name)
+    for key, v in obs.items():
+        if v.dtype == np.uint8 and v.ndim == 4:
+            g.create_dataset(key, data=v, chunks=(1,) + v.shape[1:], compression="lzf")
+        else:
+            g.create_dataset(key, data=v)
+
+
+def export_hdf5(dataset: str | Path, out: str | Path, *, fps: float = 30, only_success: bool = False,
+                overwrite: bool = False, velocity: bool = True, progress: Progress | None = None) -> ExportSummary:
+    """Export the complete/recovered episodes of ``dataset`` to one robomimic-style HDF5 file."""
+    import h5py
+
+    t_start = time.monotonic()
+    fps_i = check_fps(fps)
+    out = Path(out)
+    episodes, skipped = select_episodes(dataset, only_success=only_success, progress=progress)
+    tmp = prepare_out(out, overwrite)
+    exported: list[dict[str, Any]] = []
+    total = 0
+    schema: dict[str, Feature] | None = None
+    joint_names: list[str] = []
+    tasks: list[str] = []
+    robot = ""
+    success: list[str] = []
+    try:
+        with h5py.File(tmp, "w") as f:
+            data = f.create_group("data")
+            for n, summary in enumerate(episodes):
+                t_ep = time.monotonic()
+                try:
+                    r = resample_path(summary.path, fps_i, velocity=velocity)
+                except EpisodeSkipped as exc:
+                    skipped.append({"episode": summary.path, "reason": str(exc)})
+                    if progress:
+                        progress(f"skip {Path(summary.path).name}: {exc}")
+                    continue
+                feats = {k: (f.dtype, f.shape) for k, f in r.all_features().items()}
+                if schema is None:
+                    schema = r.all_features()
+                    joint_names = list(r.features["observation.state"].names or ())
+                    robot = str(r.meta.get("robot") or "")
+                elif feats != {k: (f.dtype, f.shape) for k, f in schema.items()}:
+                    raise ExportError(f"{r.path}: its features differ from the first exported episode's "
+                                      f"({sorted(set(feats) ^ set(schema)) or 'shapes'}); one file needs one feature "
+                                      "set: export these episodes into separate files")
+                name = f"demo_{len(exported)}"
+                g = data.create_group(name)
+                length = r.length
+                g.attrs["num_samples"] = length
+                g.attrs["task"] = r.task
+                g.attrs["outcome"] = r.outcome
+                g.attrs["operator"] = str(r.meta.get("operator") or "")
+                g.attrs["source_episode"] = Path(summary.path).name
+                g.attrs["takeover_t"] = np.asarray(r.takeover_t, np.float64)
+                g.attrs["return_t"] = np.asarray(r.return_t, np.float64)
+                g.create_dataset("actions", data=r.columns["action"].astype(np.float32))
+                g.create_dataset("states", data=r.states)
+                rewards = np.zeros(length, np.float32)
+                dones = np.zeros(length, np.uint8)
+                if length:
+                    dones[-1] = 1
+                    if r.outcome == "success":
+                        rewards[-1] = 1.0
+                g.create_dataset("rewards", data=rewards)
+                g.create_dataset("dones", data=dones)
+                g.create_dataset("action_modes", data=r.columns["action_mode"].reshape(-1).astype(np.int64))
+                g.create_dataset("intervention", data=r.columns["intervention"].reshape(-1).astype(bool))
+                g.create_dataset("policy_actions", data=r.columns["policy_action"].astype(np.float32))
+                g.create_dataset("timestamps", data=np.arange(length) / fps_i)
+                obs = _obs(r)
+                _write_obs(g, "obs", obs)
+                _write_obs(g, "next_obs", {k: _next(v) for k, v in obs.items()})
+                if r.task not in tasks:
+                    tasks.append(r.task)
+                if r.outcome == "success":
+                    success.append(name)
+                total += length
+                exported.append({"episode": summary.path, "demo": name, "frames": length})
+                if progress:
+                    progress(f"[{n + 1}/{len(episodes)}] {Path(summary.path).name} -> {name}: {length} frames, "
+                             f"{len(r.videos)} videos, {time.monotonic() - t_ep:.1f} s")
+            if not exported:
+                why = "; ".join(f"{Path(s['episode']).name}: {s['reason']}" for s in skipped[:5])
+                raise ExportError(f"{dataset}: no episode had anything to export ({why})")
+            data.attrs["total"] = total
+            data.attrs["env_args"] = json.dumps({
+                # robomimic reads "type" (EnvType; no robomimic env matches real teleop data, so null)
+                "env_name": robot or "teleop", "type": None, "env_type": "teleop",
+                "env_kwargs": {"fps": fps_i, "joint_names": joint_names, "robot": robot},
+            })
+            data.attrs["fps"] = fps_i
+            data.attrs["joint_names"] = np.array(joint_names, dtype=h5py.string_dtype())
+            data.attrs["tasks"] = np.array(tasks, dtype=h5py.string_dtype())
+            data.attrs["format"] = "teleop-robomimic/1"
+            mask = f.create_group("mask")
+            mask.create_dataset("train", data=np.array([e["demo"] for e in exported], dtype="S"))
+            mask.create_dataset("success", data=np.array(success, dtype="S") if success else np.zeros(0, "S1"))
+        finish_out(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return ExportSummary("hdf5", str(out), len(exported), total, fps_i, time.monotonic() - t_start, skipped, exported)

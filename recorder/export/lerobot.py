@@ -1,0 +1,429 @@
+"""``teleop export --format lerobot``: a LeRobot dataset v3.0 from recorded episodes.
+
+Written with pyarrow, pandas, json and PyAV only (no lerobot install needed), following
+/work/shared/DATASETS.md section 1::
+
+    OUT/meta/info.json                          codebase_version v3.0, fps (int), features
+    OUT/meta/stats.json                         every feature, merged from per-episode stats
+    OUT/meta/tasks.parquet                      pandas index = task string, column task_index
+    OUT/meta/episodes/chunk-000/file-000.parquet   one row per episode: offsets + stats/* columns
+    OUT/data/chunk-000/file-000.parquet         the frames of many episodes
+    OUT/videos/observation.images.<cam>/chunk-000/file-000.mp4   all episodes of a camera
+
+Every row is one resampled frame (recorder/export/common.py); ``timestamp = frame_index / fps``
+(float32) and each camera's mp4 has exactly one frame per row, frame ``k`` of an episode at
+``from_timestamp + k / fps``. Data and video files roll over to ``file-001`` ... past
+``data_files_size_in_mb`` / ``video_files_size_in_mb`` (never inside an episode).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recorder.export.common import (
+    EpisodeSkipped,
+    ExportError,
+    ExportSummary,
+    Feature,
+    Progress,
+    Resampled,
+    check_fps,
+    finish_out,
+    iter_track_frames,
+    prepare_out,
+    resample_path,
+    select_episodes,
+)
+from teleop.errors import ConfigError
+
+__all__ = ["export_lerobot", "CODECS", "CODEBASE_VERSION", "DEFAULT_FEATURES"]
+
+logger = logging.getLogger(__name__)
+
+CODEBASE_VERSION = "v3.0"
+CHUNKS_SIZE = 1000
+DATA_FILES_SIZE_MB = 100
+VIDEO_FILES_SIZE_MB = 200
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+#: our codec name -> (PyAV encoder, encoder options); g=2 as LeRobot (cheap seeking)
+CODECS: dict[str, tuple[str, dict[str, str]]] = {
+    "h264": ("libx264", {"g": "2", "crf": "23", "preset": "veryfast"}),
+    "av1": ("libsvtav1", {"g": "2", "crf": "30"}),
+}
+DEFAULT_FEATURES: dict[str, Feature] = {
+    "timestamp": Feature("float32", (1,)),
+    "frame_index": Feature("int64", (1,)),
+    "episode_index": Feature("int64", (1,)),
+    "index": Feature("int64", (1,)),
+    "task_index": Feature("int64", (1,)),
+}
+_QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+
+
+def _next_file(chunk: int, file: int) -> tuple[int, int]:
+    file += 1
+    return (chunk + 1, 0) if file >= CHUNKS_SIZE else (chunk, file)
+
+
+# -- stats (LeRobot compute_stats.py semantics) ---------------------------------------------------
+
+
+def _stats(x: np.ndarray, axis: int | tuple[int, ...] = 0) -> dict[str, np.ndarray]:
+    x = np.asarray(x, dtype=np.float64)
+    out = {"min": x.min(axis=axis), "max": x.max(axis=axis), "mean": x.mean(axis=axis), "std": x.std(axis=axis),
+           "count": np.array([x.shape[0]], dtype=np.int64)}
+    for name, q in _QUANTILES.items():
+        out[name] = np.quantile(x, q, axis=axis)
+    return out
+
+
+def _image_stats(samples: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per channel, scaled to [0, 1], values Shape (3, 1, 1)."""
+    x = np.stack(samples).astype(np.float64) / 255.0  # (n, H, W, 3)
+    st = _stats(x, axis=(0, 1, 2))
+    return {k: (v if k == "count" else v.reshape(3, 1, 1)) for k, v in st.items()}
+
+
+def _aggregate(per_episode: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Mean weighted by count, variance by the parallel formula, global min/max, quantiles
+    averaged with count weights (approximate, as LeRobot)."""
+    counts = np.array([s["count"][0] for s in per_episode], dtype=np.float64)
+    total = counts.sum()
+
+    def w(v: np.ndarray) -> np.ndarray:
+        return counts.reshape((-1,) + (1,) * (v.ndim - 1))
+
+    means = np.stack([s["mean"] for s in per_episode])
+    mean = (means * w(means)).sum(0) / total
+    var = ((np.stack([s["std"] for s in per_episode]) ** 2 + (means - mean) ** 2) * w(means)).sum(0) / total
+    out = {"min": np.stack([s["min"] for s in per_episode]).min(0),
+           "max": np.stack([s["max"] for s in per_episode]).max(0),
+           "mean": mean, "std": np.sqrt(var), "count": np.array([int(total)], dtype=np.int64)}
+    for name in _QUANTILES:
+        qs = np.stack([s[name] for s in per_episode])
+        out[name] = (qs * w(qs)).sum(0) / total
+    return out
+
+
+def _sample_indices(n: int) -> np.ndarray:
+    """LeRobot's heuristic: all frames below 100, else n**0.75 clamped to 100..10000, evenly spaced."""
+    k = n if n < 100 else max(100, min(int(n**0.75), 10_000))
+    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(np.int64))
+
+
+def _downsample(img: np.ndarray, target: int = 150, threshold: int = 300) -> np.ndarray:
+    h, w = img.shape[:2]
+    if max(h, w) < threshold:
+        return img
+    f = int(max(h, w) / target)
+    return img[::f, ::f]
+
+
+# -- writers ---------------------------------------------------------------------------------------
+
+
+class _VideoOut:
+    """All episodes of one camera, concatenated; pts = frame number in the file, time base 1/fps."""
+
+    def __init__(self, root: Path, key: str, fps: int, codec: str, width: int, height: int) -> None:
+        self.root, self.key, self.fps, self.codec = root, key, fps, codec
+        self.width, self.height = width, height
+        self.chunk, self.file = 0, 0
+        self.frames = 0
+        self._c: Any = None
+        self._st: Any = None
+        self.first_path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.root / VIDEO_PATH.format(video_key=self.key, chunk_index=self.chunk, file_index=self.file)
+
+    def begin_episode(self) -> tuple[int, int, float]:
+        """(chunk, file, from_timestamp) of the episode about to be written."""
+        if self._c is not None and self.path.stat().st_size >= VIDEO_FILES_SIZE_MB * 1e6:
+            self._close()
+            self.chunk, self.file = _next_file(self.chunk, self.file)
+        if self._c is None:
+            self._open()
+        return self.chunk, self.file, self.frames / self.fps
+
+    def _open(self) -> None:
+        import av
+
+        encoder, options = CODECS[self.codec]
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._c = av.open(str(path), "w")
+        try:
+            st = self._c.add_stream(encoder, rate=self.fps)
+            st.width, st.height, st.pix_fmt = self.width, self.height, "yuv420p"
+            st.options = dict(options)
+        except Exception as exc:
+            self._c.close()
+            self._c = None
+            raise ExportError(f"{path}: the {encoder} encoder refused {self.width}x{self.height} at {self.fps} fps "
+                              f"({exc}); try --codec h264") from exc
+        self._st = st
+        self.frames = 0
+        self.first_path = self.first_path or path
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts, frame.time_base = self.frames, Fraction(1, self.fps)
+        try:
+            for packet in self._st.encode(frame):
+                self._c.mux(packet)
+        except av.error.FFmpegError as exc:
+            raise ExportError(f"{self.path}: encoding frame {self.frames} failed ({exc})") from exc
+        self.frames += 1
+
+    def _close(self) -> None:
+        if self._c is None:
+            return
+        try:
+            for packet in self._st.encode():
+                self._c.mux(packet)
+        finally:
+            self._c.close()
+            self._c, self._st = None, None
+
+    def close(self) -> None:
+        self._close()
+
+
+class _DataOut:
+    """Parquet frames of many episodes per file (one row group per episode)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.chunk, self.file = 0, 0
+        self._w: Any = None
+        self.schema: Any = None
+
+    @property
+    def path(self) -> Path:
+        return self.root / DATA_PATH.format(chunk_index=self.chunk, file_index=self.file)
+
+    def write(self, table: Any) -> tuple[int, int]:
+        import pyarrow.parquet as pq
+
+        if self._w is not None and self.path.stat().st_size >= DATA_FILES_SIZE_MB * 1e6:
+            self.close()
+            self.chunk, self.file = _next_file(self.chunk, self.file)
+        if self._w is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._w = pq.ParquetWriter(str(self.path), table.schema)
+        self._w.write_table(table)
+        return self.chunk, self.file
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+            self._w = None
+
+
+def _arrow_type(dtype: str) -> Any:
+    import pyarrow as pa
+
+    return {"float32": pa.float32(), "float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}[dtype]
+
+
+def _arrow_column(values: np.ndarray, feat: Feature) -> Any:
+    import pyarrow as pa
+
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=_arrow_type(feat.dtype))
+    if feat.shape == (1,):
+        return flat
+    return pa.FixedSizeListArray.from_arrays(flat, int(feat.shape[0]))
+
+
+def _feature_json(feat: Feature, fps: int, codec: str) -> dict[str, Any]:
+    names = list(feat.names) if feat.names else None
+    d: dict[str, Any] = {"dtype": feat.dtype, "shape": list(feat.shape), "names": names}
+    if feat.dtype == "video":
+        h, w, c = feat.shape
+        d["info"] = {"video.height": h, "video.width": w, "video.codec": codec, "video.pix_fmt": "yuv420p",
+                     "video.is_depth_map": False, "video.fps": fps, "video.channels": c, "has_audio": False}
+    return d
+
+
+def _tolist(st: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {k: np.asarray(v).tolist() for k, v in st.items()}
+
+
+def _check_schema(r: Resampled, schema: dict[str, Feature]) -> None:
+    have = r.all_features()
+    if have == schema:
+        return
+    missing = sorted(set(schema) - set(have))
+    extra = sorted(set(have) - set(schema))
+    changed = sorted(k for k in set(have) & set(schema)
+                     if (have[k].dtype, have[k].shape) != (schema[k].dtype, schema[k].shape))
+    parts = ([f"missing {missing}"] if missing else []) + ([f"extra {extra}"] if extra else [])
+    parts += [f"{k} is {have[k].dtype}{list(have[k].shape)}, not {schema[k].dtype}{list(schema[k].shape)}"
+              for k in changed]
+    if not parts:  # only the axis names differ: keep the first episode's
+        return
+    raise ExportError(f"{r.path}: its features differ from the first exported episode's ({'; '.join(parts)}); "
+                      "one dataset needs one feature set: export these episodes into separate datasets")
+
+
+# -- the export ------------------------------------------------------------------------------------
+
+
+def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, codec: str = "h264",
+                   only_success: bool = False, overwrite: bool = False, velocity: bool = True,
+                   progress: Progress | None = None) -> ExportSummary:
+    """Export the complete/recovered episodes of ``dataset`` to a LeRobot v3.0 dataset at ``out``."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t_start = time.monotonic()
+    fps_i = check_fps(fps)
+    if codec not in CODECS:
+        raise ConfigError(f"--codec {codec!r}: allowed {sorted(CODECS)}")
+    out = Path(out)
+    episodes, skipped = select_episodes(dataset, only_success=only_success, progress=progress)
+    tmp = prepare_out(out, overwrite)
+    tmp.mkdir()
+    data = _DataOut(tmp)
+    videos: dict[str, _VideoOut] = {}
+    schema: dict[str, Feature] | None = None
+    tasks: dict[str, int] = {}
+    ep_rows: list[dict[str, Any]] = []
+    ep_stats: list[dict[str, dict[str, np.ndarray]]] = []
+    exported: list[dict[str, Any]] = []
+    robot_type: str | None = None
+    total = 0
+    try:
+        for n, summary in enumerate(episodes):
+            t_ep = time.monotonic()
+            try:
+                r = resample_path(summary.path, fps_i, velocity=velocity)
+            except EpisodeSkipped as exc:
+                skipped.append({"episode": summary.path, "reason": str(exc)})
+                if progress:
+                    progress(f"skip {Path(summary.path).name}: {exc}")
+                continue
+            if schema is None:
+                schema = r.all_features()
+                robot_type = r.meta.get("robot") or None
+            else:
+                _check_schema(r, schema)
+            ep_index = len(ep_rows)
+            length = r.length
+            task_index = tasks.setdefault(r.task, len(tasks))
+            row: dict[str, Any] = {"episode_index": ep_index, "tasks": [r.task], "length": length}
+            stats: dict[str, dict[str, np.ndarray]] = {}
+
+            # videos: exactly one frame per row, re-encoded at fps
+            for key, track in r.videos.items():
+                v = videos.get(key)
+                if v is None:
+                    v = videos[key] = _VideoOut(tmp, key, fps_i, codec, track.width, track.height)
+                chunk, file, from_ts = v.begin_episode()
+                picks = set(_sample_indices(length).tolist())
+                samples = []
+                for k, rgb in enumerate(iter_track_frames(track)):
+                    v.write(rgb)
+                    if k in picks:
+                        samples.append(_downsample(rgb))
+                row[f"videos/{key}/chunk_index"] = chunk
+                row[f"videos/{key}/file_index"] = file
+                row[f"videos/{key}/from_timestamp"] = from_ts
+                row[f"videos/{key}/to_timestamp"] = from_ts + length / fps_i
+                stats[key] = _image_stats(samples)
+
+            # frames
+            frame_index = np.arange(length, dtype=np.int64)
+            defaults: dict[str, np.ndarray] = {
+                "timestamp": (frame_index / fps_i).astype(np.float32),
+                "frame_index": frame_index,
+                "episode_index": np.full(length, ep_index, np.int64),
+                "index": np.arange(total, total + length, dtype=np.int64),
+                "task_index": np.full(length, task_index, np.int64),
+            }
+            cols, names = [], []
+            for key, feat in schema.items():
+                if feat.dtype != "video":
+                    names.append(key)
+                    cols.append(_arrow_column(r.columns[key], feat))
+                    stats[key] = _stats(r.columns[key].reshape(length, -1))
+            for key, values in defaults.items():
+                names.append(key)
+                cols.append(_arrow_column(values, DEFAULT_FEATURES[key]))
+                stats[key] = _stats(values.reshape(length, 1))
+            chunk, file = data.write(pa.Table.from_arrays(cols, names=names))
+            row.update({"data/chunk_index": chunk, "data/file_index": file, "dataset_from_index": total,
+                        "dataset_to_index": total + length})
+            row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
+            for key, st in stats.items():
+                for stat, value in st.items():
+                    row[f"stats/{key}/{stat}"] = np.asarray(value).tolist()
+            # extras (ignored by the loader): where the episode came from, takeover/return times
+            row.update({"source_episode": Path(summary.path).name, "outcome": r.outcome,
+                        "takeover_t": r.takeover_t, "return_t": r.return_t})
+            ep_rows.append(row)
+            ep_stats.append(stats)
+            total += length
+            exported.append({"episode": summary.path, "episode_index": ep_index, "frames": length})
+            if progress:
+                progress(f"[{n + 1}/{len(episodes)}] {Path(summary.path).name} -> episode {ep_index}: {length} frames, "
+                         f"{len(r.videos)} videos, {time.monotonic() - t_ep:.1f} s")
+        data.close()
+        for v in videos.values():
+            v.close()
+        if not ep_rows or schema is None:
+            why = "; ".join(f"{Path(s['episode']).name}: {s['reason']}" for s in skipped[:5])
+            raise ExportError(f"{dataset}: no episode had anything to export ({why})")
+
+        meta = tmp / "meta"
+        (meta / "episodes" / "chunk-000").mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(ep_rows), str(tmp / EPISODES_PATH.format(chunk_index=0, file_index=0)))
+        task_names = sorted(tasks, key=tasks.__getitem__)
+        # the index is the task string (written as __index_level_0__; LeRobot reads it back as the index)
+        tasks_df = pd.DataFrame({"task_index": [tasks[t] for t in task_names]}, index=task_names)
+        tasks_df.to_parquet(meta / "tasks.parquet")
+        merged = {key: _tolist(_aggregate([s[key] for s in ep_stats])) for key in ep_stats[0]}
+        (meta / "stats.json").write_text(json.dumps(merged, indent=4))
+        features = {**schema, **DEFAULT_FEATURES}
+        info = {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": robot_type,
+            "total_episodes": len(ep_rows),
+            "total_frames": total,
+            "total_tasks": len(tasks),
+            "chunks_size": CHUNKS_SIZE,
+            "data_files_size_in_mb": DATA_FILES_SIZE_MB,
+            "video_files_size_in_mb": VIDEO_FILES_SIZE_MB,
+            "fps": fps_i,
+            "splits": {"train": f"0:{len(ep_rows)}"},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH if videos else None,
+            "features": {k: _feature_json(f, fps_i, codec) for k, f in features.items()},
+        }
+        (meta / "info.json").write_text(json.dumps(info, indent=4))
+        finish_out(tmp, out)
+    except BaseException:
+        data.close()
+        for v in videos.values():
+            try:
+                v.close()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportSummary("lerobot", str(out), len(ep_rows), total, fps_i, time.monotonic() - t_start, skipped, exported)
