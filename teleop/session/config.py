@@ -27,7 +27,7 @@ from teleop.types import SIDES, Side
 
 __all__ = [
     "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
-    "SessionConfig", "RecorderSettings", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
+    "SessionConfig", "RecorderSettings", "PolicySettings", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
 ]
 
 BUNDLED_SESSIONS_DIR = Path(__file__).resolve().parents[1] / "sessions"
@@ -75,6 +75,9 @@ class ControlsConfig:
     episode_discard: tuple[str, ...] = ("key:x",)
     episode_success: tuple[str, ...] = ("key:y",)
     episode_failure: tuple[str, ...] = ("key:n",)
+    # takeover from a policy and return to it (policy.md); "hold": the human drives while held
+    intervene: tuple[str, ...] = ("key:i",)
+    intervene_mode: Literal["toggle", "hold"] = "toggle"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,19 @@ class HapticsConfig:
     deadband_n: float = 0.2
     exponent: float = 1.0  # curve: ((F - deadband) / (full - deadband)) ** exponent
     max_change_per_s: float = 10.0  # rate limit of the feedback level (1 = full range per second)
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """A policy server drives the robot while engaged; the operator takes over with ``intervene``."""
+
+    enabled: bool = False
+    endpoint: str = "tcp://127.0.0.1:7630"
+    rate_hz: float = 50.0  # observations sent per second
+    timeout_s: float = 0.1  # an answer later than this is late (counted; the robot holds)
+    max_hold_s: float = 0.2  # how long past its last row a chunk may still be used
+    blend_max_step_rad: float = 0.01  # per tick, when control returns to the policy
+    task: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,7 @@ class SessionConfig:
     haptics: HapticsConfig = field(default_factory=HapticsConfig)
     operator: str | None = None
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
     source: Path | None = None
 
     @property
@@ -138,7 +155,7 @@ class SessionConfig:
         return RobotEndpoints.on(port_base=self.robot.port_base).rpc
 
 
-_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder"}
+_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy"}
 
 
 def _dataclass_from(table: dict[str, Any], cls: type, where: str, prefix: str) -> Any:
@@ -214,14 +231,14 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
             if dev is not None and dev not in devices:
                 raise ConfigError(f"{where}: key 'input.{side}.{role}' = {dev!r} names no [device.{dev}]; devices: {sorted(devices)}")
         inputs[side] = ic
-    if not any(ic.hand or ic.wrist for ic in inputs.values()):
-        raise ConfigError(f"{where}: no inputs: add [input.left] / [input.right] with hand = and wrist = device names")
 
     controls = _dataclass_from(get(raw, "controls", dict, where, required=False) or {}, ControlsConfig, where, "controls.")
     if controls.engage_mode not in ("toggle", "hold"):
         raise ConfigError(f"{where}: key 'controls.engage_mode' = {controls.engage_mode!r}; allowed: 'toggle', 'hold'")
+    if controls.intervene_mode not in ("toggle", "hold"):
+        raise ConfigError(f"{where}: key 'controls.intervene_mode' = {controls.intervene_mode!r}; allowed: 'toggle', 'hold'")
     for key in ("engage", "estop", "release", "episode_start", "episode_stop", "episode_discard", "episode_success",
-                "episode_failure"):
+                "episode_failure", "intervene"):
         for src in getattr(controls, key):
             _check_control(src, devices, where, f"controls.{key}")
     safety = _dataclass_from(get(raw, "safety", dict, where, required=False) or {}, SafetyConfig, where, "safety.")
@@ -234,10 +251,14 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
         raise ConfigError(f"{where}: key 'recorder.start' = {recorder.start!r}; allowed: 'auto', 'manual'")
     if recorder.codec not in ("h264", "av1"):
         raise ConfigError(f"{where}: key 'recorder.codec' = {recorder.codec!r}; allowed: 'h264', 'av1'")
+    policy = _dataclass_from(get(raw, "policy", dict, where, required=False) or {}, PolicySettings, where, "policy.")
+    if not any(ic.hand or ic.wrist for ic in inputs.values()) and not policy.enabled:
+        raise ConfigError(f"{where}: no inputs: add [input.left] / [input.right] with hand = and wrist = device names "
+                          "(or enable [policy] for a session driven by a policy alone)")
     return SessionConfig(
         rate_hz=rate, robot_description=desc_path, robot=robot, devices=devices, inputs=inputs, controls=controls,
         safety=safety, haptics=haptics, operator=get(sess, "operator", str, where, "session.", required=False),
-        recorder=recorder, source=source,
+        recorder=recorder, policy=policy, source=source,
     )
 
 

@@ -47,6 +47,7 @@ from teleop.session.haptics import HapticsMapper
 from teleop.session.keys import KeyReader
 from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, RAMPED, RATE_LIMITED, SafetyFilter
 from teleop.session.status import StatusPrinter
+from teleop.session.tap import AUTHORS as AUTHOR_NAMES
 from teleop.session.tap import STATES, SessionTap
 from teleop.types import SIDES
 
@@ -55,6 +56,9 @@ __all__ = ["Session", "SessionSummary"]
 logger = logging.getLogger(__name__)
 
 IDLE, RAMPING, ENGAGED, STALE, ESTOP = "idle", "ramping", "engaged", "stale", "estop"
+POLICY, RETURNING = "policy", "returning"  # a policy drives; control is blending back to it
+HUMAN_STATES = (RAMPING, ENGAGED)
+POLICY_STATES = (POLICY, RETURNING)
 
 
 @dataclass
@@ -99,6 +103,9 @@ class Session:
         self.recorder_process: subprocess.Popen | None = None
         self.recorder_log: Path | None = None
         self.episodes: list[str] = []  # episode folders the recorder kept
+        self.policy = None  # teleop.policy.client.PolicyClient when [policy] is enabled
+        self.intervening = False  # the human has taken over from the policy
+        self.interventions: list[dict[str, float]] = []  # takeover/return times (s since start)
 
     # -- faults and controls --------------------------------------------------------------------
     def fault(self, reason: str, message: str) -> None:
@@ -187,6 +194,14 @@ class Session:
             first = client.get_state(2.0)
             tap.event("clock", source=client.server_source, offset_ns=-client.offset.offset_ns,
                       rtt_ns=client.offset.rtt_ns)
+            if cfg.policy.enabled:
+                from teleop.policy.client import PolicyClient
+
+                pc = cfg.policy
+                self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz,
+                                           timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task)
+                self.policy.start()
+                stack.callback(self.policy.stop)
             if cfg.recorder.enabled:
                 self._start_recorder(stack, client, tap_ep, control_ep, spec)
             self._open_devices(stack)
@@ -223,6 +238,10 @@ class Session:
             first = client.get_state(2.0)
             state_index = {name: i for i, name in enumerate(STATES)}
             last_state = self.state
+            policy = self.policy
+            q_policy = np.zeros(n)
+            have_policy = False
+            t_start_ns = time.monotonic_ns()
             q_cmd[:] = np.clip(first.target if first.mode in ("active", "hold") else first.q, spec.lower, spec.upper)
             state_msg = first
             timer = LoopTimer(cfg.rate_hz)
@@ -294,11 +313,16 @@ class Session:
                             if oldest > 0:
                                 lat[n_lat % len(lat)] = (st.cmd_applied_ns - client.offset.offset_ns - oldest) / 1e6
                                 n_lat += 1
+                    # -- policy: observe at the state rate, read the action for this tick
+                    if policy is not None:
+                        if st is not None:
+                            policy.observe(now_ns, (now_ns - t_start_ns) / 1e9, st.q, st.dq, q_cmd, st.body_pose)
+                        have_policy = policy.action_at(now_ns, q_policy)
                     # -- state machine
-                    if needed_ok and self.state == IDLE and time.monotonic() >= auto_next:
+                    if (needed_ok or policy is not None) and self.state == IDLE and time.monotonic() >= auto_next:
                         self.request("engage")
                         auto_next = time.monotonic() + 1.0
-                    if self.state in (RAMPING, ENGAGED):
+                    if self.state in HUMAN_STATES + POLICY_STATES:
                         auto_next = math.inf  # auto engages once; after that the operator decides
                     self._handle_requests(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
                     if self.state in (RAMPING, ENGAGED) and not needed_ok:
@@ -311,7 +335,20 @@ class Session:
                     # -- retarget (always, so the filters and warm starts stay current)
                     if needed_ok:
                         retarget.tick(now_ns / 1e9, kp, wpos, wquat, q_target)
-                    if self.state in (RAMPING, ENGAGED):
+                    if self.state in POLICY_STATES:
+                        if have_policy:
+                            ramp = cfg.policy.blend_max_step_rad if self.state == RETURNING else math.inf
+                            flags = safety.step(q_policy, q_cmd, q_next, ramp)
+                            if self.state == RETURNING and not flags & RAMPED:
+                                self.state = POLICY
+                            if flags & HANDS_TOO_CLOSE:
+                                self.fault("hands_too_close", f"the policy would bring the wrists closer than "
+                                                              f"{cfg.safety.min_hand_distance_m} m: arms held")
+                            q_cmd[:] = q_next
+                            engaged_ticks += 1
+                        else:  # late or missing answer: hold where we are, counted
+                            self.faults["policy_no_action"] = self.faults.get("policy_no_action", 0) + 1
+                    elif self.state in (RAMPING, ENGAGED):
                         self._hold_unsourced(q_target, q_cmd)
                         ramp = cfg.safety.engage_max_step_rad if self.state == RAMPING else math.inf
                         flags = safety.step(q_target, q_cmd, q_next, ramp)
@@ -325,12 +362,17 @@ class Session:
                             self.faults["rate_limited"] = self.faults.get("rate_limited", 0) + 1
                         q_cmd[:] = q_next
                         engaged_ticks += 1
-                    moving = self.state in (RAMPING, ENGAGED)
+                    human = self.state in HUMAN_STATES
+                    by_policy = self.state in POLICY_STATES and have_policy
+                    author = 0 if human else (1 if by_policy else 2)
                     if self.state != ESTOP:
-                        client.send_command(q_cmd, source_capture_ns=captures if moving else None)
+                        client.send_command(q_cmd, source_capture_ns=captures if human else None,
+                                            author=AUTHOR_NAMES[author])
                         commands += 1
-                    tap.command(tick, now_ns, state_index[self.state], q_cmd, q_target, flags,
-                                captures if moving else None, 0 if moving else 2)
+                    interv = human and self.intervening
+                    tap.command(tick, now_ns, state_index[self.state], q_cmd, q_policy if by_policy else q_target, flags,
+                                captures if human else None, author, interv,
+                                q_policy if interv and have_policy else None)
                     if self.state != last_state:
                         last_state = self.state
                         tap.event("state", self.state)
@@ -380,6 +422,10 @@ class Session:
             result.extra["episodes"] = list(self.episodes)
             result.extra["recorder_log"] = str(self.recorder_log) if self.recorder_log else None
             result.extra["tap_dropped"] = tap.dropped
+            if self.policy is not None:
+                result.extra["policy"] = self.policy.stats
+                result.extra["interventions"] = [
+                    {k: round(v - t_start, 3) for k, v in iv.items()} for iv in self.interventions]
             return result
 
     def stop(self) -> None:
@@ -486,6 +532,12 @@ class Session:
         if source in ("key:q",) and pressed:
             self.request("stop")
         c = self.config.controls
+        if source in c.intervene:
+            if c.intervene_mode == "hold":
+                self.request("takeover" if pressed else "return")
+            elif pressed:
+                self.request("intervene")
+            return
         for action in ("start", "stop", "discard", "success", "failure"):
             if pressed and source in getattr(c, f"episode_{action}") and self.tap is not None:
                 self.tap.event("episode", action)  # the recorder acts on it; the loop never waits
@@ -519,11 +571,51 @@ class Session:
                     # restart from where the robot holds (its setpoint since the e-stop)
                     held = client.get_state(1.0)
                     q_cmd[:] = np.clip(held.target, client.spec.lower, client.spec.upper)
-            elif action == "disengage" or (action == "toggle" and self.state in (RAMPING, ENGAGED)):
-                if self.state in (RAMPING, ENGAGED):
+            elif action == "disengage" or (action == "toggle" and self.state in HUMAN_STATES + POLICY_STATES):
+                if self.state in HUMAN_STATES + POLICY_STATES:
                     self.state = IDLE
+                    self._end_intervention("disengage")
             elif action in ("engage", "toggle"):
-                self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+                if self.policy is not None:
+                    if self.state == ESTOP:
+                        self.fault("engage_refused", "e-stopped: release first (r)")
+                    elif self.state in (IDLE, STALE):
+                        self._end_intervention("stale")
+                        self.state = RETURNING  # the policy takes over from where the robot is, blended
+                else:
+                    self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+            elif action in ("takeover", "return", "intervene"):
+                self._intervene(action, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+
+    def _intervene(self, action, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
+        """Takeover: the operator's wrists are re-centred on the robot's pose and the human
+        command ramps in (bounded step). Return: the policy's command blends back in."""
+        if self.policy is None:
+            self.fault("intervene_refused", "no policy in this session ([policy] enabled = false)")
+            return
+        t = time.monotonic()
+        if action in ("takeover", "intervene") and self.state in POLICY_STATES:
+            self.state = IDLE
+            self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+            if self.state == RAMPING:
+                self.intervening = True
+                self.interventions.append({"takeover_s": t})
+                if self.tap is not None:
+                    self.tap.event("intervention", "takeover")
+            else:  # refused (no fresh hand input, too far): the policy keeps control
+                self.state = POLICY
+        elif action in ("return", "intervene") and self.state in HUMAN_STATES and self.intervening:
+            self.state = RETURNING
+            self._end_intervention("return")
+
+    def _end_intervention(self, why: str) -> None:
+        if not self.intervening:
+            return
+        self.intervening = False
+        if self.interventions:
+            self.interventions[-1]["return_s"] = time.monotonic()
+        if self.tap is not None:
+            self.tap.event("intervention", why)
 
     def _engage(self, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
         if self.state == ESTOP:
