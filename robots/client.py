@@ -181,8 +181,9 @@ class RobotClient(Robot):
     def release(self) -> None:
         self.request("release")
 
-    def reset(self) -> None:
-        self.request("reset")
+    def reset(self, **shifts: float) -> None:
+        """Back to the home pose; ``bottle_dx=0.02`` etc. move free objects from their home (sim)."""
+        self.request("reset", **shifts)
 
     def stats(self) -> dict[str, object]:
         return dict(self.request("stats").values)

@@ -144,12 +144,22 @@ class SimServer:
         self._poller.register(self.cmd_sub.sock, zmq.POLLIN)
 
     # -- state --------------------------------------------------------------------------------
-    def _reset(self) -> None:
+    def _reset(self, shifts: dict[str, object] | None = None) -> None:
+        """Back to the home keyframe. ``shifts``: ``<body>_dx`` / ``_dy`` / ``_dz`` [m] move a free
+        object from its home position (varied starts for data collection and policy evaluation)."""
         m, d, sim = self.model, self.data, self.sim
         if sim.home_key >= 0:
             mujoco.mj_resetDataKeyframe(m, d, sim.home_key)
         else:
             mujoco.mj_resetData(m, d)
+        for key, value in (shifts or {}).items():
+            body, _, axis = key.rpartition("_")
+            if body not in sim.body_names or axis not in ("dx", "dy", "dz") or not isinstance(value, (int, float)):
+                raise ValueError(f"reset: {key!r} is not <body>_dx|dy|dz with a number; bodies: {list(sim.body_names)}")
+            if abs(value) > 0.5:
+                raise ValueError(f"reset: {key}={value} m is too far (at most 0.5 m)")
+            jnt = m.body_jntadr[m.body(body).id]
+            d.qpos[m.jnt_qposadr[jnt] + "xyz".index(axis[1])] += float(value)
         mujoco.mj_forward(m, d)
         q = np.clip(d.qpos[sim.qpos_adr], sim.lower, sim.upper)
         self.target[:] = q
@@ -294,7 +304,11 @@ class SimServer:
             return Reply(op=op, ok=True, values=self.stats())
         if op == "reset":
             estopped = self.mode == "estop"
-            self._reset()
+            try:
+                self._reset(dict(req.args))
+            except ValueError as exc:
+                self._reset()
+                return Reply(op=op, ok=False, error=str(exc))
             if estopped:  # only `release` clears an e-stop
                 self.estop()
             return Reply(op=op, ok=True, values={"mode": self.mode})
