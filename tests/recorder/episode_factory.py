@@ -15,7 +15,6 @@ expectations independently of the exporter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from recorder.episode import LOG_NAME, episode_dir, write_meta
 from recorder.log import LogWriter
+from recorder.video import VideoWriter
 from teleop.bus.codec import Encoder
 from teleop.bus.messages import (
     HandSampleMsg,
@@ -90,20 +90,12 @@ def _times(rng: np.random.Generator, t0: int, seconds: float, hz: float, jitter_
 
 
 def _write_video(path: Path, n: int, width: int, height: int, fps: int) -> None:
-    import av
-
+    """Through the recorder's own writer (fragmented MP4, pts = frame index)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        st = c.add_stream("libx264", rate=fps)
-        st.width, st.height, st.pix_fmt = width, height, "yuv420p"
-        st.options = {"crf": "12", "preset": "ultrafast"}
+    with VideoWriter(path, width, height, float(fps), crf=12, preset="ultrafast", queue_frames=max(n, 1)) as w:
         for i in range(n):
-            frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for p in st.encode(frame):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
+            if w.write(draw_frame(i, width, height), i / fps) != i:
+                raise RuntimeError(f"{path}: the writer did not take frame {i}")
 
 
 def make_episode(

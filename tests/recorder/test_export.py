@@ -288,6 +288,17 @@ def test_missing_video_names_the_file_and_leaves_nothing_behind(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.partial").exists()
 
 
+def test_episodes_with_different_features_are_refused(tmp_path):
+    ds = tmp_path / "ds"
+    make_episode(ds, 0, seconds=0.4)
+    make_episode(ds, 1, seconds=0.4, seed=1, tactile=("gel",))
+    with pytest.raises(ExportError, match="episode_000001: its features differ.*observation.tactile.gel.force"):
+        export_lerobot(ds, tmp_path / "out")
+    with pytest.raises(ExportError, match="episode_000001: its features differ"):
+        export_hdf5(ds, tmp_path / "out.hdf5")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.hdf5").exists()
+
+
 def test_cli_prints_a_json_summary_and_errors_clearly(dataset, tmp_path, capsys):
     out = tmp_path / "cli.hdf5"
     assert main(["export", str(dataset[0]), "--format", "hdf5", "--out", str(out), "--fps", "10"]) == 0
