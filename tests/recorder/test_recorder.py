@@ -21,7 +21,7 @@ from recorder.episode import list_episodes, read_meta
 from recorder.log import MAGIC, LogWriter, read_records, verify
 from recorder.reader import load_episode
 from recorder.recorder import Recorder, RecorderConfig
-from teleop.bus.messages import SessionInfo
+from teleop.bus.messages import RobotState, SessionInfo
 from teleop.bus.sockets import Bus
 from teleop.errors import TeleopError
 from teleop.session.tap import SessionTap
@@ -184,7 +184,7 @@ _RECORDER = [sys.executable, "-m", "teleop.cli", "record"]
 def _spawn_recorder(dataset: Path, base: int, extra=(), preexec=None) -> subprocess.Popen:
     tap_ep, ctl_ep = _ports(base)
     return subprocess.Popen([*_RECORDER, "--dataset", str(dataset), "--tap", tap_ep, "--control", ctl_ep,
-                             "--state", "tcp://127.0.0.1:1", "--camera", "none", *extra],
+                             "--state", f"tcp://127.0.0.1:{base + 2}", "--camera", "none", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec)
 
 
@@ -207,6 +207,7 @@ def test_kill_9_loses_at_most_the_last_second_and_never_an_earlier_episode(tmp_p
     tap = SessionTap(tap_ep, N)
     tap.start()
     bus = Bus("test")
+    state_pub = bus.publisher(f"tcp://127.0.0.1:{base + 2}")
     try:
         proc = _spawn_recorder(dataset, base)
         _wait_ready(bus, ctl_ep, proc)
@@ -219,6 +220,9 @@ def test_kill_9_loses_at_most_the_last_second_and_never_an_earlier_episode(tmp_p
             t = time.monotonic()
             for k in range(n):
                 tap.command(k, time.monotonic_ns(), 2, np.full(N, float(k)), np.zeros(N), 0, None)
+                state_pub.publish(RobotState(time_s=k * 0.002, mode="active", q=np.full(N, float(k)), dq=np.zeros(N),
+                                             target=np.zeros(N), effort=np.zeros(N), body_pose=np.zeros((1, 7)),
+                                             fingertip_force=np.zeros((2, 3))), "robot/state")
                 t += 0.002
                 time.sleep(max(0.0, t - time.monotonic()))
             return n
@@ -251,6 +255,16 @@ def test_kill_9_loses_at_most_the_last_second_and_never_an_earlier_episode(tmp_p
         bus.rpc_client(ctl_ep, 3.0).request("quit")
         proc2.wait(30)
         assert [e.index for e in list_episodes(dataset)] == [0, 1, 2]
+        # the recovered episode exports like any other
+        out = subprocess.run([sys.executable, "-m", "teleop.cli", "export", str(dataset), "--format", "hdf5",
+                              "--out", str(tmp_path / "ds.hdf5"), "--fps", "50", "--json"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        import h5py
+
+        with h5py.File(tmp_path / "ds.hdf5") as f:
+            lengths = sorted(int(f["data"][k].attrs["num_samples"]) for k in f["data"])
+        assert lengths[-1] >= 50 * 1.4  # episode 1: >= ~1.5 s of its 2.5 s at 50 fps
     finally:
         tap.stop()
         bus.close()

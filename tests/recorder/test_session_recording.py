@@ -85,6 +85,18 @@ def test_session_records_an_episode_that_replays_onto_the_sim(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and '"bus_gaps": 0' in out.stdout, out.stderr
 
+    # the episode exports to LeRobot v3: parquet rows open with pyarrow, the video has one frame per row
+    out = subprocess.run([sys.executable, "-m", "teleop.cli", "export", str(dataset), "--format", "lerobot",
+                          "--out", str(tmp_path / "lerobot"), "--fps", "10", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "lerobot/data/chunk-000/file-000.parquet")
+    assert {"observation.state", "action", "intervention", "timestamp"} <= set(table.column_names)
+    mp4 = tmp_path / "lerobot/videos/observation.images.head_cam/chunk-000/file-000.mp4"
+    assert sum(1 for _ in read_video(mp4)) == table.num_rows > 20
+
     # replay onto a fresh sim: the robot follows the logged commands
     port = 7990
     log = tmp_path / "sim.log"
