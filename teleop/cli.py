@@ -131,6 +131,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.e2e import run
 
         result = run(seconds=args.seconds or 10.0, rate_hz=args.rate, input_hz=args.input_hz)
+    elif args.what == "intervention":
+        from teleop.bench.intervention import run
+
+        result = run(port_base=args.port_base + 100)
     elif args.what == "recorder":
         from teleop.bench.recorder import run
 
@@ -445,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
-    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder"])
+    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
     p.add_argument("--seconds", type=float, help="sim: simulated seconds (default 10); e2e: session length (10); "
@@ -530,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recorder.cli import add_parsers as add_recorder_parsers
 
     add_recorder_parsers(sub)
+    from teleop.policy.cli import add_parsers as add_policy_parsers
+
+    add_policy_parsers(sub)
 
     p = sub.add_parser("demo", help="a teleop session on the bundled humanoid in MuJoCo with synthetic hands and wrists")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)

@@ -240,6 +240,7 @@ class Session:
             last_state = self.state
             policy = self.policy
             q_policy = np.zeros(n)
+            self.target, self.policy_command = q_target, q_policy  # read-only for hooks
             have_policy = False
             t_start_ns = time.monotonic_ns()
             q_cmd[:] = np.clip(first.target if first.mode in ("active", "hold") else first.q, spec.lower, spec.upper)
