@@ -138,11 +138,11 @@ def load_policy(spec: str, options: dict[str, Any] | None = None) -> Policy:
         pass
     try:
         policy = factory(**options)
-    except TeleopError:
+    except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"policy {spec!r} with options {options} failed to start: {type(exc).__name__}: {exc}") \
-            from exc
+        what = str(exc) if isinstance(exc, TeleopError) else f"{type(exc).__name__}: {exc}"
+        raise ConfigError(f"policy {spec!r} with options {options} failed to start: {what}") from exc
     if not isinstance(policy, Policy):
         raise ConfigError(f"policy {spec!r} made a {type(policy).__name__}, not a teleop.policy.Policy subclass")
     return policy
