@@ -9,7 +9,7 @@ state-of-the-art policy. Both learn the same mapping:
   by zero-order hold: row j is the command in force at ``t + j / fps``.
 
 Samples are the ``fps`` grid over the span where both streams exist. Which frames teach
-(weights, after DATASETS.md section 2): frames commanded by a human while ``engaged`` weigh 1;
+(weights, as in HG-DAgger and Sirius): frames commanded by a human while ``engaged`` weigh 1;
 intervention frames (``SessionCommand.intervention``, a human correcting the policy)
 ``intervention_weight`` (HG-DAgger: corrections matter most); frames the policy authored itself
 ``policy_weight`` (default 0: cloning one's own rollouts teaches nothing new); frames not
@@ -117,8 +117,8 @@ def build_samples(episode_paths: Iterable[str | Path], *, fps: float = 50, chunk
         i_cmd = np.clip(np.searchsorted(cm.t_ns, rows, side="right") - 1, 0, len(cm.t_ns) - 1)
         now = i_cmd[:, 0]
         interv = cm.array("intervention", bool)[now]
-        author = np.array([m.author for m in cm.messages])[now]
-        engaged = np.array([m.state == "engaged" for m in cm.messages])[now]
+        author = cm.array("author")[now]
+        engaged = cm.array("state")[now] == "engaged"
         w = np.where(interv, intervention_weight, np.where(author == "policy", policy_weight, 1.0))
         w = np.where(author == "hold", 0.0, w)
         w = np.where(engaged, w, 0.0)
@@ -168,6 +168,9 @@ def train_bc(
         raise ConfigError(f"k={k}: the kNN uses 1..5 neighbours")
     if hidden < 1 or epochs < 1 or batch < 1 or not lr > 0:
         raise ConfigError(f"hidden={hidden}, epochs={epochs}, batch={batch} must be >= 1 and lr={lr} > 0")
+    out = Path(out_path)
+    if out.suffix != ".npz":
+        raise ConfigError(f"model file {out}: the name must end in .npz")
     t_start = time.perf_counter()
     episode_paths = list(episode_paths)
     s = build_samples(episode_paths, fps=fps, chunk=chunk, only_interventions=only_interventions,
@@ -186,7 +189,7 @@ def train_bc(
         "fps": float(fps), "seed": int(seed), "episodes": s.episodes, "k": int(k),
         "features": "q (n) then body_pose[:, :3] flattened (3b), standardised",
     }
-    arrays: dict[str, np.ndarray] = {"x_mean": x_mean, "x_std": x_std}
+    arrays: dict[str, Any] = {"x_mean": x_mean, "x_std": x_std}
     if kind == "knn":
         arrays.update(x=xs, y=y.reshape(len(y), -1), w=w)
         model: _Model = _Knn(xs, y.reshape(len(y), -1), w, k)
@@ -211,12 +214,10 @@ def train_bc(
         "seconds": round(time.perf_counter() - t_start, 3),
     }
     meta["report"] = report
-    out = Path(out_path)
-    if out.suffix != ".npz":
-        raise ConfigError(f"--out {out}: the model file must end in .npz")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp, **arrays)
     tmp.replace(out)  # a reader never sees half a model
     return report
 
