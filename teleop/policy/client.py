@@ -32,7 +32,6 @@ import numpy.typing as npt
 from teleop.bus import Bus, CurveKeys, Reply, Request, RpcClient
 from teleop.bus.messages import PolicyAction, PolicyObservation
 from teleop.errors import ConfigError, LinkError, LinkTimeoutError, TeleopError
-from teleop.policy import DEFAULT_POLICY_ENDPOINT
 from teleop.policy.base import PolicyError
 
 __all__ = ["PolicyClient", "MAX_CHUNK"]
@@ -47,14 +46,15 @@ _READ_TRIES = 4
 
 
 class PolicyClient:
-    """Client of a policy server for a robot with ``n_joints`` joints and ``n_bodies`` free
-    bodies (``object_poses`` rows). See the module docstring for threads and timing."""
+    """Client of a policy server (``endpoint``, usually ``DEFAULT_POLICY_ENDPOINT``) for a robot
+    with ``n_joints`` joints and ``n_bodies`` free bodies (``object_poses`` rows). See the module
+    docstring for threads and timing."""
 
     def __init__(
         self,
-        endpoint: str = DEFAULT_POLICY_ENDPOINT,
-        n_joints: int = 0,
-        n_bodies: int = 0,
+        endpoint: str,
+        n_joints: int,
+        n_bodies: int,
         *,
         rate_hz: float = 50.0,
         timeout_s: float = 0.1,
