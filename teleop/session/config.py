@@ -108,6 +108,10 @@ class PolicySettings:
     timeout_s: float = 0.1  # an answer later than this is late (counted; the robot holds)
     max_hold_s: float = 0.2  # how long past its last row a chunk may still be used
     blend_max_step_rad: float = 0.01  # per tick, when control returns to the policy
+    # true: at takeover the operator's wrists are re-centred on the robot's pose (relative mapping, as
+    # when engaging). false: the wrist mapping set when the policy started is kept, so the robot ramps
+    # to where the operator's hands are (a scripted expert that does not look at the scene needs this)
+    recentre_on_takeover: bool = True
     task: str = ""
 
 

@@ -583,6 +583,8 @@ class Session:
                     elif self.state in (IDLE, STALE):
                         self._end_intervention("stale")
                         self.state = RETURNING  # the policy takes over from where the robot is, blended
+                        if needed_ok:  # the operator's mapping starts here too (the expert a takeover follows)
+                            self._recentre(retarget, state_msg, wpos, wquat)
                 else:
                     self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
             elif action in ("takeover", "return", "intervene"):
@@ -597,7 +599,12 @@ class Session:
         t = time.monotonic()
         if action in ("takeover", "intervene") and self.state in POLICY_STATES:
             self.state = IDLE
-            self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+            if self.config.policy.recentre_on_takeover:
+                self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+            elif needed_ok:
+                self.state = RAMPING  # toward the operator's pose under the mapping set at the policy start
+            else:
+                self.fault("engage_refused", "an input has no fresh sample: check the devices (`teleop drivers echo`)")
             if self.state == RAMPING:
                 self.intervening = True
                 self.interventions.append({"takeover_s": t})
@@ -628,10 +635,7 @@ class Session:
             self.fault("engage_refused", "an input has no fresh sample: check the devices (`teleop drivers echo`)")
             return
         measured = state_msg.q
-        for side in SIDES:  # re-centre the wrist mapping on where the robot is now
-            sl = retarget.sides[side].arm_slice
-            if self.config.inputs.get(side) and self.config.inputs[side].wrist:
-                retarget.engage(side, wpos[SIDES.index(side)], wquat[SIDES.index(side)], measured[sl])
+        self._recentre(retarget, state_msg, wpos, wquat)
         retarget.tick(time.monotonic_ns() / 1e9, kp, wpos, wquat, q_target)
         self._hold_unsourced(q_target, measured)
         delta = np.abs(q_target - measured)
@@ -644,6 +648,13 @@ class Session:
                 retarget.disengage(side)
             return
         self.state = RAMPING
+
+    def _recentre(self, retarget, state_msg, wpos, wquat) -> None:
+        """Re-centre the wrist mapping on where the robot is now (the clutch)."""
+        for side in SIDES:
+            sl = retarget.sides[side].arm_slice
+            if self.config.inputs.get(side) and self.config.inputs[side].wrist:
+                retarget.engage(side, wpos[SIDES.index(side)], wquat[SIDES.index(side)], state_msg.q[sl])
 
     def _hold_unsourced(self, q_target, q_hold) -> None:
         """Groups with no input device (no glove on the left, no wrist tracker...) hold."""
