@@ -538,6 +538,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_policy_parsers(sub)
 
+    p = sub.add_parser("dagger", help="HG-DAgger rounds on the bundled pick task in simulation (JSON report)",
+                       description="teleop dagger --rounds N: the synthetic operator demonstrates the bundled pick "
+                       "(round 0), a kNN behaviour-cloning policy is trained, then each round the policy drives while "
+                       "the operator takes over when the robot drifts from what the operator would do; episodes are "
+                       "recorded and the policy retrained on all of them. Reports success, autonomous success and "
+                       "intervention rates per round.")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--demos", type=int, default=3, help="demonstrations in round 0")
+    p.add_argument("--episodes", type=int, default=3, help="policy rollouts per round")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shift", type=float, default=0.02, help="bottle start shift range [m] in x and y")
+    p.add_argument("--drift", type=float, default=0.25, help="takeover when the right arm drifts this far [rad]")
+    p.add_argument("--kind", choices=("knn", "mlp"), default="knn")
+    p.add_argument("--out", help="output folder (default: a temporary folder)")
+    p.add_argument("--port-base", type=int, default=7700)
+    p.add_argument("--json", action="store_true", help="one-line JSON")
+    p.add_argument("--verbose-json", action="store_true", help="include every episode")
+    p.set_defaults(func=lambda a: __import__("teleop.dagger", fromlist=["main_json"]).main_json(a))
+
     p = sub.add_parser("demo", help="a teleop session on the bundled humanoid in MuJoCo with synthetic hands and wrists")
     p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
     p.add_argument("--session", help="session to run (default: the bundled sim_demo, else sim_synthetic)")

@@ -24,6 +24,9 @@ class SyntheticConfig(DriverConfig):
     emit_pose: bool = True
     noise_m: float = 0.0  # Gaussian keypoint noise (seeded), to exercise filters
     seed: int = 0
+    # moves this wrist's whole motion after the first keyframe by (dx, dy, dz) [m], blended in over the
+    # second keyframe: a scripted operator that reaches for an object moved from its home position
+    shift_m: tuple[float, ...] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -33,5 +36,7 @@ class SyntheticConfig(DriverConfig):
             raise ConfigError(f"speed={self.speed}: must be > 0")
         if not (self.emit_hand or self.emit_pose):
             raise ConfigError("emit_hand and emit_pose are both false: the driver would emit nothing")
+        if len(self.shift_m) != 3 or max(abs(v) for v in self.shift_m) > 0.3:
+            raise ConfigError(f"shift_m={self.shift_m}: three values [m], each within +-0.3")
         if not 0.1 <= self.hand_length_m <= 0.3:
             raise ConfigError(f"hand_length_m={self.hand_length_m}: must be within 0.1..0.3 m")

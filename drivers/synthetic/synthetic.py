@@ -50,6 +50,11 @@ class SyntheticDriver(ThreadedDriver):
         self._quat = np.zeros((n, 4))
         for k in range(n):
             self._angles[k], self._pos[k], self._quat[k] = self._script.at(k / c.rate_hz * c.speed, c.side)
+        if any(c.shift_m):
+            kfs = self._script.keys
+            t = np.arange(n) / c.rate_hz * c.speed
+            w = np.clip((t - kfs[0].duration_s) / max(kfs[1].duration_s if len(kfs) > 1 else 1.0, 1e-6), 0.0, 1.0)
+            self._pos += w[:, None] * np.asarray(c.shift_m)
         self._kp = self._hand.keypoints_batch(self._angles) if c.emit_hand else None
 
     def sample_at(self, k: int) -> list[Sample]:

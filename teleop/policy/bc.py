@@ -5,6 +5,9 @@ state-of-the-art policy. Both learn the same mapping:
 
 * features: the measured joint positions ``q`` (n,) and the object positions
   ``body_pose[:, :3]`` (b, 3) flattened, each standardised with the training mean and std;
+  optionally (``time_weight`` > 0) the time since the rollout started, standardised and scaled by
+  ``time_weight``: a demonstration that pauses (the robot still while the hand closes) has states
+  that alone do not say what comes next;
 * targets: the next ``chunk`` executed commands (``session/command`` ``q``), resampled at ``fps``
   by zero-order hold: row j is the command in force at ``t + j / fps``.
 
@@ -45,7 +48,8 @@ _EXACT = 1e-9  # standardised squared distance under which a training state coun
 
 
 class Samples(NamedTuple):
-    """Training frames. Shapes: ``features`` (N, n + 3b), ``targets`` (N, chunk, n), ``q`` (N, n)
+    """Training frames. Shapes: ``features`` (N, n + 3b + 1: the last column is the time since the
+    first command, used when ``time_weight`` > 0), ``targets`` (N, chunk, n), ``q`` (N, n)
     measured joints, ``intervention`` (N,) bool, ``weight`` (N,) float."""
 
     features: npt.NDArray[np.float64]
@@ -124,7 +128,8 @@ def build_samples(episode_paths: Iterable[str | Path], *, fps: float = 50, chunk
         w = np.where(engaged, w, 0.0)
         if only_interventions:
             w = np.where(interv, w, 0.0)
-        feats.append(np.concatenate([q_state[i_state], pos[i_state].reshape(len(grid), -1)], axis=1))
+        t_s = (grid - cm.t_ns[0]) / 1e9  # time since the loop's first command = PolicyObservation.episode_time_s
+        feats.append(np.concatenate([q_state[i_state], pos[i_state].reshape(len(grid), -1), t_s[:, None]], axis=1))
         targets.append(q_cmd[i_cmd])
         qs.append(q_state[i_state])
         intervs.append(interv)
@@ -158,6 +163,7 @@ def train_bc(
     epochs: int = 10,
     batch: int = 256,
     lr: float = 2e-3,
+    time_weight: float = 0.0,
 ) -> dict[str, Any]:
     """Train a kNN or MLP chunk predictor on the episodes (dataset folders, episode folders or
     ``DATASET:INDEX``), write it to ``out_path`` (.npz) and return a report (JSON-ready).
@@ -182,12 +188,18 @@ def train_bc(
                           f"{what} (or their weights are 0)")
     x, y, q, w = s.features[keep], s.targets[keep], s.q[keep], s.weight[keep]
     n = s.n_joints
+    if not time_weight > 0:
+        x = x[:, :-1]  # no time feature
     x_mean, x_std = _standardiser(x)
+    if time_weight > 0:
+        x_std[-1] /= time_weight  # the standardised time column counts time_weight times
     xs = (x - x_mean) / x_std
     meta: dict[str, Any] = {
         "format": MODEL_FORMAT, "kind": kind, "n_joints": n, "n_bodies": s.n_bodies, "chunk": int(chunk),
         "fps": float(fps), "seed": int(seed), "episodes": s.episodes, "k": int(k),
-        "features": "q (n) then body_pose[:, :3] flattened (3b), standardised",
+        "features": "q (n) then body_pose[:, :3] flattened (3b), standardised"
+                    + (f", then episode time x {time_weight}" if time_weight > 0 else ""),
+        "time_weight": float(time_weight),
     }
     arrays: dict[str, Any] = {"x_mean": x_mean, "x_std": x_std}
     if kind == "knn":
@@ -388,7 +400,8 @@ class BCPolicy(Policy):
         else:
             params = {key: arrays[key] for key in ("w1", "b1", "w2", "b2", "w3", "b3")}
             self.model = _Mlp(params, arrays["y_mean"], arrays["y_std"])
-        self._x = np.empty(self.n_joints + 3 * self.n_bodies)
+        self.timed = float(meta.get("time_weight", 0.0)) > 0
+        self._x = np.empty(self.n_joints + 3 * self.n_bodies + (1 if self.timed else 0))
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "kind": self.kind, "model": self.path}
@@ -399,7 +412,9 @@ class BCPolicy(Policy):
             raise PolicyError(f"bc model {self.path} was trained on {n} joints and {b} bodies; the observation has "
                               f"{len(obs.q)} joints and {obs.object_poses.shape[0]} bodies")
         self._x[:n] = obs.q
-        self._x[n:] = obs.object_poses[:, :3].ravel()
+        self._x[n: n + 3 * b] = obs.object_poses[:, :3].ravel()
+        if self.timed:
+            self._x[-1] = obs.episode_time_s
         xs = ((self._x - self.x_mean) / self.x_std)[None, :]
         q = self.model.predict(xs).reshape(self.chunk, n)
         if self.kind == "mlp":

@@ -36,6 +36,9 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--policy-weight", type=float, default=0.0, help="weight of frames the policy commanded "
                    "(default %(default)s)")
     t.add_argument("--k", type=int, default=3, help="kNN neighbours, 1..5 (default %(default)s)")
+    t.add_argument("--time-weight", type=float, default=0.0, help="also condition on the time since the rollout "
+                   "started, this much (0 = off, default); helps a demonstration with pauses, where the state alone "
+                   "does not say what comes next")
     t.add_argument("--epochs", type=int, default=10, help="MLP epochs (default %(default)s)")
     t.add_argument("--hidden", type=int, default=128, help="MLP hidden units per layer (default %(default)s)")
     t.add_argument("--seed", type=int, default=0)
@@ -98,7 +101,8 @@ def cmd_policy_train(args: argparse.Namespace) -> int:
 
     report = train_bc(args.datasets, Path(args.out), kind=args.kind, fps=args.fps, chunk=args.chunk, seed=args.seed,
                       only_interventions=args.only_interventions, intervention_weight=args.intervention_weight,
-                      policy_weight=args.policy_weight, k=args.k, epochs=args.epochs, hidden=args.hidden)
+                      policy_weight=args.policy_weight, k=args.k, epochs=args.epochs, hidden=args.hidden,
+                      time_weight=args.time_weight)
     if args.json:
         print(json.dumps(report))
         return 0

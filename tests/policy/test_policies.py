@@ -116,12 +116,14 @@ def test_samples_are_zero_order_hold_chunks_of_the_commands(dataset):
     for i in (0, 10, 40):
         tau = t0 + round(i * 1e9 / 50)
         i_state = np.flatnonzero(truth.t_state <= tau)[-1]
-        np.testing.assert_array_equal(s.features[i], np.concatenate([truth.q[i_state], truth.body_pose[i_state, :, :3]
+        np.testing.assert_array_equal(s.features[i, :-1], np.concatenate([truth.q[i_state], truth.body_pose[i_state, :, :3]
                                                                      .ravel()]))
         for j in range(5):
             i_cmd = np.flatnonzero(truth.t_cmd <= tau + round(j * 1e9 / 50))[-1]
             np.testing.assert_array_equal(s.targets[i, j], truth.cmd[i_cmd])
     assert s.n_joints == N and s.n_bodies == 1 and s.weight.min() == 1.0
+    # the last column: time since the first command, on the grid
+    assert s.features[1, -1] - s.features[0, -1] == pytest.approx(0.02, abs=1e-6)
 
 
 def test_intervention_and_policy_frames_are_weighted(dataset):
@@ -144,7 +146,7 @@ def test_knn_reproduces_training_actions_exactly(dataset, tmp_path):
     used = np.flatnonzero(s.weight > 0)
     poses = np.zeros((1, 7))
     for i in used[::7]:
-        poses[0, :3] = s.features[i, N:]
+        poses[0, :3] = s.features[i, N:-1]
         action = policy.answer(_obs(s.q[i], poses))
         np.testing.assert_allclose(action.q, s.targets[i], rtol=0, atol=1e-12)
         assert action.dt_s == 0.02
@@ -172,7 +174,7 @@ def test_mlp_reproduces_training_actions_within_tolerance(dataset, tmp_path):
     poses = np.zeros((1, 7))
     errs = []
     for i in np.flatnonzero(used)[::5]:
-        poses[0, :3] = s.features[i, N:]
+        poses[0, :3] = s.features[i, N:-1]
         errs.append(np.abs(policy.act(_obs(s.q[i], poses)).q - s.targets[i]).max())
     assert max(errs) < 0.05
     q, first = s.q[0], policy.act(_obs(s.q[0], poses)).q
