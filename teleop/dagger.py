@@ -12,7 +12,9 @@
   0.5 s. Every episode is recorded (``intervention`` flags, the policy's proposals); the policy is
   retrained on all episodes so far, interventions weighted (HG-DAgger).
 * Per round: success rate (task done, whoever drove), autonomous success rate (done without any
-  takeover), intervention rate (the share of driven ticks the human had).
+  takeover), intervention rate (the share of driven ticks the human had), and the evaluation
+  success rate of the round's retrained policy driving alone from a fixed set of starts that is
+  never trained on (``eval_success_rate``; round 0: the policy trained on the demonstrations).
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ class _Operator:
             return
         if self.arm is None:
             self.arm = s._retarget_sides["right"].arm_slice
+        if s._recentre_pending:  # the operator's mapping is not set yet: nothing to compare with
+            return
         err = float(np.max(np.abs(s.command[self.arm] - s.target[self.arm])))
         if s.state == "policy":
             self.over = self.over + 1 if err > self.drift else 0
@@ -142,7 +146,7 @@ class _Operator:
 
 
 def _episode(rpc: str, client: Any, dataset: Path, shift: np.ndarray, policy_endpoint: str | None, drift_rad: float,
-             tmp: Path, name: str) -> dict[str, Any]:
+             tmp: Path, name: str, intervene: bool = True) -> dict[str, Any]:
     from teleop.session.config import load_session
     from teleop.session.session import Session
 
@@ -154,7 +158,7 @@ def _episode(rpc: str, client: Any, dataset: Path, shift: np.ndarray, policy_end
                                             policy_endpoint=policy_endpoint or "tcp://127.0.0.1:7630"))
     cfg = load_session(str(path))
     sess = Session(cfg, status="quiet", keys=False)
-    op = _Operator(drift_rad, cfg.rate_hz, policy_endpoint is not None)
+    op = _Operator(drift_rad, cfg.rate_hz, policy_endpoint is not None and intervene)
     sess.on_tick = op
     summary = sess.run(seconds=EPISODE_S)
     lift = op.lift_cm()
@@ -181,8 +185,9 @@ def _episode(rpc: str, client: Any, dataset: Path, shift: np.ndarray, policy_end
     }
 
 
-def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, seed: int = 0, shift_m: float = 0.02,
-               out: Path | None = None, port_base: int = 7700, drift_rad: float = 0.25, kind: str = "knn") -> dict:
+def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int = 3, seed: int = 0,
+               shift_m: float = 0.02, out: Path | None = None, port_base: int = 7700, drift_rad: float = 0.06,
+               kind: str = "knn") -> dict:
     from robots.mujoco_sim.process import connect_when_ready, start_sim_process
     from teleop.bus.endpoints import RobotEndpoints
     from teleop.policy.bc import train_bc
@@ -194,6 +199,8 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, seed: int 
     tmp = out / "sessions"
     tmp.mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
+    # one fixed set of evaluation starts for every round, from its own stream of the seed
+    eval_shifts = np.random.default_rng([seed, 1]).uniform(-shift_m, shift_m, (evals, 2))
     rpc = RobotEndpoints.on(port_base=port_base).rpc
     policy_endpoint = f"tcp://127.0.0.1:{port_base + 20}"
     sim_log = out / "sim.log"
@@ -208,20 +215,28 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, seed: int 
         report["rounds"].append(_round_summary(0, rows, policy=False))
         trained = _train(train_bc, out, 0, kind, seed)
         report["rounds"][-1]["trained_on"] = trained
-        for r in range(1, rounds + 1):
+        for r in range(0, rounds + 1):
             server = subprocess.Popen([sys.executable, "-m", "teleop.cli", "policy", "serve", "--policy", "bc",
-                                       "--option", f"model={out / f'policy_{r - 1:02d}.npz'}", "--endpoint",
+                                       "--option", f"model={out / f'policy_{r:02d}.npz'}", "--endpoint",
                                        policy_endpoint], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             try:
                 time.sleep(1.0)
                 if server.poll() is not None:
                     raise TeleopError(f"the policy server exited (code {server.returncode})")
-                rows = [_episode(rpc, client, out / f"round_{r:02d}", rng.uniform(-shift_m, shift_m, 2),
-                                 policy_endpoint, drift_rad, tmp, f"r{r}_{i}") for i in range(episodes)]
+                # evaluate the policy of this round alone, on the fixed starts (not used for training)
+                ev = [_episode(rpc, client, out / "eval" / f"policy_{r:02d}", sh, policy_endpoint, drift_rad, tmp,
+                               f"eval{r}_{i}", intervene=False) for i, sh in enumerate(eval_shifts)]
+                report["rounds"][-1]["eval_success_rate"] = round(sum(x["success"] for x in ev) / len(ev), 3)
+                report["rounds"][-1]["eval_lift_cm"] = [x["lift_cm"] for x in ev]
+                if r == rounds:
+                    break
+                # collect: the policy drives, the operator corrects
+                rows = [_episode(rpc, client, out / f"round_{r + 1:02d}", rng.uniform(-shift_m, shift_m, 2),
+                                 policy_endpoint, drift_rad, tmp, f"r{r + 1}_{i}") for i in range(episodes)]
             finally:
                 _stop(server)
-            report["rounds"].append(_round_summary(r, rows, policy=True))
-            report["rounds"][-1]["trained_on"] = _train(train_bc, out, r, kind, seed)
+            report["rounds"].append(_round_summary(r + 1, rows, policy=True))
+            report["rounds"][-1]["trained_on"] = _train(train_bc, out, r + 1, kind, seed)
         report["seconds"] = round(time.monotonic() - t0, 1)
         client.disconnect()
     finally:
@@ -235,7 +250,7 @@ def _train(train_bc: Any, out: Path, r: int, kind: str, seed: int) -> dict[str, 
     from recorder.episode import list_episodes
 
     paths = []
-    for d in sorted(out.glob("round_*")):
+    for d in sorted(out.glob("round_*")):  # (eval/ rollouts are never trained on)
         for e in list_episodes(d):
             if d.name == "round_00" and e.outcome != "success":
                 continue  # a failed demonstration teaches the failure
@@ -266,7 +281,7 @@ def _round_summary(r: int, rows: list[dict[str, Any]], policy: bool) -> dict[str
 
 
 def main_json(args: Any) -> int:  # pragma: no cover - thin CLI wrapper
-    rep = run_dagger(args.rounds, args.demos, args.episodes, seed=args.seed, shift_m=args.shift, out=args.out,
+    rep = run_dagger(args.rounds, args.demos, args.episodes, evals=args.evals, seed=args.seed, shift_m=args.shift, out=args.out,
                      port_base=args.port_base, drift_rad=args.drift, kind=args.kind)
     brief = {k: v for k, v in rep.items() if k != "rounds"}
     brief["rounds"] = [{k: v for k, v in r.items() if k != "detail"} for r in rep["rounds"]]

@@ -106,6 +106,7 @@ class Session:
         self.policy = None  # teleop.policy.client.PolicyClient when [policy] is enabled
         self.intervening = False  # the human has taken over from the policy
         self.interventions: list[dict[str, float]] = []  # takeover/return times (s since start)
+        self._recentre_pending = False
 
     # -- faults and controls --------------------------------------------------------------------
     def fault(self, reason: str, message: str) -> None:
@@ -326,6 +327,9 @@ class Session:
                     if self.state in HUMAN_STATES + POLICY_STATES:
                         auto_next = math.inf  # auto engages once; after that the operator decides
                     self._handle_requests(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
+                    if self._recentre_pending and needed_ok:
+                        self._recentre(retarget, state_msg, wpos, wquat)
+                        self._recentre_pending = False
                     if self.state in (RAMPING, ENGAGED) and not needed_ok:
                         self.state = STALE
                         missing = [f"{s} {r}" for i, s in enumerate(SIDES) for r, d in (("hand", hand_dev[s]), ("wrist", wrist_dev[s]))
@@ -583,8 +587,9 @@ class Session:
                     elif self.state in (IDLE, STALE):
                         self._end_intervention("stale")
                         self.state = RETURNING  # the policy takes over from where the robot is, blended
-                        if needed_ok:  # the operator's mapping starts here too (the expert a takeover follows)
-                            self._recentre(retarget, state_msg, wpos, wquat)
+                        # the operator's mapping starts here too (what a takeover ramps to), as soon as the
+                        # operator's devices have fresh samples
+                        self._recentre_pending = True
                 else:
                     self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
             elif action in ("takeover", "return", "intervene"):
@@ -601,7 +606,7 @@ class Session:
             self.state = IDLE
             if self.config.policy.recentre_on_takeover:
                 self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
-            elif needed_ok:
+            elif needed_ok and not self._recentre_pending:
                 self.state = RAMPING  # toward the operator's pose under the mapping set at the policy start
             else:
                 self.fault("engage_refused", "an input has no fresh sample: check the devices (`teleop drivers echo`)")
