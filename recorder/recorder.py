@@ -96,6 +96,7 @@ class _Active:
         self.gaps: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.span: dict[str, list[int]] = {}  # first and last capture time per topic
+        self.rejected_at_start: dict[str, int] = {}
 
 
 class Recorder:
@@ -426,6 +427,7 @@ class Recorder:
         write_meta(folder, meta)
         log = LogWriter(folder / LOG_NAME)
         self.active = _Active(index, folder, log, meta)
+        self.active.rejected_at_start = dict(self._decoder.stats.rejected)
         for frame in self._preamble.values():  # every episode carries its own context
             log.append(frame, start_ns)
         logger.info("recorder: episode %d started: %s", index, folder)
@@ -468,6 +470,11 @@ class Recorder:
         m["records"] = ep.log.records
         m["streams"] = dict(sorted(ep.counts.items()))
         m["dropped"] = {"bus_gaps": dict(ep.gaps), "video": {}}
+        rejected = {k: v - ep.rejected_at_start.get(k, 0) for k, v in self._decoder.stats.rejected.items()}
+        m["dropped"]["rejected"] = {k: v for k, v in rejected.items() if v}  # malformed messages, not logged
+        if m["dropped"]["rejected"]:
+            m["errors"].append(f"{sum(rejected.values())} malformed messages were not logged "
+                               f"({m['dropped']['rejected']}; last: {self._decoder.stats.last_error})")
         n_cmd = ep.counts.get("session/command", 0)
         span = ep.span.get("session/command")
         if n_cmd > 1 and span and span[1] > span[0]:

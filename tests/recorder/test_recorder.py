@@ -309,3 +309,55 @@ def test_disk_full_closes_the_episode_cleanly_and_the_recorder_keeps_answering(t
     finally:
         tap.stop()
         bus.close()
+
+
+def test_tactile_images_become_a_video_and_the_log_keeps_the_fields(tmp_path):
+    from drivers.samples import TactileSample
+    from recorder.video import read_video
+
+    rig = _Rig(tmp_path, 7990)
+    try:
+        rig.call("start")
+        for k in range(20):
+            img = np.full((48, 64, 3), 10 * k, np.uint8)
+            rig.tap.sample("gel", TactileSample(side="right", capture_ns=time.monotonic_ns(), seq=k,
+                                                markers_px=np.zeros((4, 2)), displacement_px=np.full((4, 2), float(k)),
+                                                contact_mask=np.zeros((48, 64), bool), force_n=np.array([0.0, 0.0, k]),
+                                                image=img, finger="right_index"))
+            time.sleep(0.01)
+        time.sleep(0.3)
+        rig.call("stop")
+    finally:
+        rig.close()
+    [e] = list_episodes(rig.dataset)
+    ep = load_episode(e.path)
+    tac = ep.stream("session/tactile/gel")
+    assert len(tac) == 20 and tac.array("image").shape == (20, 0, 0, 3)  # pixels left the log...
+    assert np.array_equal(tac.array("force_n")[:, 2], np.arange(20))  # ... the fields stayed
+    refs = ep.video_refs("tactile_gel").array("video_index")
+    frames = list(read_video(Path(e.path) / "video/tactile_gel.mp4"))
+    assert list(refs) == list(range(20)) and len(frames) == 20
+    assert abs(float(frames[7][1].mean()) - 70) < 4  # ... and went to the video, in order
+
+
+def test_malformed_messages_are_counted_in_the_episode_not_logged(tmp_path):
+    from teleop.bus.codec import encode_raw
+
+    bus = Bus("junk")
+    junk = bus.publisher("tcp://127.0.0.1:8003")  # where the recorder expects robot states
+    rig = _Rig(tmp_path, 8000, state="tcp://127.0.0.1:8003")
+    try:
+        time.sleep(0.3)
+        rig.call("start")
+        rig.commands(50)
+        for payload in (b"robot/state\0garbage", b"robot/state" + b"\xff" * 40,
+                        b"robot/state\0" + encode_raw({"v": 99})):
+            junk.send_raw([payload])
+        rig.commands(50)
+        rig.call("stop")
+    finally:
+        rig.close()
+        bus.close()
+    meta = read_meta(list_episodes(rig.dataset)[0].path)
+    assert sum(meta["dropped"]["rejected"].values()) == 3 and "malformed" in meta["errors"][0]
+    assert len(load_episode(list_episodes(rig.dataset)[0].path).stream("session/command")) == 100
