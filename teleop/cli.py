@@ -369,7 +369,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     summary = session.run(seconds=args.seconds)
     out = summary.as_dict()
-    out.pop("extra", None)
+    extra = out.pop("extra", None) or {}
+    for key in ("episodes", "policy", "interventions", "tap_dropped"):
+        if key in extra:
+            out[key] = extra[key]
     print(json.dumps(out, indent=2, default=str) if args.json else _format_session(out))
     return 0
 
@@ -385,6 +388,12 @@ def _format_session(s: dict) -> str:
         f"  faults {s['faults'] or 'none'}",
     ]
     lines += [f"    {line}" for line in s["fault_log"][-10:]]
+    if s.get("policy"):
+        p = s["policy"]
+        lines.append(f"  policy: {p.get('answers', 0)} answers, {p.get('late', 0)} late, latency p50 "
+                     f"{p.get('latency_ms', {}).get('p50')} ms; {len(s.get('interventions', []))} takeovers")
+    for ep in s.get("episodes", []):
+        lines.append(f"  episode recorded: {ep}")
     return "\n".join(lines)
 
 
