@@ -80,27 +80,32 @@ _LIFT = (0.10, 0.0, 0.0)
 _Wrist = tuple[tuple[float, float, float], tuple[float, float, float]]
 _HOME: _Wrist = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
 _R_YAW08 = (0.104, 0.037, 0.196)  # right hand level, fingers yawed 8 deg inward (toward the bottle)
-_R_YAW14 = (0.102, 0.042, 0.306)  # right hand level, fingers yawed 14 deg inward
-_L_YAW14 = (-0.102, 0.042, -0.306)  # the left mirror image of _R_YAW14
-_L_YAW09 = (-0.104, 0.037, -0.206)  # left hand level, fingers yawed 9 deg inward
+_L_YAW08 = (-0.104, 0.037, -0.196)  # the left mirror image of _R_YAW08
 # right wrist: 8 cm behind and 2 cm above the grasp, palm 2 cm farther out
 _R_PREGRASP: _Wrist = ((-0.066, 0.021, -0.128), _R_YAW08)
 # right wrist at z 0.815 beside the bottle (its pinky clears the table), bottle in the fingers
 _R_GRASP: _Wrist = ((0.011, 0.052, -0.148), _R_YAW08)
 _R_LIFTED: _Wrist = ((0.011, 0.052, 0.002), _R_YAW08)  # 15 cm up
-# hand-over: bottle axis at (0.46, -0.03), right wrist at z 0.965 holding its lower part
-_R_HANDOVER: _Wrist = ((-0.012, 0.143, 0.002), _R_YAW14)
-_R_CLEAR: _Wrist = ((-0.002, 0.105, 0.002), _R_YAW14)  # open hand moved 4 cm off the bottle
-_R_BACK: _Wrist = ((-0.099, 0.080, -0.028), _R_YAW14)  # ... then 10 cm back and 3 cm down
-# left wrist 8.5 cm above the right one on the bottle's other side (upper part of the bottle):
-# the wrists stay ~0.16 m apart, above the session's min_hand_distance_m of 0.10
-_L_PREGRASP: _Wrist = ((-0.085, -0.164, 0.107), _L_YAW14)
-_L_GRASP: _Wrist = ((-0.012, -0.203, 0.087), _L_YAW14)
-# set down at (0.42, 0.07), between the mug and the cube: 3 cm above the table, then touching
-_L_CARRY: _Wrist = ((-0.059, -0.111, -0.033), _L_YAW09)
-_L_PLACE: _Wrist = ((-0.059, -0.111, -0.059), _L_YAW09)
-_L_CLEAR: _Wrist = ((-0.053, -0.071, -0.059), _L_YAW09)
-_L_BACK: _Wrist = ((-0.152, -0.056, -0.039), _L_YAW09)
+# The hand-over goes through the table. Mid-air variants (left hand on the upper part while the
+# right hand holds the lower part; right thumb tucked, left index relaxed, slower release, ...)
+# kept dropping the bottle: the upper hand only has the cylinder between the lower hand's fingers
+# and thumb and the top dome (fingers on the dome push the bottle down), its fingers land on the
+# lower hand, and the two synthetic devices are not in step (see "wait" below).
+# Both hands instead use the proven low side-wrap grasp: the right hand stands the bottle on the
+# table at (0.38, -0.07) (the grasp above moved by (-0.11, +0.06), same orientation, 3 mm higher),
+# lets go and backs off along its approach; the left hand picks it up there with the mirror image
+# of the right grasp and sets it down at (0.38, 0.05), where its opening fingers clear the cube.
+_R_HOVER: _Wrist = ((-0.099, 0.112, 0.002), _R_YAW08)  # carried over the hand-over spot
+_R_PUT: _Wrist = ((-0.099, 0.112, -0.145), _R_YAW08)  # bottle standing on the table
+_R_OUT: _Wrist = ((-0.176, 0.081, -0.125), _R_YAW08)  # open hand backed off along its approach
+# left wrist for the bottle at (0.38, -0.07): the mirror of _R_GRASP moved by (-0.11, -0.20) (its
+# open fingers reach ~10 cm past the bottle: this spot keeps them ~2 cm off the mug)
+_L_GRASP: _Wrist = ((-0.099, -0.252, -0.148), _L_YAW08)
+_L_PREGRASP: _Wrist = ((-0.176, -0.221, -0.128), _L_YAW08)
+_L_LIFTED: _Wrist = ((-0.099, -0.252, 0.002), _L_YAW08)  # 15 cm up
+_L_OVER: _Wrist = ((-0.099, -0.132, 0.002), _L_YAW08)  # over the set-down spot (0.38, 0.05)
+_L_PLACE: _Wrist = ((-0.099, -0.132, -0.145), _L_YAW08)
+_L_OUT: _Wrist = ((-0.176, -0.101, -0.125), _L_YAW08)
 
 
 def _kf(duration_s: float, label: str, left: str, right: str, left_wrist: _Wrist, right_wrist: _Wrist) -> Keyframe:
@@ -128,8 +133,9 @@ SCRIPTS: Final[dict[str, tuple[Keyframe, ...]]] = {
         Keyframe(0.8, "spread", "spread", "spread"),
         Keyframe(1.0, "open", "open", "open"),
     ),
-    # the right hand picks the bottle up, hands it to the left hand above the table, the left hand
-    # sets it down at (0.42, 0.07) and both return home; about 20 s
+    # the right hand picks the bottle up and hands it to the left hand through the table (stands it
+    # at the hand-over spot and lets go; the left hand picks it up there), the left hand lifts it,
+    # holds it, sets it down at (0.38, 0.05) and both return home; about 24 s
     "pick_handover": (
         _kf(1.0, "engage", "open", "open", _HOME, _HOME),
         _kf(1.5, "reach", "open", "preshape", _HOME, _R_PREGRASP),
@@ -137,18 +143,25 @@ SCRIPTS: Final[dict[str, tuple[Keyframe, ...]]] = {
         _kf(1.0, "grasp", "open", "hook", _HOME, _R_GRASP),
         _kf(0.4, "squeeze", "open", "hook", _HOME, _R_GRASP),
         _kf(1.5, "lift", "open", "hook", _HOME, _R_LIFTED),
-        _kf(1.5, "carry", "open", "hook", _L_PREGRASP, _R_HANDOVER),
-        _kf(1.2, "left approach", "preshape", "hook", _L_GRASP, _R_HANDOVER),
-        _kf(1.0, "left grasp", "hook", "hook", _L_GRASP, _R_HANDOVER),
-        _kf(1.0, "right release", "hook", "open", _L_GRASP, _R_HANDOVER),
-        _kf(0.8, "right clear", "hook", "open", _L_GRASP, _R_CLEAR),
-        _kf(1.0, "right back off", "hook", "open", _L_GRASP, _R_BACK),
-        _kf(1.5, "carry left", "hook", "open", _L_CARRY, _HOME),
-        _kf(1.0, "set down", "hook", "open", _L_PLACE, _HOME),
-        _kf(1.0, "left release", "open", "open", _L_PLACE, _HOME),
-        _kf(0.8, "left clear", "open", "open", _L_CLEAR, _HOME),
-        _kf(1.0, "left back off", "open", "open", _L_BACK, _HOME),
-        _kf(1.5, "home", "open", "open", _HOME, _HOME),
+        _kf(1.5, "carry", "open", "hook", _HOME, _R_HOVER),
+        _kf(1.2, "put down", "open", "hook", _HOME, _R_PUT),
+        _kf(0.8, "right release", "open", "open", _HOME, _R_PUT),
+        _kf(1.0, "right back off", "open", "open", _HOME, _R_OUT),
+        # slack: each synthetic device plays the script from its own open (the left one first in
+        # sim_demo; see ``BimanualScript.at``: they open within ~0.1 s of each other); the left
+        # hand may run up to ~2.5 s ahead and still find the right hand gone
+        _kf(1.0, "wait", "open", "open", _HOME, _HOME),
+        _kf(1.5, "left reach", "preshape", "open", _L_PREGRASP, _HOME),
+        _kf(1.2, "left approach", "preshape", "open", _L_GRASP, _HOME),
+        _kf(1.0, "left grasp", "hook", "open", _L_GRASP, _HOME),
+        _kf(0.4, "left squeeze", "hook", "open", _L_GRASP, _HOME),
+        _kf(1.5, "left lift", "hook", "open", _L_LIFTED, _HOME),
+        _kf(0.5, "left hold", "hook", "open", _L_LIFTED, _HOME),
+        _kf(1.5, "carry left", "hook", "open", _L_OVER, _HOME),
+        _kf(1.2, "set down", "hook", "open", _L_PLACE, _HOME),
+        _kf(0.8, "left release", "open", "open", _L_PLACE, _HOME),
+        _kf(1.0, "left back off", "open", "open", _L_OUT, _HOME),
+        _kf(1.2, "home", "open", "open", _HOME, _HOME),
     ),
     # the hands alone, wrists still: every named pose once
     "hand_poses": tuple(
@@ -161,16 +174,27 @@ SCRIPTS: Final[dict[str, tuple[Keyframe, ...]]] = {
 NOMINAL_POS: Final[dict[Side, tuple[float, float, float]]] = {"left": (0.35, 0.25, 1.0), "right": (0.35, -0.25, 1.0)}
 
 
-def _palm_rotation(side: Side, roll_rad: float, rotvec_rad: F64 | None = None) -> F64:
-    """Wrist frame axes in the tracker frame: x forward; palm normal (z) toward the other hand;
-    rolled by ``roll_rad`` about its own x, then turned by ``rotvec_rad`` (tracker frame)."""
+def _base_rotation(side: Side) -> F64:
     x = np.array([1.0, 0.0, 0.0])
     z = np.array([0.0, -1.0, 0.0]) if side == "left" else np.array([0.0, 1.0, 0.0])
     y = np.cross(z, x)
     r = np.stack([x, y, z], axis=1)
+    r.setflags(write=False)
+    return r
+
+
+#: The palms-facing wrist frame per side before roll and rotation (constant: computed once, since
+#: the synthetic driver evaluates the script at every sample of a loop period when it opens).
+_BASE_ROTATION: Final[dict[Side, F64]] = {"left": _base_rotation("left"), "right": _base_rotation("right")}
+
+
+def _palm_rotation(side: Side, roll_rad: float, rotvec_rad: F64 | None = None) -> F64:
+    """Wrist frame axes in the tracker frame: x forward; palm normal (z) toward the other hand;
+    rolled by ``roll_rad`` about its own x, then turned by ``rotvec_rad`` (tracker frame)."""
+    r = _BASE_ROTATION[side]
     c, s = np.cos(roll_rad), np.sin(roll_rad)
     r = r @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if rotvec_rad is not None and np.any(rotvec_rad):
+    if rotvec_rad is not None and rotvec_rad.any():
         r = _rotvec_to_mat(rotvec_rad) @ r
     return r
 
@@ -193,6 +217,11 @@ def _mat_to_quat(r: F64) -> F64:
     return q
 
 
+#: ``BimanualScript.at`` results of the other side, waiting for the other hand's device.
+_AT_CACHE: dict[tuple[str, float, Side], tuple[F64, F64, F64]] = {}
+_AT_CACHE_MAX: Final = 200_000
+
+
 class BimanualScript:
     """``at(t_s, side)`` -> (angles (20,), wrist position (3,), wrist quaternion (4,)); ``label``."""
 
@@ -203,6 +232,7 @@ class BimanualScript:
         self.keys = SCRIPTS[name]
         self.loop = loop
         self.ends = np.cumsum([k.duration_s for k in self.keys])
+        self._poses = {n: hand_pose(n) for k in self.keys for n in (k.left, k.right)}
         self.duration_s = float(self.ends[-1])
 
     def _phase(self, t_s: float) -> tuple[Keyframe, Keyframe, float]:
@@ -218,8 +248,27 @@ class BimanualScript:
         return self._phase(t_s)[1].label
 
     def at(self, t_s: float, side: Side) -> tuple[F64, F64, F64]:
+        """Both sides are evaluated and the other one is kept (read-only) for a later call with the
+        same script, time and side: the two synthetic devices of a bimanual session precompute
+        the same script when they open, one after the other, and the second one then opens in
+        milliseconds instead of seconds, so the two hands play in step."""
+        key = (self.name, float(t_s), side)
+        hit = _AT_CACHE.pop(key, None)
+        if hit is not None:
+            return hit
+        other: Side = "right" if side == "left" else "left"
+        if len(_AT_CACHE) >= _AT_CACHE_MAX:
+            _AT_CACHE.clear()
+        mine = self._at(t_s, side)
+        theirs = self._at(t_s, other)
+        for arr in theirs:
+            arr.setflags(write=False)
+        _AT_CACHE[(self.name, float(t_s), other)] = theirs
+        return mine
+
+    def _at(self, t_s: float, side: Side) -> tuple[F64, F64, F64]:
         a, b, tau = self._phase(t_s)
-        angles = (1 - tau) * hand_pose(getattr(a, side)) + tau * hand_pose(getattr(b, side))
+        angles = (1 - tau) * self._poses[getattr(a, side)] + tau * self._poses[getattr(b, side)]
         off = (1 - tau) * np.array(getattr(a, f"{side}_offset")) + tau * np.array(getattr(b, f"{side}_offset"))
         roll = (1 - tau) * getattr(a, f"{side}_roll_rad") + tau * getattr(b, f"{side}_roll_rad")
         rotvec = (1 - tau) * np.array(getattr(a, f"{side}_rotvec_rad")) + tau * np.array(getattr(b, f"{side}_rotvec_rad"))
