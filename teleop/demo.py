@@ -1,7 +1,7 @@
 """``teleop demo`` (what ``make demo`` runs): the real teleop session on the embedded default:
 the bundled humanoid in MuJoCo (headless, its own process), synthetic hands and wrists performing
 a scripted task through retargeting, safety and the bus, ending with a summary (loop rate,
-latency, deadline misses, faults, whether an object was lifted).
+latency, deadline misses, faults, whether an object was lifted, the recorded episode).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def run_demo(port_base: int = 7610, session: str | None = None, status: str = "a
         "lift_cm": lift_cm,
         "final_height_cm": final_cm,
         "lifted": any(v >= 5.0 for v in lift_cm.values()),
-        "episode": None,  # the recorder is not part of the runtime yet
+        "episode": (summary.extra.get("episodes") or [None])[-1],
         "sim_log": str(sess.sim_log) if sess.sim_log else None,
     }
 
@@ -82,7 +82,8 @@ def format_summary(s: dict) -> str:
             f"  engaged         {s['engaged_s']} s, {s['commands']} commands",
             f"  objects         peak lift: {lifted}",
             f"  result          {'object lifted' if s['lifted'] else 'NO object lifted'}; faults: {faults}",
-            f"  episode         {s['episode'] or 'not recorded (the recorder is not part of the runtime yet)'}",
+            f"  episode         {s['episode'] or 'not recorded (the session has no [recorder])'}"
+            + (f"  (`teleop episodes inspect {s['episode']}`)" if s["episode"] else ""),
             f"  server log      {s['sim_log']}",
         ]
     )

@@ -33,9 +33,10 @@ def _bottle_contacts(model: mujoco.MjModel, data: mujoco.MjData, bottle: int) ->
 
 
 @pytest.mark.slow
-def test_sim_demo_hands_the_bottle_over_and_sets_it_down_upright():
+def test_sim_demo_hands_the_bottle_over_and_sets_it_down_upright(tmp_path):
     cfg = load_session("sim_demo")
-    cfg = dataclasses.replace(cfg, robot=dataclasses.replace(cfg.robot, port_base=free_port_base()))
+    cfg = dataclasses.replace(cfg, robot=dataclasses.replace(cfg.robot, port_base=free_port_base()),
+                              recorder=dataclasses.replace(cfg.recorder, dataset=str(tmp_path / "demo")))
     script = BimanualScript("pick_handover")
     sess = Session(cfg, status="quiet", keys=False)
     rec: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -101,3 +102,10 @@ def test_sim_demo_hands_the_bottle_over_and_sets_it_down_upright():
     assert abs(z_arr[-1] - rest) <= 0.01, f"final bottle height {z_arr[-1]:.3f} m, rest {rest:.3f} m"
     assert tilt_deg[-1] < 10.0, f"final bottle tilt {tilt_deg[-1]:.1f} deg"
     assert not any(left_touch[-10:]) and not any(right_touch[-10:]), "a hand still touches the bottle at the end"
+
+    # the demo is recorded: one complete episode with the head camera's video
+    from recorder.episode import list_episodes
+
+    [ep] = list_episodes(tmp_path / "demo")
+    assert ep.status == "complete" and ep.frames.get("head_cam", 0) > 50, ep
+    assert summary.extra["episodes"] == [ep.path]
