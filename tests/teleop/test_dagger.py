@@ -15,12 +15,14 @@ from teleop.dagger import run_dagger
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_a_dagger_round_improves_or_holds_success(tmp_path):
-    rep = run_dagger(rounds=1, demos=2, episodes=2, evals=2, seed=0, out=tmp_path, port_base=7880)
+    # the smallest round that exercises everything: 2 demonstrations, 1 rollout with the operator,
+    # 1 evaluation start before and after (`teleop dagger` defaults to 3 of each)
+    rep = run_dagger(rounds=1, demos=2, episodes=1, evals=1, seed=0, out=tmp_path, port_base=7880)
     r0, r1 = rep["rounds"]
     assert r0["success_rate"] == 1.0  # the synthetic operator's demonstrations pick the bottle up
     assert r1["eval_success_rate"] >= r0["eval_success_rate"], rep
     assert 0.0 < r1["intervention_rate"] < 1.0 and sum(r1["takeovers"]) >= 1
-    assert r1["trained_on"]["intervention_frames"] > 0 and r1["trained_on"]["episodes"] == 4
+    assert r1["trained_on"]["intervention_frames"] > 0 and r1["trained_on"]["episodes"] == 3
     # the corrections are in the data: intervention flags and the policy's proposals were logged
     [first, *_] = list_episodes(tmp_path / "round_01")
     cmds = load_episode(first.path).stream("session/command")
