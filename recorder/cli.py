@@ -37,7 +37,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--start", action="store_true", help="start an episode as soon as the session is heard")
     p.add_argument("--codec", default="h264", choices=("h264", "av1"))
     p.add_argument("--crf", type=int, default=23)
-    p.add_argument("--preset", default="superfast", help="x264 preset (ultrafast..veryslow)")
+    p.add_argument("--preset", default="ultrafast", help="x264 preset (ultrafast..veryslow); ultrafast keeps two 640x480 30 fps cameras well under a core (the export re-encodes anyway)")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.set_defaults(func=cmd_record)
 

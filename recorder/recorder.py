@@ -80,7 +80,7 @@ class RecorderConfig:
     auto_start: bool = False  # start an episode as soon as the session is heard
     codec: str = "h264"
     crf: int = 23
-    preset: str = "superfast"
+    preset: str = "ultrafast"
     min_free_mb: float = 200.0  # below this the episode is closed (disk full), the session goes on
     keys: CurveKeys | None = None
     extra_meta: dict[str, Any] = field(default_factory=dict)

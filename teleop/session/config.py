@@ -125,7 +125,7 @@ class RecorderSettings:
     start: str = "auto"  # "auto": an episode starts with the session; "manual": on episode_start
     codec: str = "h264"
     crf: float = 23.0
-    preset: str = "superfast"
+    preset: str = "ultrafast"
 
 
 @dataclass(frozen=True)
