@@ -105,6 +105,10 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--sim-arg", action="append", default=[], help="extra `teleop sim` argument (repeatable)")
     p.add_argument("--robot-rpc", help="drive a running robot server (its rpc endpoint)")
     p.add_argument("--no-publish", action="store_true", help="do not re-publish the messages")
+    p.add_argument("--policy", metavar="ENDPOINT", help="offline evaluation instead: send the episode's states to "
+                   "the policy server at ENDPOINT (`teleop policy serve`) and compare its actions with the executed "
+                   "commands")
+    p.add_argument("--policy-hz", type=float, default=10.0, help="with --policy: observations per second of episode")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
@@ -116,6 +120,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from recorder.replay import replay_episode
 
+    if args.policy:
+        from recorder.replay import evaluate_policy
+
+        out = evaluate_policy(args.episode, args.policy, rate_hz=args.policy_hz)
+        print(json.dumps(out, indent=None if args.json else 1))
+        return 0
     tap, _ = session_endpoints(port_base=args.port_base)
     robot = RobotEndpoints.on(port_base=args.port_base)
     with ExitStack() as stack:

@@ -154,3 +154,61 @@ def _tracking(ep: Any, states: list[tuple[int, np.ndarray]]) -> float:
         if 0 <= j < len(lq):
             errs.append(np.mean((q - lq[j]) ** 2))
     return round(float(np.sqrt(np.mean(errs))), 5) if errs else float("nan")
+
+
+def evaluate_policy(spec: str | Path, endpoint: str, *, rate_hz: float = 10.0, timeout_s: float = 2.0) -> dict[str, Any]:
+    """Offline evaluation: the episode's robot states, as observations at ``rate_hz``, go to a
+    policy server; each answer's first row is compared with the command that was executed then.
+    Returns the error per joint group (rad) and how often the policy answered."""
+    from teleop.bus.messages import PolicyAction, PolicyObservation
+
+    folder = resolve_episode(spec)
+    ep = load_episode(folder, topics=("session/command", "robot/state", "session/robot_spec"))
+    st, cm = ep.stream("robot/state"), ep.stream("session/command")
+    if len(st) < 2 or len(cm) < 2:
+        raise ConfigError(f"{folder}: needs robot/state and session/command streams to evaluate a policy on")
+    t_first = int(cm.t_ns[0])
+    grid = np.arange(max(int(st.t_ns[0]), t_first), int(st.t_ns[-1]), int(1e9 / rate_hz))
+    q_st, dq_st, poses = st.array("q"), st.array("dq"), st.array("body_pose")
+    q_cmd = cm.array("q")
+    groups = _groups(ep)
+    errs, answered, failed = [], 0, 0
+    with Bus("policy-eval") as bus:
+        rpc = bus.rpc_client(endpoint, timeout_s)
+        for k, t in enumerate(grid):
+            i = int(np.searchsorted(st.t_ns, t, side="right")) - 1
+            j = int(np.searchsorted(cm.t_ns, t, side="right")) - 1
+            obs = PolicyObservation(obs_id=k, t_ns=int(t), episode_time_s=(int(t) - t_first) / 1e9, q=q_st[i],
+                                    dq=dq_st[i], command=q_cmd[max(j, 0)], object_poses=poses[i], task=ep.meta.get("task", ""))
+            try:
+                got = rpc.call(obs)
+            except Exception as exc:  # noqa: BLE001 - a late or failing policy is a result, counted
+                logger.debug("policy evaluation: %s", exc)
+                failed += 1
+                continue
+            if not isinstance(got, PolicyAction) or got.q.shape[1] != q_cmd.shape[1]:
+                failed += 1
+                continue
+            answered += 1
+            errs.append(np.abs(got.q[0] - q_cmd[max(j, 0)]))
+    e = np.array(errs) if errs else np.zeros((0, q_cmd.shape[1]))
+    per_group = {name: {"mean": round(float(e[:, sl].mean()), 5), "p99": round(float(np.percentile(e[:, sl], 99)), 5)}
+                 for name, sl in groups.items()} if len(e) else {}
+    return {"episode": str(folder), "policy": endpoint, "observations": len(grid), "answered": answered,
+            "failed": failed, "error_rad": per_group,
+            "error_rad_all": {"mean": round(float(e.mean()), 5) if len(e) else None,
+                              "p99": round(float(np.percentile(e, 99)), 5) if len(e) else None}}
+
+
+def _groups(ep: Any) -> dict[str, slice]:
+    """Joint groups from the logged robot spec (all joints as one group without it)."""
+    spec = ep.streams.get("session/robot_spec")
+    if spec is None or not len(spec):
+        n = len(ep.meta.get("joint_names") or []) or ep.stream("session/command").array("q").shape[1]
+        return {"all": slice(0, n)}
+    s = spec.messages[-1]
+    out, start = {}, 0
+    for name, size in zip(s.group_names, s.group_sizes):
+        out[name] = slice(start, start + int(size))
+        start += int(size)
+    return out

@@ -245,3 +245,35 @@ def test_cli_serve_runs_for_the_given_seconds(dataset, capsys):
                  "chunk=3", "--endpoint", endpoint, "--seconds", "0.3"]) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert stats["observations"] == 0 and stats["errors"] == 0
+
+
+# -- offline evaluation ------------------------------------------------------------------------------
+
+def test_offline_evaluation_of_a_policy_on_a_recorded_episode(dataset):
+    """`teleop replay EP --policy ENDPOINT`: the episode's states go to a served policy; a replay of
+    the same episode answers with the executed commands (error ~0), another episode's does not."""
+    import threading
+
+    from policy_fakes import free_policy_port
+
+    from recorder.replay import evaluate_policy
+    from teleop.policy.server import PolicyServer
+
+    _, truths = dataset
+    results = []
+    for source in (truths[0], truths[1]):
+        endpoint = f"tcp://127.0.0.1:{free_policy_port()}"
+        server = PolicyServer(ReplayPolicy(source.path, chunk=1, dt_s=0.02), endpoint)
+        server.open()
+        stop = threading.Event()
+        t = threading.Thread(target=server.serve, kwargs={"stop_event": stop}, daemon=True)
+        t.start()
+        try:
+            results.append(evaluate_policy(truths[0].path, endpoint, rate_hz=20))
+        finally:
+            stop.set()
+            t.join(5)
+            server.close()
+    same, other = results
+    assert same["answered"] == same["observations"] >= 25 and same["failed"] == 0
+    assert same["error_rad_all"]["mean"] < 0.02 < other["error_rad_all"]["mean"], (same, other)
