@@ -5,7 +5,8 @@ controls, safety limits, haptics. Parsed strictly: every error names the key and
     [robot]     kind = "sim" | "bridge", rpc, port_base, sim_args, keys
     [device.NAME]   driver, options = { ... }     (one per physical device)
     [input.left] / [input.right]   hand = "NAME", wrist = "NAME"
-    [controls]  engage, estop, release (lists of sources: "key:<c>", "NAME:<button>", "auto"),
+    [controls]  engage, estop, release, intervene, episode_* (lists of sources: "key:<c>",
+                "NAME:<button>", "gesture:<side>_<pinch|fist>", "auto"),
                 engage_mode = "toggle" | "hold"
     [safety]    stale_timeout_s, max_start_distance_rad, engage_max_step_rad, min_hand_distance_m
     [haptics]   enabled, rate_hz, full_force_n, deadband_n, exponent, max_change_per_s
@@ -275,6 +276,11 @@ def _check_control(src: str, devices: dict[str, DeviceConfig], where: str, key: 
     if kind == "key":
         if rest not in ("space", "enter") and len(rest) != 1:
             raise ConfigError(f"{where}: '{key}' entry {src!r}: a key is one character, 'space' or 'enter'")
+    elif kind == "gesture":
+        from teleop.session.gestures import GESTURES
+
+        if rest not in GESTURES:
+            raise ConfigError(f"{where}: '{key}' entry {src!r}: gestures are {sorted(GESTURES)}")
     elif kind not in devices:
         raise ConfigError(f"{where}: '{key}' entry {src!r} names no device {kind!r}; devices: {sorted(devices)}")
 

@@ -15,6 +15,7 @@ device button or the bus -> ``estop`` (the robot server holds; ``release`` then 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import logging
@@ -218,6 +219,12 @@ class Session:
             hand_dev = {s: self.devices.get(cfg.inputs[s].hand) if cfg.inputs.get(s) and cfg.inputs[s].hand else None for s in SIDES}
             wrist_dev = {s: self.devices.get(cfg.inputs[s].wrist) if cfg.inputs.get(s) and cfg.inputs[s].wrist else None for s in SIDES}
             controls = {a: tuple(getattr(cfg.controls, a)) for a in ("engage", "estop", "release")}
+            from teleop.session.gestures import GestureDetector
+
+            all_sources = [src for f in dataclasses.fields(cfg.controls) if isinstance(getattr(cfg.controls, f.name), tuple)
+                           for src in getattr(cfg.controls, f.name)]
+            gestures = GestureDetector([src.partition(":")[2] for src in all_sources if src.startswith("gesture:")],
+                                       cfg.rate_hz)
             stale_s = cfg.safety.stale_timeout_s
 
             # preallocated per-tick buffers
@@ -298,6 +305,9 @@ class Session:
                             have[i, role] = True
                             captures[2 * i + role] = s.capture_ns
                             sample_age[2 * i + role] = (now_ns - s.capture_ns) / 1e6
+                    if gestures.names:
+                        for source, pressed in gestures.update(kp, have[:, 0]):
+                            self._on_source(source, pressed, controls)
                     needed_ok = all(
                         (hand_dev[s] is None or have[i, 0]) and (wrist_dev[s] is None or have[i, 1])
                         for i, s in enumerate(SIDES)

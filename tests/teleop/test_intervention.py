@@ -138,3 +138,21 @@ def test_intervention_frames_are_flagged_in_the_export(tmp_path):
     assert np.abs(pa[flags]).sum() > 0 and not np.allclose(pa[flags], act[flags])
     info = json.loads((tmp_path / "lr/meta/info.json").read_text())
     assert "intervention" in info["features"] and "policy_action" in info["features"]
+
+
+def test_a_pinch_gesture_takes_over_from_the_policy():
+    """controls.intervene = ["gesture:right_pinch"]: the synthetic operator's hands go through
+    the named poses; the right thumb-index pinch (held 0.3 s) takes over, the next one hands back."""
+    endpoint = "tcp://127.0.0.1:18095"
+    close = _serve(SwayPolicy(), endpoint)
+    cfg = _policy_session(18080, endpoint)
+    devices = {name: dataclasses.replace(d, options={**d.options, "script": "hand_poses"})
+               for name, d in cfg.devices.items()}
+    cfg = dataclasses.replace(cfg, devices=devices,
+                              controls=dataclasses.replace(cfg.controls, intervene=("gesture:right_pinch",)))
+    try:
+        summary = Session(cfg, status="quiet", keys=False).run(seconds=9.0)
+    finally:
+        close()
+    takeovers = summary.extra["interventions"]
+    assert len(takeovers) >= 1 and "takeover_s" in takeovers[0], summary.extra
