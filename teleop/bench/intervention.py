@@ -33,11 +33,13 @@ class SwayPolicy(Policy):
     def __init__(self, amplitude_rad: float = 0.15, hz: float = 0.3, arm_joints: int = 7) -> None:
         self.amplitude, self.hz, self.arm = amplitude_rad, hz, arm_joints
         self.q0: np.ndarray | None = None
+        self.last_obs: PolicyObservation | None = None
 
     def reset(self, task: str = "") -> None:
         self.q0 = None
 
     def act(self, obs: PolicyObservation) -> np.ndarray:
+        self.last_obs = obs
         if self.q0 is None:
             self.q0 = obs.q.copy()
         t = obs.episode_time_s + self.dt_s * np.arange(self.chunk)

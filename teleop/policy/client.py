@@ -64,6 +64,8 @@ class PolicyClient:
         max_chunk: int = MAX_CHUNK,
         connect_timeout_s: float = 2.0,
         source: str = "policy-client",
+        n_hands: int = 0,
+        n_tactile: int = 0,
     ) -> None:
         if n_joints < 1:
             raise ConfigError(f"PolicyClient: n_joints={n_joints}; give the robot's joint count (>= 1)")
@@ -90,6 +92,12 @@ class PolicyClient:
         self._obs_dq = np.zeros((2, n))
         self._obs_cmd = np.zeros((2, n))
         self._obs_poses = np.zeros((2, b, 7))
+        # optional: the operator's hand keypoints (n_hands, 21, 3) and tactile forces (n_tactile, 3)
+        self.n_hands, self.n_tactile = int(n_hands), int(n_tactile)
+        self._obs_kp = np.zeros((2, self.n_hands, 21, 3))
+        self._obs_tac = np.zeros((2, self.n_tactile, 3))
+        self._tx_kp = np.zeros((self.n_hands, 21, 3))
+        self._tx_tac = np.zeros((self.n_tactile, 3))
         self._obs_t_ns = [0, 0]
         self._obs_time_s = [0.0, 0.0]
         self._obs_ver = [0, 0]  # odd while the loop writes that buffer
@@ -206,9 +214,12 @@ class PolicyClient:
 
     # -- loop side: never blocks, never allocates arrays ----------------------------------------------
     def observe(self, t_ns: int, episode_time_s: float, q: npt.NDArray[np.float64], dq: npt.NDArray[np.float64],
-                command: npt.NDArray[np.float64], object_poses: npt.NDArray[np.float64]) -> None:
+                command: npt.NDArray[np.float64], object_poses: npt.NDArray[np.float64],
+                keypoints: npt.NDArray[np.float64] | None = None,
+                tactile_force: npt.NDArray[np.float64] | None = None) -> None:
         """Hand the newest observation to the request thread. ``t_ns``: the loop's monotonic
-        clock [ns]; ``q``, ``dq``, ``command`` shape (n,); ``object_poses`` shape (b, 7)."""
+        clock [ns]; ``q``, ``dq``, ``command`` shape (n,); ``object_poses`` shape (b, 7);
+        ``keypoints`` (n_hands, 21, 3) and ``tactile_force`` (n_tactile, 3) when configured."""
         i = 1 - self._obs_front
         ver = self._obs_ver
         ver[i] += 1  # odd: being written
@@ -217,6 +228,10 @@ class PolicyClient:
             np.copyto(self._obs_dq[i], dq)
             np.copyto(self._obs_cmd[i], command)
             np.copyto(self._obs_poses[i], object_poses)
+            if keypoints is not None and self.n_hands:
+                np.copyto(self._obs_kp[i], keypoints)
+            if tactile_force is not None and self.n_tactile:
+                np.copyto(self._obs_tac[i], tactile_force)
             self._obs_t_ns[i] = t_ns
             self._obs_time_s[i] = episode_time_s
         finally:
@@ -287,6 +302,8 @@ class PolicyClient:
             np.copyto(self._tx_dq, self._obs_dq[i])
             np.copyto(self._tx_cmd, self._obs_cmd[i])
             np.copyto(self._tx_poses, self._obs_poses[i])
+            np.copyto(self._tx_kp, self._obs_kp[i])
+            np.copyto(self._tx_tac, self._obs_tac[i])
             t_ns, time_s = self._obs_t_ns[i], self._obs_time_s[i]
             if self._obs_ver[i] == v:
                 self._tx_t_ns, self._tx_time_s = t_ns, time_s
@@ -305,7 +322,7 @@ class PolicyClient:
         self._next_obs_id += 1
         obs = PolicyObservation(obs_id=obs_id, t_ns=int(self._tx_t_ns), episode_time_s=float(self._tx_time_s),
                                 q=self._tx_q, dq=self._tx_dq, command=self._tx_cmd, object_poses=self._tx_poses,
-                                task=self.task)
+                                keypoints=self._tx_kp, tactile_force=self._tx_tac, task=self.task)
         self.requests += 1
         t0 = time.perf_counter()
         try:

@@ -201,7 +201,8 @@ class Session:
 
                 pc = cfg.policy
                 self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz,
-                                           timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task)
+                                           timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task,
+                                           n_hands=2, n_tactile=len(spec.fingertip_names))
                 self.policy.start()
                 stack.callback(self.policy.stop)
             if cfg.recorder.enabled:
@@ -328,7 +329,10 @@ class Session:
                     # -- policy: observe at the state rate, read the action for this tick
                     if policy is not None:
                         if st is not None:
-                            policy.observe(now_ns, (now_ns - t_start_ns) / 1e9, st.q, st.dq, q_cmd, st.body_pose)
+                            # the operator's hands too (what they would do, for policies that use it) and
+                            # the fingertip contact forces
+                            policy.observe(now_ns, (now_ns - t_start_ns) / 1e9, st.q, st.dq, q_cmd, st.body_pose,
+                                           kp, st.fingertip_force)
                         have_policy = policy.action_at(now_ns, q_policy)
                     # -- state machine
                     if (needed_ok or policy is not None) and self.state == IDLE and time.monotonic() >= auto_next:

@@ -74,7 +74,8 @@ def _serve(policy, endpoint):
 
 def test_a_late_policy_makes_the_robot_hold_and_is_counted():
     endpoint = "tcp://127.0.0.1:18045"
-    close = _serve(_StallingPolicy(after_s=3.0, stall_s=1.0), endpoint)
+    policy = _StallingPolicy(after_s=3.0, stall_s=1.0)
+    close = _serve(policy, endpoint)
     held, moving = [], []
     last = {}
 
@@ -97,6 +98,11 @@ def test_a_late_policy_makes_the_robot_hold_and_is_counted():
     assert max(held) == 0.0  # while the policy was late, the command did not move at all
     assert max(moving) > 0  # ... and it moved before and after (the policy recovered)
     assert summary.final_state == "policy"
+    # what the policy saw: the robot, its objects, the operator's hands and the fingertip forces
+    obs = policy.last_obs
+    assert obs.q.shape == (46,) and obs.object_poses.shape == (3, 7)
+    assert obs.keypoints.shape == (2, 21, 3) and np.abs(obs.keypoints).max() > 0.05
+    assert obs.tactile_force.shape == (10, 3)
 
 
 @pytest.mark.slow
