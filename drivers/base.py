@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from drivers.config import DriverConfig
-from drivers.samples import ButtonEvent, HandSample, HapticFeedback, PoseSample, Sample, SampleKind, SampleSpec, TactileSample
+from drivers.samples import (
+    ButtonEvent,
+    HandSample,
+    HapticFeedback,
+    PoseSample,
+    Sample,
+    SampleKind,
+    SampleSpec,
+    TactileSample,
+)
 from teleop.errors import DeviceError, DeviceNotConnectedError, DeviceTimeoutError
 
 __all__ = ["Driver", "ThreadedDriver", "DriverHealth", "requires_connected"]

@@ -18,7 +18,7 @@ import numpy as np
 
 from recorder.episode import LOG_NAME, META_NAME, read_meta, resolve_episode
 from recorder.log import read_records
-from teleop.bus.codec import Decoder, DecodeError, Header, Message
+from teleop.bus.codec import DecodeError, Decoder, Header, Message
 from teleop.bus.messages import SessionEvent, VideoFrameRef
 
 __all__ = ["Episode", "Stream", "load_episode"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -46,7 +46,7 @@ from recorder.episode import (
     write_meta,
 )
 from recorder.log import LogError, LogWriter
-from teleop.bus.codec import Decoder, DecodeError, Encoder, Header, Message
+from teleop.bus.codec import DecodeError, Decoder, Encoder, Header, Message
 from teleop.bus.messages import (
     CameraFrame,
     Reply,

@@ -157,7 +157,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_retarget(args: argparse.Namespace) -> int:
     from retarget.offline import retarget_files
-
     from robots.description import bundled_description_path
 
     args.robot = args.robot or str(bundled_description_path())
