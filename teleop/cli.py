@@ -561,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=float, default=0.02, help="bottle start shift range [m] in x and y")
     p.add_argument("--drift", type=float, default=0.06, help="takeover when the right arm drifts this far [rad]")
     p.add_argument("--kind", choices=("knn", "mlp"), default="knn")
+    p.add_argument("--intervention-weight", type=float, default=5.0, help="weight of correction frames when "
+                   "retraining (1 = plain DAgger aggregation; default %(default)s, HG-DAgger style)")
     p.add_argument("--out", help="output folder (default: a temporary folder)")
     p.add_argument("--port-base", type=int, default=7700)
     p.add_argument("--json", action="store_true", help="one-line JSON")

@@ -187,7 +187,7 @@ def _episode(rpc: str, client: Any, dataset: Path, shift: np.ndarray, policy_end
 
 def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int = 3, seed: int = 0,
                shift_m: float = 0.02, out: Path | None = None, port_base: int = 7700, drift_rad: float = 0.06,
-               kind: str = "knn") -> dict:
+               kind: str = "knn", intervention_weight: float = 5.0) -> dict:
     from robots.mujoco_sim.process import connect_when_ready, start_sim_process
     from teleop.bus.endpoints import RobotEndpoints
     from teleop.policy.bc import train_bc
@@ -213,7 +213,7 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int
         rows = [_episode(rpc, client, out / "round_00", rng.uniform(-shift_m, shift_m, 2), None, drift_rad, tmp,
                          f"demo_{i}") for i in range(demos)]
         report["rounds"].append(_round_summary(0, rows, policy=False))
-        trained = _train(train_bc, out, 0, kind, seed)
+        trained = _train(train_bc, out, 0, kind, seed, intervention_weight)
         report["rounds"][-1]["trained_on"] = trained
         for r in range(0, rounds + 1):
             server = subprocess.Popen([sys.executable, "-m", "teleop.cli", "policy", "serve", "--policy", "bc",
@@ -236,7 +236,7 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int
             finally:
                 _stop(server)
             report["rounds"].append(_round_summary(r + 1, rows, policy=True))
-            report["rounds"][-1]["trained_on"] = _train(train_bc, out, r + 1, kind, seed)
+            report["rounds"][-1]["trained_on"] = _train(train_bc, out, r + 1, kind, seed, intervention_weight)
         report["seconds"] = round(time.monotonic() - t0, 1)
         client.disconnect()
     finally:
@@ -245,7 +245,7 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int
     return report
 
 
-def _train(train_bc: Any, out: Path, r: int, kind: str, seed: int) -> dict[str, Any]:
+def _train(train_bc: Any, out: Path, r: int, kind: str, seed: int, intervention_weight: float = 5.0) -> dict[str, Any]:
     """Aggregate every recorded round so far (successful demos and all policy rounds) and retrain."""
     from recorder.episode import list_episodes
 
@@ -257,7 +257,8 @@ def _train(train_bc: Any, out: Path, r: int, kind: str, seed: int) -> dict[str, 
             paths.append(e.path)
     if not paths:
         raise TeleopError("no successful demonstration to train on: the scripted operator failed every pick")
-    rep = train_bc(paths, out / f"policy_{r:02d}.npz", kind=kind, seed=seed, time_weight=3.0)  # type: ignore[arg-type]
+    rep = train_bc(paths, out / f"policy_{r:02d}.npz", kind=kind, seed=seed, time_weight=3.0,  # type: ignore[arg-type]
+                   intervention_weight=intervention_weight)
     return {"episodes": len(paths), "frames": rep.get("used_frames"), "intervention_frames": rep.get("intervention_frames"),
             "model": str(out / f"policy_{r:02d}.npz")}
 
@@ -282,7 +283,8 @@ def _round_summary(r: int, rows: list[dict[str, Any]], policy: bool) -> dict[str
 
 def main_json(args: Any) -> int:  # pragma: no cover - thin CLI wrapper
     rep = run_dagger(args.rounds, args.demos, args.episodes, evals=args.evals, seed=args.seed, shift_m=args.shift, out=args.out,
-                     port_base=args.port_base, drift_rad=args.drift, kind=args.kind)
+                     port_base=args.port_base, drift_rad=args.drift, kind=args.kind,
+                     intervention_weight=args.intervention_weight)
     brief = {k: v for k, v in rep.items() if k != "rounds"}
     brief["rounds"] = [{k: v for k, v in r.items() if k != "detail"} for r in rep["rounds"]]
     print(json.dumps(brief if not args.verbose_json else rep, indent=None if args.json else 1))
