@@ -14,7 +14,9 @@
 * Per round: success rate (task done, whoever drove), autonomous success rate (done without any
   takeover), intervention rate (the share of driven ticks the human had), and the evaluation
   success rate of the round's retrained policy driving alone from a fixed set of starts that is
-  never trained on (``eval_success_rate``; round 0: the policy trained on the demonstrations).
+  never trained on (``eval_success_rate``; round 0: the policy trained on the demonstrations), and
+  the best so far (``best_eval_success_rate``, ``best``): like DAgger (Ross et al. 2011), the run
+  returns the best of its policies on those starts, while each round's rollouts use the newest.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 # The pick of `pick_handover`: engage, reach, approach, grasp, squeeze, lift (about 6.6 s), then hold.
 EPISODE_S = 8.0
+# the kNN is conditioned on the time since the rollout started this strongly: the pick pauses (the arm
+# still while the hand closes), and corrections hold poses longer than the demonstrations did
+TIME_WEIGHT = 10.0
 SESSION_TEMPLATE = """
 [session]
 rate_hz = 500
@@ -215,6 +220,7 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int
         report["rounds"].append(_round_summary(0, rows, policy=False))
         trained = _train(train_bc, out, 0, kind, seed, intervention_weight)
         report["rounds"][-1]["trained_on"] = trained
+        best: dict[str, Any] | None = None
         for r in range(0, rounds + 1):
             server = subprocess.Popen([sys.executable, "-m", "teleop.cli", "policy", "serve", "--policy", "bc",
                                        "--option", f"model={out / f'policy_{r:02d}.npz'}", "--endpoint",
@@ -226,8 +232,15 @@ def run_dagger(rounds: int = 2, demos: int = 3, episodes: int = 3, *, evals: int
                 # evaluate the policy of this round alone, on the fixed starts (not used for training)
                 ev = [_episode(rpc, client, out / "eval" / f"policy_{r:02d}", sh, policy_endpoint, drift_rad, tmp,
                                f"eval{r}_{i}", intervene=False) for i, sh in enumerate(eval_shifts)]
-                report["rounds"][-1]["eval_success_rate"] = round(sum(x["success"] for x in ev) / len(ev), 3)
+                rate = round(sum(x["success"] for x in ev) / len(ev), 3)
+                report["rounds"][-1]["eval_success_rate"] = rate
                 report["rounds"][-1]["eval_lift_cm"] = [x["lift_cm"] for x in ev]
+                # DAgger returns the best policy of its iterations on validation (Ross et al. 2011);
+                # the newest one is what the next round's rollouts use
+                if best is None or rate > best["eval_success_rate"]:
+                    best = {"round": r, "eval_success_rate": rate, "model": str(out / f"policy_{r:02d}.npz")}
+                report["rounds"][-1]["best_eval_success_rate"] = best["eval_success_rate"]
+                report["best"] = dict(best)
                 if r == rounds:
                     break
                 # collect: the policy drives, the operator corrects
@@ -257,7 +270,7 @@ def _train(train_bc: Any, out: Path, r: int, kind: str, seed: int, intervention_
             paths.append(e.path)
     if not paths:
         raise TeleopError("no successful demonstration to train on: the scripted operator failed every pick")
-    rep = train_bc(paths, out / f"policy_{r:02d}.npz", kind=kind, seed=seed, time_weight=3.0,  # type: ignore[arg-type]
+    rep = train_bc(paths, out / f"policy_{r:02d}.npz", kind=kind, seed=seed, time_weight=TIME_WEIGHT,  # type: ignore[arg-type]
                    intervention_weight=intervention_weight)
     return {"episodes": len(paths), "frames": rep.get("used_frames"), "intervention_frames": rep.get("intervention_frames"),
             "model": str(out / f"policy_{r:02d}.npz")}
