@@ -43,7 +43,9 @@ def _session(devices: dict, inputs: dict, **sections) -> Session:
 class Recorder:
     """on_tick hook: every command and state, plus checks that hold on every tick."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, start_when: str | None = None) -> None:
+        self.start_when = start_when  # e.g. "engaged": the timeline starts there (a slow start-up
+        # on a loaded machine must not shift the scenario against the session)
         self.commands: list[np.ndarray] = []
         self.states: list[str] = []
         self.times: list[float] = []
@@ -57,6 +59,8 @@ class Recorder:
     def __call__(self, session: Session, tick: int) -> None:
         now = time.monotonic()
         if not self.times:
+            if self.start_when is not None and session.state != self.start_when:
+                return
             self.t0 = now
         self.commands.append(session.command.copy())
         self.states.append(session.state)
@@ -117,7 +121,7 @@ def test_glove_on_a_pty_drives_the_hand_and_dropout_holds_without_jump_on_reenga
             {"right": {"hand": "glove"}},
             safety={"engage_max_step_rad": 0.01, "stale_timeout_s": 0.1, "max_start_distance_rad": 3.0},
         )
-        rec = Recorder(session)
+        rec = Recorder(session, start_when="engaged")
         marks: dict[str, float] = {}
 
         def fist(s: Session) -> None:
@@ -140,7 +144,8 @@ def test_glove_on_a_pty_drives_the_hand_and_dropout_holds_without_jump_on_reenga
         rec.at(2.5, unplug)
         rec.at(3.3, replug)
         rec.at(4.0, engage)
-        summary = session.run(seconds=6.0)
+        rec.at(6.0, lambda s: s.stop())
+        summary = session.run(seconds=20.0)
     states, times = np.array(rec.states), np.array(rec.times)
     q = np.array(rec.commands)
     hand = session.client.spec.group_slice("right_hand")
