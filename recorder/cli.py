@@ -131,11 +131,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         rpc = args.robot_rpc
         if args.sim:
-            from robots.mujoco_sim.process import connect_when_ready, start_sim_process
+            from robots.mujoco_sim.process import connect_when_ready, start_sim_process, stop_process
 
             log = Path(tempfile.gettempdir()) / f"teleop-replay-sim-{os.getpid()}.log"
             proc = start_sim_process(args.port_base, log, ["--cameras", "none", *args.sim_arg])
-            stack.callback(_stop_process, proc)
+            stack.callback(stop_process, proc)
             connect_when_ready(robot.rpc, proc, log).disconnect()
             rpc = robot.rpc
         res = replay_episode(args.episode, speed=args.speed, publish=None if args.no_publish else tap,
@@ -148,19 +148,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"commands (ramp {out['ramp_s']} s), late p99 {out['late_ms_p99']} ms, tracking rms "
               f"{out['tracking_rms_rad']} rad")
     return 0
-
-
-def _stop_process(proc: Any) -> None:
-    import signal
-    import subprocess
-
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def cmd_record(args: argparse.Namespace) -> int:

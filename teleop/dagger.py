@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import subprocess
 import sys
 import tempfile
@@ -91,13 +90,9 @@ recentre_on_takeover = false
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    from robots.mujoco_sim.process import stop_process
+
+    stop_process(proc, 15.0)
 
 
 class _Operator:

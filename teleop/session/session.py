@@ -20,7 +20,6 @@ import functools
 import gc
 import logging
 import math
-import signal
 import subprocess
 import sys
 import tempfile
@@ -148,14 +147,9 @@ class Session:
         return client
 
     def _stop_sim(self) -> None:
-        p = self.sim_process
-        if p is not None and p.poll() is None:
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        from robots.mujoco_sim.process import stop_process
+
+        stop_process(self.sim_process, 10.0)
 
     def _open_devices(self, stack: ExitStack) -> None:
         for name, dc in self.config.devices.items():
@@ -531,14 +525,9 @@ class Session:
             self.fault("recorder", f"the recorder did not exit within 60 s; see {self.recorder_log}")
 
     def _kill_recorder(self) -> None:
-        p = self.recorder_process
-        if p is not None and p.poll() is None:
-            p.send_signal(signal.SIGINT)  # it stops and keeps the open episode
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        from robots.mujoco_sim.process import stop_process
+
+        stop_process(self.recorder_process, 60.0)  # it stops and keeps the open episode
 
     @staticmethod
     def _robot_stats(client: RobotClient) -> dict[str, Any]:
