@@ -46,7 +46,7 @@ from recorder.episode import (
     write_meta,
 )
 from recorder.log import LogError, LogWriter
-from teleop.bus.codec import DecodeError, Decoder, Encoder, Header, Message
+from teleop.bus.codec import DecodeError, Decoder, Encoder, Header, Message, encode_with_header
 from teleop.bus.messages import (
     CameraFrame,
     Reply,
@@ -277,23 +277,11 @@ class Recorder:
         name = f"tactile_{msg.device}"
         idx = self._write_video(ep, name, msg.image, 25.0, header.capture_ns)
         stripped = TactileSampleMsg(**{**{k: getattr(msg, k) for k in msg.SCHEMA}, "image": _EMPTY_IMG})
-        frame = self._encode_as(stripped, header)
+        frame = encode_with_header(stripped, header)  # the original header, the pixels left out
         self._log(header, frame, recv_ns)
         ref = VideoFrameRef(video=name, video_index=idx, frame_index=msg.seq, time_s=0.0, source=header.source,
                             seq=header.seq)
         self._log_ref(ep, header, ref, f"recorder/video/{name}", recv_ns)
-
-    def _encode_as(self, msg: Message, header: Header) -> bytes:
-        """Re-encode with the original header (source, sequence, times) kept."""
-        import msgpack
-
-        from teleop.bus.codec import _default  # the array extension
-
-        body = {name: getattr(msg, name) for name in msg.SCHEMA}
-        payload = msgpack.packb({"v": header.version, "k": header.kind, "t": header.topic, "s": header.source,
-                                 "q": header.seq, "tc": header.capture_ns, "ts": header.send_ns, "b": body},
-                                default=_default, use_bin_type=True)
-        return header.topic.encode() + b"\0" + payload
 
     def _log_ref(self, ep: _Active, header: Header, ref: VideoFrameRef, topic: str, recv_ns: int) -> None:
         frame = self._encoder.encode(ref, topic, header.capture_ns)

@@ -214,20 +214,25 @@ class Encoder:
         seq = self._seq.get(topic, 0)
         self._seq[topic] = seq + 1
         now = time.monotonic_ns()
-        body = {name: getattr(msg, name) for name in msg.SCHEMA}
-        payload = self._packer.pack(
-            {
-                "v": SCHEMA_VERSION,
-                "k": msg.KIND,
-                "t": topic,
-                "s": self.source,
-                "q": seq,
-                "tc": now if capture_ns is None else int(capture_ns),
-                "ts": now,
-                "b": body,
-            }
-        )
-        return topic.encode() + b"\0" + payload
+        header = Header(SCHEMA_VERSION, msg.KIND, topic, self.source, seq, now if capture_ns is None else int(capture_ns),
+                        now)
+        return _frame(self._packer.pack, msg, header)
+
+
+def _frame(pack: Any, msg: Message, h: Header) -> bytes:
+    """``topic NUL msgpack{header, body}``: the one place that lays a frame out."""
+    body = {name: getattr(msg, name) for name in msg.SCHEMA}
+    payload = pack({"v": h.version, "k": h.kind, "t": h.topic, "s": h.source, "q": h.seq, "tc": h.capture_ns,
+                    "ts": h.send_ns, "b": body})
+    return h.topic.encode() + b"\0" + payload
+
+
+def encode_with_header(msg: Message, header: Header) -> bytes:
+    """Re-encode ``msg`` under a header received earlier (source, sequence and times kept), e.g.
+    the recorder logging a message it changed. ``header.kind`` must be ``msg.KIND``."""
+    if header.kind != msg.KIND:
+        raise ValueError(f"header kind {header.kind!r} != message kind {msg.KIND!r}")
+    return _frame(lambda obj: msgpack.packb(obj, default=_default, use_bin_type=True), msg, header)
 
 
 def encode_raw(obj: dict[str, Any]) -> bytes:
