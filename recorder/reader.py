@@ -21,7 +21,7 @@ from recorder.log import read_records
 from teleop.bus.codec import DecodeError, Decoder, Header, Message
 from teleop.bus.messages import SessionEvent, VideoFrameRef
 
-__all__ = ["Episode", "Stream", "load_episode"]
+__all__ = ["Episode", "Stream", "load_episode", "session_time_ns"]
 
 
 @dataclass
@@ -100,6 +100,13 @@ class Episode:
         return self.stream(f"recorder/video/{video}")
 
 
+def session_time_ns(header: Header, msg: Message, offsets_ns: dict[str, int]) -> int:
+    """A logged message's capture time on the session clock (a ``video_frame`` record carries the
+    camera's source, whose offset applies)."""
+    src = msg.source if isinstance(msg, VideoFrameRef) else header.source
+    return header.capture_ns + offsets_ns.get(src, 0)
+
+
 def load_episode(spec: str | Path, topics: Iterable[str] | None = None) -> Episode:
     """Decode the episode's log (``topics``: keep only these prefixes)."""
     folder = resolve_episode(spec)
@@ -124,8 +131,7 @@ def load_episode(spec: str | Path, topics: Iterable[str] | None = None) -> Episo
     for topic, items in rows.items():
         t = np.empty(len(items), np.int64)
         for i, (h, m, _) in enumerate(items):
-            src = m.source if isinstance(m, VideoFrameRef) else h.source
-            t[i] = h.capture_ns + offsets.get(src, 0)
+            t[i] = session_time_ns(h, m, offsets)
         streams[topic] = Stream(
             topic=topic, kind=items[0][0].kind, source=items[0][0].source, t_ns=t,
             recv_ns=np.fromiter((r for _, _, r in items), np.int64, len(items)),

@@ -20,8 +20,8 @@ import numpy as np
 
 from recorder.episode import LOG_NAME, resolve_episode
 from recorder.log import read_records
-from recorder.reader import load_episode
-from teleop.bus.codec import Decoder
+from recorder.reader import load_episode, session_time_ns
+from teleop.bus.codec import DecodeError, Decoder
 from teleop.bus.messages import SessionCommand
 from teleop.bus.sockets import Bus
 from teleop.errors import ConfigError
@@ -54,18 +54,20 @@ def replay_episode(spec: str | Path, *, speed: float = 1.0, publish: str | None 
     ep = load_episode(folder, topics=("session/command", "robot/state"))
     cmds = ep.streams.get("session/command")
     t0 = ep.start_ns
-    recs = []
-    for rec in read_records(folder / LOG_NAME):
-        recs.append(rec)
-    # each record's episode time: decode headers once (cheap next to sending)
+    recs = list(read_records(folder / LOG_NAME))
+    # each record's episode time, and the commands to send, from one decoding pass
     dec = Decoder()
     times = np.empty(len(recs), np.int64)
+    commands: dict[int, np.ndarray] = {}
     for i, rec in enumerate(recs):
         try:
-            h, _ = dec.decode([rec.frame])
-            times[i] = h.capture_ns + ep.offsets_ns.get(h.source, 0)
-        except Exception:  # noqa: BLE001 - a record the reader would skip; keep its place
+            h, m = dec.decode([rec.frame])
+        except DecodeError:  # a record the reader would skip; keep its place
             times[i] = times[i - 1] if i else t0
+            continue
+        times[i] = session_time_ns(h, m, ep.offsets_ns)
+        if isinstance(m, SessionCommand):
+            commands[i] = m.q
     order = np.argsort(times, kind="stable")
     bus = Bus("replay")
     client = None
@@ -91,7 +93,6 @@ def replay_episode(spec: str | Path, *, speed: float = 1.0, publish: str | None 
         n_cmd = 0
         start = time.monotonic_ns()
         end_ns = None if seconds is None else start + int(seconds * 1e9)
-        dec_cmd = Decoder(accept=(SessionCommand,))
         origin = max(int(times[order[0]]), t0)  # the preamble (context from before the start) goes at once
         for i in order:
             due = start + int((times[i] - origin) / speed)
@@ -105,9 +106,8 @@ def replay_episode(spec: str | Path, *, speed: float = 1.0, publish: str | None 
             rec = recs[i]
             if pub is not None:
                 pub.sock.send(rec.frame, copy=len(rec.frame) < 65536)
-            if client is not None and rec.frame.startswith(b"session/command\0"):
-                _, m = dec_cmd.decode([rec.frame])
-                client.send_command(m.q, author="replay")
+            if client is not None and i in commands:
+                client.send_command(commands[i], author="replay")
                 n_cmd += 1
                 st = client.read_latest()
                 if st is not None and compare:
