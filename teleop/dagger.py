@@ -109,15 +109,15 @@ class _Operator:
         self.human_ticks = 0
         self.policy_ticks = 0
         self.takeovers = 0
-        self.peak = {}
-        self.rest = {}
+        self.height: dict[str, float] = {}  # the newest height of each body (success = at the end)
+        self.rest: dict[str, float] = {}
 
     def __call__(self, s: Any, tick: int) -> None:
         st = s.robot_state
         if st is not None and s.client is not None:
             for i, body in enumerate(s.client.spec.body_names):
                 self.rest.setdefault(body, float(st.body_pose[i, 2]))
-                self.peak[body] = float(st.body_pose[i, 2])  # the height now (success = at the end)
+                self.height[body] = float(st.body_pose[i, 2])
         if s.state in ("ramping", "engaged"):
             self.human_ticks += 1
         elif s.state in ("policy", "returning"):
@@ -142,7 +142,7 @@ class _Operator:
                 self.under = 0
 
     def lift_cm(self, body: str = "bottle") -> float:
-        return round((self.peak.get(body, 0.0) - self.rest.get(body, 0.0)) * 100, 2)
+        return round((self.height.get(body, 0.0) - self.rest.get(body, 0.0)) * 100, 2)
 
 
 def _episode(rpc: str, client: Any, dataset: Path, shift: np.ndarray, policy_endpoint: str | None, drift_rad: float,
