@@ -268,9 +268,14 @@ class Session:
             sys.setswitchinterval(0.0002)
             timer.start()
             tick = 0
+            prev_ns = time.monotonic_ns()
             try:
                 while not self._stop and (seconds is None or time.monotonic() - t_start < seconds):
                     now_ns = time.monotonic_ns()
+                    # the loop itself was away (the process stalled): the drivers were too, so a sample
+                    # looking old on this tick says nothing about the device; judge staleness next tick
+                    loop_was_away = now_ns - prev_ns > stale_s * 5e8
+                    prev_ns = now_ns
                     # -- controls
                     for key in keys.drain() if keys.active else ():
                         self._on_source(f"key:{key}", True, controls)
@@ -338,7 +343,7 @@ class Session:
                     if self._recentre_pending and needed_ok:
                         self._recentre(retarget, state_msg, wpos, wquat)
                         self._recentre_pending = False
-                    if self.state in (RAMPING, ENGAGED) and not needed_ok:
+                    if self.state in (RAMPING, ENGAGED) and not needed_ok and not loop_was_away:
                         self.state = STALE
                         missing = [f"{s} {r}" for i, s in enumerate(SIDES) for r, d in (("hand", hand_dev[s]), ("wrist", wrist_dev[s]))
                                    if d is not None and not have[i, 0 if r == "hand" else 1]]
