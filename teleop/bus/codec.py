@@ -9,12 +9,15 @@ little-endian bytes``; never as lists, never pickled.
 One frame (not topic + payload frames) because ZMQ_CONFLATE, which keeps a control subscriber
 on the newest message whatever the sender has queued, only works with single-part messages.
 
-Decoding is strict: anything unexpected raises ``DecodeError(reason, detail)``; receivers count
-reasons in ``DecodeStats`` and keep running.
+Decoding is strict: anything unexpected raises ``DecodeError(reason, detail)``, and nothing else,
+for any bytes; receivers count reasons in ``DecodeStats`` and keep running. Every array dimension
+that is not fixed has a declared maximum (``Dim``), so no valid message can be made arbitrarily
+large by its sender.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections import Counter
@@ -26,9 +29,12 @@ import numpy as np
 
 from teleop.errors import DecodeError
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "SCHEMA_VERSION",
     "Arr",
+    "Dim",
     "Header",
     "Message",
     "DecodeStats",
@@ -60,17 +66,35 @@ _HEADER_KEYS = frozenset({"v", "k", "t", "s", "q", "tc", "ts", "b"})
 
 
 @dataclass(frozen=True)
+class Dim:
+    """A variable array dimension: its symbol (``"n"``: fields of one message that use the same
+    symbol must agree, and a receiver may bind it) and the largest size a message may carry."""
+
+    symbol: str
+    max: int
+
+
+@dataclass(frozen=True)
 class Arr:
-    """Schema of an array field. ``shape`` entries are fixed ints or symbols (``"n"``) that must
-    agree across the fields of one message and with values bound by the receiver."""
+    """Schema of an array field. ``shape`` entries are fixed ints or ``Dim``s."""
 
     dtype: str
-    shape: tuple[int | str, ...]
+    shape: tuple[int | Dim, ...]
     finite: bool = False
     np_dtype: np.dtype = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "np_dtype", np.dtype(self.dtype))
+        for dim in self.shape:
+            if not (isinstance(dim, Dim) or (type(dim) is int and dim >= 0)):
+                raise TypeError(f"array dimension {dim!r}: a fixed int or a Dim(symbol, max) with a declared maximum")
+
+    @property
+    def max_bytes(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim.max if isinstance(dim, Dim) else dim
+        return count * self.np_dtype.itemsize
 
 
 class Header(NamedTuple):
@@ -242,27 +266,37 @@ def encode_raw(obj: dict[str, Any]) -> bytes:
 
 class Decoder:
     """Strict decoder. ``accept`` limits which kinds a receiver takes; ``bind`` fixes shape
-    symbols (e.g. ``n`` = number of commanded joints) so a wrong-sized array never gets through."""
+    symbols (e.g. ``n`` = number of commanded joints) so a wrong-sized array never gets through;
+    ``topics`` limits which topics it takes."""
 
     def __init__(
         self,
         accept: tuple[type[Message], ...] | None = None,
         bind: dict[str, int] | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
+        topics: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         self.kinds = {c.KIND: c for c in accept} if accept else dict(MESSAGE_KINDS)
         self.bind = dict(bind or {})
         self.max_bytes = max_bytes
+        # None: any topic; else exact topics, or namespaces ending in "/" (ZeroMQ filters by
+        # prefix only, so "robot/commandEVIL" would pass a subscription to "robot/command")
+        self.topics = None if topics is None or "" in topics else frozenset(topics)
         self.stats = DecodeStats()
 
     def decode(self, frames: list[bytes] | list[Any]) -> tuple[Header, Message]:
         """Decode a received message (the list of its ZMQ frames; exactly one is valid).
-        Raises ``DecodeError`` and counts it."""
+        Raises ``DecodeError`` (and nothing else, whatever the bytes) and counts it."""
         try:
             header, msg = self._decode(frames)
         except DecodeError as err:
             self.stats.reject(err)
             raise
+        except Exception as exc:  # a check we missed: still a rejection, never a crash
+            logger.error("decoder bug: %s on a %d-frame message; rejected as 'internal'", exc, len(frames))
+            err = DecodeError("internal", f"{type(exc).__name__}: {exc}")
+            self.stats.reject(err)
+            raise err from None
         self.stats.accept(header)
         return header, msg
 
@@ -294,26 +328,25 @@ class Decoder:
             raise DecodeError("bad_msgpack", f"{type(exc).__name__}: {exc}") from None
         if not isinstance(obj, dict):
             raise DecodeError("bad_header", f"top level is {type(obj).__name__}, expected a map")
-        if "v" not in obj:
-            raise DecodeError("bad_header", f"no schema version key 'v' in {sorted(obj)[:8]}")
-        version = obj["v"]
-        if version != SCHEMA_VERSION:
-            raise DecodeError(
-                "bad_version", f"schema version {version!r}, this build speaks {SCHEMA_VERSION}; upgrade the older side"
-            )
-        if set(obj) != _HEADER_KEYS:
-            raise DecodeError("bad_header", f"header keys {sorted(obj)} != {sorted(_HEADER_KEYS)}")
+        version = obj.get("v")
+        if type(version) is not int or version != SCHEMA_VERSION:
+            got = "no schema version key 'v'" if "v" not in obj else f"schema version {_show(version)}"
+            raise DecodeError("bad_version", f"{got}; this build speaks {SCHEMA_VERSION}; upgrade the older side")
+        if obj.keys() != _HEADER_KEYS:
+            raise DecodeError("bad_header", f"header keys {_names(obj)} != {sorted(_HEADER_KEYS)}")
         kind, topic, src = obj["k"], obj["t"], obj["s"]
         seq, tc, ts = obj["q"], obj["tc"], obj["ts"]
-        if not (isinstance(kind, str) and isinstance(topic, str) and isinstance(src, str)):
+        if not (type(kind) is str and type(topic) is str and type(src) is str):
             raise DecodeError("bad_header", "kind, topic and source must be strings")
         if not all(type(x) is int and x >= 0 for x in (seq, tc, ts)):
             raise DecodeError("bad_header", "sequence and times must be non-negative ints")
-        if frame_topic != topic.encode():
-            raise DecodeError("bad_header", f"topic prefix {frame_topic[:64]!r} != header topic {topic!r}")
+        if frame_topic != topic.encode(errors="surrogatepass"):
+            raise DecodeError("bad_header", f"topic prefix {frame_topic[:64]!r} != header topic {topic[:64]!r}")
+        if self.topics is not None and not _topic_ok(topic, self.topics):
+            raise DecodeError("bad_topic", f"topic {topic[:64]!r}; this receiver takes {sorted(self.topics)}")
         cls = self.kinds.get(kind)
         if cls is None:
-            raise DecodeError("unknown_kind", f"kind {kind!r}; this receiver accepts {sorted(self.kinds)}")
+            raise DecodeError("unknown_kind", f"kind {kind[:64]!r}; this receiver accepts {sorted(self.kinds)}")
         body = obj["b"]
         if not isinstance(body, dict):
             raise DecodeError("bad_body", "body is not a map")
@@ -321,12 +354,31 @@ class Decoder:
         return Header(version, kind, topic, src, seq, tc, ts), cls(**values)
 
 
-def _check_body(cls: type[Message], body: dict[str, Any], bind: dict[str, int]) -> dict[str, Any]:
+def _topic_ok(topic: str, allowed: frozenset[str]) -> bool:
+    """Exact topics, or namespaces: an allowed entry ending in ``/`` takes every topic under it."""
+    if topic in allowed:
+        return True
+    return any(a.endswith("/") and topic.startswith(a) for a in allowed)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def _names(mapping: dict[Any, Any]) -> list[str]:
+    """Keys of a wire map for a message, whatever their types (bytes and str do not sort together)."""
+    return sorted(_show(k) if type(k) is not str else k for k in mapping)[:12]
+
+
+def _check_body(cls: type[Message], body: dict[Any, Any], bind: dict[str, int]) -> dict[str, Any]:
     schema = cls.SCHEMA
-    unknown = set(body) - set(schema)
+    if not all(type(k) is str for k in body):
+        raise DecodeError("bad_body", f"{cls.KIND}: field names must be strings, got {_names(body)}")
+    unknown = body.keys() - schema.keys()
     if unknown:
-        raise DecodeError("unknown_field", f"{cls.KIND}: unknown field(s) {sorted(unknown)}")
-    missing = cls._REQUIRED - set(body)
+        raise DecodeError("unknown_field", f"{cls.KIND}: unknown field(s) {sorted(unknown)[:8]}")
+    missing = cls._REQUIRED - body.keys()
     if missing:
         raise DecodeError("missing_field", f"{cls.KIND}: missing field(s) {sorted(missing)}")
     symbols = dict(bind)
@@ -343,18 +395,22 @@ def _check_body(cls: type[Message], body: dict[str, Any], bind: dict[str, int]) 
             if type(value) is not spec:
                 raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected {spec.__name__}, got {type(value).__name__}")
         elif spec == "strs":
-            if not isinstance(value, list) or not all(type(v) is str for v in value):
+            if type(value) is not list or not all(type(v) is str for v in value):
                 raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a list of strings")
             body[name] = tuple(value)
         elif spec == "strmap":
-            if not isinstance(value, dict) or not all(type(v) is str for v in value.values()):
-                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a map of strings")
+            if not _is_map(value, (str,)):
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a map of strings to strings")
         elif spec == "nummap":
-            if not isinstance(value, dict) or not all(type(v) in (int, float, str, bool) for v in value.values()):
-                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a map of scalars")
+            if not _is_map(value, (int, float, str, bool)):
+                raise DecodeError("bad_type", f"{cls.KIND}.{name}: expected a map of strings to scalars")
         else:  # pragma: no cover - schema authoring error
             raise TypeError(f"bad schema entry {spec!r}")
     return body
+
+
+def _is_map(value: Any, scalars: tuple[type, ...]) -> bool:
+    return type(value) is dict and all(type(k) is str and type(v) in scalars for k, v in value.items())
 
 
 def _check_array(kind: str, name: str, spec: Arr, value: Any, symbols: dict[str, int]) -> None:
@@ -363,13 +419,19 @@ def _check_array(kind: str, name: str, spec: Arr, value: Any, symbols: dict[str,
     if value.dtype != spec.np_dtype:
         raise DecodeError("bad_dtype", f"{kind}.{name}: dtype {value.dtype}, expected {spec.dtype}")
     if value.ndim != len(spec.shape):
-        raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {spec.shape}")
-    for dim, want in zip(value.shape, spec.shape):
-        if isinstance(want, str):
-            have = symbols.setdefault(want, dim)
-            if have != dim:
-                raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {want}={have}")
-        elif dim != want:
-            raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {spec.shape}")
+        raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {_shape(spec)}")
+    for size, want in zip(value.shape, spec.shape):
+        if isinstance(want, Dim):
+            if size > want.max:
+                raise DecodeError("too_large", f"{kind}.{name}: shape {value.shape}, at most {want.symbol}={want.max}")
+            have = symbols.setdefault(want.symbol, size)
+            if have != size:
+                raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {want.symbol}={have}")
+        elif size != want:
+            raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {_shape(spec)}")
     if spec.finite and value.dtype.kind == "f" and not np.isfinite(value).all():
         raise DecodeError("non_finite", f"{kind}.{name}: contains NaN or inf")
+
+
+def _shape(spec: Arr) -> tuple[int | str, ...]:
+    return tuple(d.symbol if isinstance(d, Dim) else d for d in spec.shape)

@@ -1,7 +1,10 @@
 """Message schemas of the robot link. Field units are in the names (``_s``, ``_ns``, ``_hz``).
 
-Shape symbols: ``n`` commanded joints (spec order), ``b`` free bodies, ``f`` fingertips,
-``k`` source samples a command came from, ``g`` groups, ``c`` cameras.
+Variable dimensions are the ``Dim``s below, each with the largest size a message may carry: a
+sender cannot make a message (or a robot state that echoes a command) arbitrarily large. Above
+its maximum an array is rejected as ``too_large``. Symbols: ``n`` commanded joints (spec order),
+``b`` free bodies, ``f`` fingertips, ``k`` source samples a command came from, ``g`` groups,
+``c`` cameras or channels.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from teleop.bus.codec import Arr, Message, message
+from teleop.bus.codec import Arr, Dim, Message, message
 
 __all__ = [
     "JointCommand",
@@ -35,10 +38,35 @@ __all__ = [
     "VideoFrameRef",
     "PolicyObservation",
     "PolicyAction",
+    "DIMS",
 ]
 
 F64 = npt.NDArray[np.float64]
 _EMPTY_I8 = np.zeros(0, dtype=np.int64)
+
+# -- the largest sizes any message may carry -----------------------------------------------------
+JOINTS = Dim("n", 512)  # commanded joints of a robot (the bundled humanoid has 46)
+SOURCES = Dim("k", 16)  # device samples one command came from (a session uses 4)
+BODIES = Dim("b", 256)  # free bodies whose poses a robot reports
+FINGERTIPS = Dim("f", 64)
+GROUPS = Dim("g", 64)
+CAMERAS = Dim("c", 16)
+IMAGE_H, IMAGE_W = Dim("h", 4096), Dim("w", 4096)
+KEYPOINTS = Dim("k", 64)  # one hand's keypoints (21 MediaPipe, 26 OpenXR)
+ANGLES = Dim("a", 64)
+CHANNELS = Dim("c", 256)  # raw device channels
+MARKERS = Dim("m", 4096)  # tactile markers
+MASK_H, MASK_W = Dim("h", 2048), Dim("w", 2048)
+TACTILE_H, TACTILE_W = Dim("ih", 2048), Dim("iw", 2048)
+POLICY_JOINTS = Dim("p", 512)
+HANDS = Dim("h", 4)
+TACTILE = Dim("t", 64)
+HORIZON = Dim("H", 1024)  # rows of one policy action chunk
+OBS_IMAGE_H, OBS_IMAGE_W = Dim("ih", 4096), Dim("iw", 4096)
+#: Every declared dimension, for docs and tests.
+DIMS = {
+    name: value for name, value in dict(globals()).items() if isinstance(value, Dim)
+}
 
 #: Robot modes reported in ``RobotState.mode``.
 MODES = ("idle", "active", "hold", "estop")
@@ -57,8 +85,8 @@ class JointCommand(Message):
     author: str = "human"
 
     SCHEMA = {
-        "q": Arr("float64", ("n",), finite=True),
-        "source_capture_ns": Arr("int64", ("k",)),
+        "q": Arr("float64", (JOINTS,), finite=True),
+        "source_capture_ns": Arr("int64", (SOURCES,)),
         "author": str,
     }
 
@@ -69,7 +97,8 @@ class RobotState(Message):
     """Measured state. ``target`` is what the server actually applied after clamping to
     position limits and rate-limiting to velocity limits. ``cmd_*`` trace the last command:
     its sequence, its header capture time, when it arrived and when it was applied (monotonic
-    ns on the server host)."""
+    ns on the server host). ``instance`` is the server instance (``RobotSpec.instance``) that
+    measured it: a client drives only the instance it connected to."""
 
     time_s: float
     mode: str
@@ -84,21 +113,23 @@ class RobotState(Message):
     cmd_recv_ns: int = 0
     cmd_applied_ns: int = 0
     cmd_source_capture_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
+    instance: str = ""
 
     SCHEMA = {
         "time_s": float,
         "mode": str,
-        "q": Arr("float64", ("n",)),
-        "dq": Arr("float64", ("n",)),
-        "target": Arr("float64", ("n",)),
-        "effort": Arr("float64", ("n",)),
-        "body_pose": Arr("float64", ("b", 7)),
-        "fingertip_force": Arr("float64", ("f", 3)),
+        "q": Arr("float64", (JOINTS,)),
+        "dq": Arr("float64", (JOINTS,)),
+        "target": Arr("float64", (JOINTS,)),
+        "effort": Arr("float64", (JOINTS,)),
+        "body_pose": Arr("float64", (BODIES, 7)),
+        "fingertip_force": Arr("float64", (FINGERTIPS, 3)),
         "cmd_seq": int,
         "cmd_capture_ns": int,
         "cmd_recv_ns": int,
         "cmd_applied_ns": int,
-        "cmd_source_capture_ns": Arr("int64", ("k",)),
+        "cmd_source_capture_ns": Arr("int64", (SOURCES,)),
+        "instance": str,
     }
 
 
@@ -112,7 +143,7 @@ class CameraFrame(Message):
     time_s: float
     image: npt.NDArray[np.uint8]
 
-    SCHEMA = {"camera": str, "frame_index": int, "time_s": float, "image": Arr("uint8", ("h", "w", 3))}
+    SCHEMA = {"camera": str, "frame_index": int, "time_s": float, "image": Arr("uint8", (IMAGE_H, IMAGE_W, 3))}
 
 
 @message("request")
@@ -143,7 +174,9 @@ class Reply(Message):
 @dataclass(frozen=True, slots=True)
 class RobotSpec(Message):
     """What a robot server offers. Joints are grouped contiguously: ``group_names[i]`` has
-    ``group_sizes[i]`` joints, in command order. Limits in [rad], [rad/s]."""
+    ``group_sizes[i]`` joints, in command order. Limits in [rad], [rad/s]. ``instance`` names
+    this run of the server (new at every start, also in every ``RobotState``): a session that
+    sees another instance on the same endpoints knows the robot it engaged is gone."""
 
     name: str
     joint_names: tuple[str, ...]
@@ -162,25 +195,27 @@ class RobotSpec(Message):
     endpoints: dict[str, str]
     wrist_frames: tuple[str, ...] = ()
     description_toml: str = ""
+    instance: str = ""
 
     SCHEMA = {
         "name": str,
         "joint_names": "strs",
         "group_names": "strs",
-        "group_sizes": Arr("int64", ("g",)),
-        "lower": Arr("float64", ("n",)),
-        "upper": Arr("float64", ("n",)),
-        "velocity": Arr("float64", ("n",)),
+        "group_sizes": Arr("int64", (GROUPS,)),
+        "lower": Arr("float64", (JOINTS,)),
+        "upper": Arr("float64", (JOINTS,)),
+        "velocity": Arr("float64", (JOINTS,)),
         "body_names": "strs",
         "fingertip_names": "strs",
         "camera_names": "strs",
-        "camera_shapes": Arr("int64", ("c", 2)),
+        "camera_shapes": Arr("int64", (CAMERAS, 2)),
         "camera_hz": float,
         "state_hz": float,
         "watchdog_s": float,
         "endpoints": "strmap",
         "wrist_frames": "strs",
         "description_toml": str,
+        "instance": str,
     }
 
     @property
@@ -209,7 +244,7 @@ class HandKeypoints(Message):
     side: str
     keypoints: npt.NDArray[np.float64]
 
-    SCHEMA = {"side": str, "keypoints": Arr("float64", ("k", 3), finite=True)}
+    SCHEMA = {"side": str, "keypoints": Arr("float64", (KEYPOINTS, 3), finite=True)}
 
 
 @message("wrist_pose")
@@ -263,13 +298,13 @@ class SessionCommand(Message):
     SCHEMA = {
         "tick": int,
         "state": str,
-        "q": Arr("float64", ("n",)),
-        "target": Arr("float64", ("n",)),
+        "q": Arr("float64", (JOINTS,)),
+        "target": Arr("float64", (JOINTS,)),
         "author": str,
         "intervention": bool,
-        "policy_q": Arr("float64", ("p",)),
+        "policy_q": Arr("float64", (POLICY_JOINTS,)),
         "flags": int,
-        "source_capture_ns": Arr("int64", ("k",)),
+        "source_capture_ns": Arr("int64", (SOURCES,)),
     }
 
 
@@ -291,9 +326,9 @@ class HandSampleMsg(Message):
         "device": str,
         "side": str,
         "seq": int,
-        "keypoints": Arr("float64", ("k", 3)),
-        "angles": Arr("float64", ("a",)),
-        "channels": Arr("float64", ("c",)),
+        "keypoints": Arr("float64", (KEYPOINTS, 3)),
+        "angles": Arr("float64", (ANGLES,)),
+        "channels": Arr("float64", (CHANNELS,)),
         "buttons": "strs",
     }
 
@@ -318,7 +353,7 @@ class PoseSampleMsg(Message):
         "position_m": Arr("float64", (3,)),
         "quat_wxyz": Arr("float64", (4,)),
         "frame": str,
-        "channels": Arr("float64", ("c",)),
+        "channels": Arr("float64", (CHANNELS,)),
     }
 
 
@@ -344,12 +379,12 @@ class TactileSampleMsg(Message):
         "side": str,
         "finger": str,
         "seq": int,
-        "markers_px": Arr("float64", ("m", 2)),
-        "displacement_px": Arr("float64", ("m", 2)),
-        "contact_mask": Arr("bool", ("h", "w")),
+        "markers_px": Arr("float64", (MARKERS, 2)),
+        "displacement_px": Arr("float64", (MARKERS, 2)),
+        "contact_mask": Arr("bool", (MASK_H, MASK_W)),
         "force_n": Arr("float64", (3,)),
         "torsion_nm": float,
-        "image": Arr("uint8", ("ih", "iw", 3)),
+        "image": Arr("uint8", (TACTILE_H, TACTILE_W, 3)),
     }
 
 
@@ -455,13 +490,13 @@ class PolicyObservation(Message):
         "obs_id": int,
         "t_ns": int,
         "episode_time_s": float,
-        "q": Arr("float64", ("n",), finite=True),
-        "dq": Arr("float64", ("n",), finite=True),
-        "command": Arr("float64", ("n",), finite=True),
-        "object_poses": Arr("float64", ("b", 7), finite=True),
-        "tactile_force": Arr("float64", ("t", 3), finite=True),
-        "keypoints": Arr("float64", ("h", 21, 3), finite=True),
-        "images": Arr("uint8", ("c", "ih", "iw", 3)),
+        "q": Arr("float64", (JOINTS,), finite=True),
+        "dq": Arr("float64", (JOINTS,), finite=True),
+        "command": Arr("float64", (JOINTS,), finite=True),
+        "object_poses": Arr("float64", (BODIES, 7), finite=True),
+        "tactile_force": Arr("float64", (TACTILE, 3), finite=True),
+        "keypoints": Arr("float64", (HANDS, 21, 3), finite=True),
+        "images": Arr("uint8", (CAMERAS, OBS_IMAGE_H, OBS_IMAGE_W, 3)),
         "task": str,
     }
 
@@ -481,7 +516,7 @@ class PolicyAction(Message):
 
     SCHEMA = {
         "obs_id": int,
-        "q": Arr("float64", ("H", "n"), finite=True),
+        "q": Arr("float64", (HORIZON, JOINTS), finite=True),
         "dt_s": float,
         "start_s": float,
         "done": bool,

@@ -146,9 +146,10 @@ class Subscriber:
         if mode not in ("latest", "lossless"):
             raise ValueError(f"mode must be 'latest' or 'lossless', got {mode!r}")
         self.mode = mode
-        self.decoder = Decoder(accept, shapes, max_bytes)
         endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
         topics = list(topics)
+        # ZeroMQ filters by prefix; the decoder takes exactly these topics (or "ns/" namespaces)
+        self.decoder = Decoder(accept, shapes, max_bytes, topics=topics)
         options = {zmq.MAXMSGSIZE: max_bytes}
         if mode == "latest":
             if len(topics) != 1:
@@ -216,7 +217,7 @@ class RpcServer:
 
     def __init__(self, bus: Bus, endpoint: str, accept: tuple[type[Message], ...]) -> None:
         self.endpoint = endpoint
-        self.decoder = Decoder(accept)
+        self.decoder = Decoder(accept, topics=("rpc",))
         self._encoder = Encoder(bus.source)
         self.sock = bus._socket(zmq.REP, endpoint, True, {zmq.MAXMSGSIZE: 1 << 20})
 
@@ -247,7 +248,7 @@ class RpcClient:
         self.endpoint = endpoint
         self.timeout_s = timeout_s
         self._encoder = Encoder(bus.source)
-        self.decoder = Decoder()
+        self.decoder = Decoder(topics=("rpc",))
         self.sock = self._open()
 
     def _open(self) -> zmq.Socket:

@@ -61,7 +61,15 @@ def test_optional_fields_default():
         ([b"no terminator"], "bad_header"),
         ([b"t\0" + msgpack.packb([1, 2, 3])], "bad_header"),
         (_frames({"q": np.zeros(3)}, v=2), "bad_version"),
-        ([b"t\0" + msgpack.packb({"k": "joint_command"})], "bad_header"),
+        ([b"t\0" + msgpack.packb({"k": "joint_command"})], "bad_version"),  # no "v": docs/bus.md
+        (_frames({"q": np.zeros(3)}, v=np.array([1])), "bad_version"),
+        (_frames({"q": np.zeros(3)}, v=np.array([1, 1])), "bad_version"),
+        (_frames({"q": np.zeros(3)}, v=True), "bad_version"),
+        (_frames({"q": np.zeros(3)}, v=1.0), "bad_version"),
+        ([b"t\0" + msgpack.packb({"v": 1, b"k": 1, "t": "t"}, use_bin_type=True)], "bad_header"),
+        (_frames({"q": np.zeros(3), b"author": "x"}), "bad_body"),
+        (_frames({"q": np.zeros(3), "extra": 1, b"other": 2}), "bad_body"),
+        (_frames({"q": np.zeros(3), "source_capture_ns": np.zeros(125_000, np.int64)}), "too_large"),
         (_frames({"q": np.zeros(3)}, kind="nope"), "unknown_kind"),
         (_frames({"q": np.zeros(3)}, q=-1), "bad_header"),
         ([b"t" + _frames({"q": np.zeros(3)}, topic="other")[0][5:]], "bad_header"),
@@ -136,3 +144,27 @@ def test_random_bytes_never_escape_as_other_exceptions():
         except DecodeError:
             pass
     assert dec.stats.rejected_total >= 2000
+
+
+def test_exact_topics_and_namespaces():
+    dec = Decoder(topics=["robot/command", "robot/camera/"])
+    enc = Encoder("x")
+    cmd = JointCommand(q=np.zeros(3))
+    dec.decode([enc.encode(cmd, "robot/command")])
+    dec.decode([enc.encode(cmd, "robot/camera/head")])
+    for topic in ("robot/commandEVIL", "robot/comman", "robot/cameras"):
+        with pytest.raises(DecodeError) as info:
+            dec.decode([enc.encode(cmd, topic)])
+        assert info.value.reason == "bad_topic"
+    assert dec.stats.rejected["bad_topic"] == 3
+
+
+def test_every_variable_dimension_has_a_maximum():
+    from teleop.bus.codec import MESSAGE_KINDS, Arr, Dim
+
+    for kind, cls in MESSAGE_KINDS.items():
+        for name, spec in cls.SCHEMA.items():
+            if isinstance(spec, Arr):
+                assert all(isinstance(d, Dim) or type(d) is int for d in spec.shape), (kind, name)
+    with pytest.raises(TypeError, match="declared maximum"):
+        Arr("float64", ("n",))
