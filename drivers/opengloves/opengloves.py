@@ -25,6 +25,14 @@ Angles -> 21 keypoints in the wrist frame via ``HumanHand(side, hand_length_m)``
 Buttons (``BUTTON_NAMES``): trigger, a, b, grab, pinch, menu, calibrate, joystick_click (Alpha
 flags I, J, K, L, M, N, O, H); a ``ButtonEvent`` is emitted on every press and release.
 
+Noise is counted, never acted on: a line becomes a ``HandSample`` (and button events) only when
+the WHOLE line is well formed (``protocol_opengloves.decode_line``, strict: printable ASCII,
+known keys each once, values within 0..``analog_max``) and, for an input line, carries all five
+curls ``A``..``E`` (``missing_finger`` otherwise). Each rejected line counts in
+``health().errors["bad_line"]`` and ``["bad_line:<reason>"]`` (``REJECT_REASONS`` plus
+``missing_finger``); lines over ``max_line_bytes`` in ``["line_too_long"]``. A rejected line
+changes nothing: no sample, no event, the button state stays. It is still answered (lock-step).
+
 Force feedback: ``send_feedback`` encodes ``HapticFeedback.force`` (0 free .. 1 blocked per
 finger) as ``A..E`` scaled to ``ffb_max`` (inverted if ``invert_ffb``) and, when a vibration is
 asked for, appends ``F<hz>G<s>H<amp>`` to the SAME line: the LucidVR firmware sets every servo
@@ -274,12 +282,15 @@ class OpenGlovesDriver(ThreadedDriver):
     def _handle(self, line: bytes, t_ns: int, out: list[Sample]) -> None:
         cfg = self.config
         try:
-            packet = decode_line(line, cfg.encoding)
+            packet = decode_line(line, cfg.encoding, cfg.analog_max)
+            if packet.info is None and None in packet.curl:
+                # Every firmware sends all five curls on every input line (LucidVR and senseshift
+                # alike); a short line that is only "J" or "A12" is noise, not an open hand.
+                missing = "".join(k for k, v in zip("ABCDE", packet.curl, strict=True) if v is None)
+                raise GloveDecodeError("missing_finger", f"no curl for {missing} in {line[:40]!r}")
         except GloveDecodeError as exc:
-            self.count("bad_line", exc.detail)
+            self._reject(exc.reason, exc.detail)
             return
-        if packet.unknown:
-            self.count("unknown_key", f"skipped {list(packet.unknown)[:5]}")
         if packet.info is not None:
             self._on_info(dict(packet.info))
             return
@@ -310,6 +321,11 @@ class OpenGlovesDriver(ThreadedDriver):
                 source=self._source,
             )
         )
+
+    def _reject(self, reason: str, detail: str) -> None:
+        """A line that is not acted on: counted as ``bad_line`` and ``bad_line:<reason>``."""
+        self.count("bad_line", f"{reason}: {detail}")
+        self.count(f"bad_line:{reason}")
 
     def _on_info(self, info: dict[str, int]) -> None:
         self.info.update(info)

@@ -5,17 +5,24 @@ terminated, in one of two encodings.
 
 * Alpha (default): ``key value`` pairs in free order. A key is one letter ``A``-``Z`` or a
   parenthesised group such as ``(AB)`` / ``(BAC)``; a value is the run of ASCII digits after it
-  (flags have none). Characters that are neither key nor digit (``\\r``, spaces, garbage) are
-  skipped. Keys: ``A``..``E`` whole-finger curl thumb..pinky, ``F``/``G`` joystick x/y, ``P``
-  analog trigger, flags ``H``..``O``, ``(AB)``..``(EB)`` splay, ``(xAy)`` per-joint curl (finger
-  x in A..E, joint y in A..D), ``Z`` / ``(ZV)`` / ``(ZG)`` / ``(ZH)`` info. Unknown keys are
-  skipped and reported; a line with no recognised key is an error.
+  (flags have none). Keys: ``A``..``E`` whole-finger curl thumb..pinky, ``F``/``G`` joystick x/y,
+  ``P`` analog trigger, flags ``H``..``O``, ``(AB)``..``(EB)`` splay, ``(xAy)`` per-joint curl
+  (finger x in A..E, joint y in A..D), ``Z`` / ``(ZV)`` / ``(ZG)`` / ``(ZH)`` info.
 * Legacy: 13 ``&``-separated decimal ints: thumb, index, middle, ring, pinky, joyX, joyY,
   joyClick, trigger, A, B, grab, pinch.
 
-Values are integers 0..``analog_max`` (1023 on AVR, 4095 on ESP32); ``P`` may reach
-``analog_max + 1`` (the firmware derives it as ``(index - max/2) * 2``), so every normalised value
-is clipped.
+Decoding is strict, unlike the OpenGloves driver's parser (which skips junk and unknown keys):
+a serial line also carries noise (a glove booting, a baud mismatch, a loose cable), and a noise
+line that happens to contain ``J`` must not press a button. A line is decoded only when the WHOLE
+line is well formed: printable ASCII (one ``\\r`` before the ``\\n`` is tolerated), at most
+``MAX_LINE_CHARS``, nothing but known keys each at most once with values in range (below); else
+``GloveDecodeError`` with a ``reason`` in ``REJECT_REASONS``, the only exception the decoders
+raise for any input.
+
+Values are integers 0..``analog_max`` (1023 on AVR, 4095 on ESP32, the decoders' argument);
+``P`` may reach ``analog_max + 1`` (the firmware derives it as ``(index - max/2) * 2``), so
+``normalise`` clips; info values are 0..65535, legacy buttons 0 or 1. A larger value rejects the
+line (``out_of_range``).
 
 Host -> glove: force feedback ``A<int>B<int>C<int>D<int>E<int>\\n`` thumb..pinky scaled to
 ``ffb_max`` (1000 for LucidVR firmware, 4095 for senseshift), vibration ``F<freq>G<dur>H<amp>\\n``
@@ -40,6 +47,8 @@ __all__ = [
     "BUTTON_NAMES",
     "LEGACY_FIELDS",
     "REPLY_EMPTY",
+    "MAX_LINE_CHARS",
+    "REJECT_REASONS",
     "GloveDecodeError",
     "GlovePacket",
     "GloveReading",
@@ -85,17 +94,35 @@ LEGACY_FIELDS: Final[tuple[str, ...]] = (
 REPLY_EMPTY: Final = b"\n"
 
 _INFO_KEYS: Final[dict[str, str]] = {"(ZV)": "firmware_version", "(ZG)": "device_type", "(ZH)": "hand"}
-_VALUE_KEYS: Final = frozenset("ABCDEFGP")
 _SPLAY_KEYS: Final[dict[str, int]] = {f"({k}B)": i for i, k in enumerate(_FINGER_KEYS)}
 _JOINT_KEYS: Final[dict[str, tuple[int, int]]] = {
     f"({fk}A{jk})": (f, j) for f, fk in enumerate(_FINGER_KEYS) for j, jk in enumerate("ABCD")
 }
 _MAX_KEY_LEN: Final = 8  # "(xAy)" is 5; anything much longer is not a key
+_MAX_DIGITS: Final = 6  # analog_max <= 65535, so a value has at most 5 digits (P = max + 1 = 65536)
+_INFO_MAX: Final = 65535  # info values (version, device type, hand) are small unsigned ints
+#: Longest line the decoder looks at. With every key at most once and at most ``_MAX_DIGITS``
+#: digits a well-formed Alpha line is under 400 characters; a legacy one under 100.
+MAX_LINE_CHARS: Final = 512
+
+#: Every ``GloveDecodeError.reason`` the decoders raise (the driver counts them per reason).
+REJECT_REASONS: Final[tuple[str, ...]] = (
+    "empty", "too_long", "not_printable", "unexpected_char", "bad_key", "unknown_key",
+    "duplicate_key", "missing_value", "unexpected_value", "out_of_range", "bad_legacy",
+)  # fmt: skip
 
 
 class GloveDecodeError(DecodeError):
-    """A glove line could not be decoded. ``reason`` is a counter key: ``no_known_key``,
-    ``bad_legacy``, ``bad_key``."""
+    """A glove line is not well formed; it must not be acted on. ``reason`` is a counter key,
+    one of ``REJECT_REASONS``:
+
+    ``empty`` (nothing but the line end), ``too_long`` (over ``MAX_LINE_CHARS``),
+    ``not_printable`` (a byte outside printable ASCII, other than one trailing ``\\r``),
+    ``unexpected_char`` (a character that starts no key: junk between or after fields, a value
+    with no key before it), ``bad_key`` (a malformed ``(...)`` group), ``unknown_key``,
+    ``duplicate_key``, ``missing_value`` (a value key without digits), ``unexpected_value``
+    (digits after a flag or ``Z``), ``out_of_range`` (a value above the key's maximum),
+    ``bad_legacy`` (not 13 ``&``-separated ints)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +132,7 @@ class GlovePacket:
     ``curl`` (5) thumb..pinky; ``joints`` (finger, joint) -> value for ``(xAy)`` keys; ``splay``
     (5); ``joystick`` (x, y); ``trigger`` the analog ``P``; ``flags`` the flag keys present
     (``"H"``..``"O"``); ``info`` for an info packet (``firmware_version``, ``device_type``,
-    ``hand``); ``unknown`` keys that were skipped, in order of appearance.
+    ``hand``).
     """
 
     curl: tuple[int | None, ...] = (None,) * 5
@@ -115,7 +142,6 @@ class GlovePacket:
     trigger: int | None = None
     flags: frozenset[str] = frozenset()
     info: Mapping[str, int] | None = None
-    unknown: tuple[str, ...] = ()
 
     @property
     def is_info(self) -> bool:
@@ -126,37 +152,55 @@ class GlovePacket:
         return frozenset(FLAG_BUTTONS[f] for f in self.flags)
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    """Split an Alpha line into (key, digits) pairs; non-key, non-digit characters are skipped,
-    as are digits with no key before them."""
-    out: list[tuple[str, str]] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "(":
-            j = text.find(")", i + 1, i + _MAX_KEY_LEN)
-            if j < 0:  # an unterminated group: report the "(" and resync right after it
-                out.append(("(", ""))
-                i += 1
-                continue
-            key, i = text[i : j + 1], j + 1
-        elif "A" <= c <= "Z":
-            key, i = c, i + 1
-        else:
-            i += 1
-            continue
-        k = i
-        while k < n and "0" <= text[k] <= "9":
-            k += 1
-        out.append((key, text[i:k]))
-        i = k
-    return out
+def _shown(text: str) -> str:
+    return repr(text[:40] + ("..." if len(text) > 40 else ""))
 
 
-def decode_alpha(line: bytes | str) -> GlovePacket:
-    """Decode one Alpha line (with or without its ``\\n``). Raises ``GloveDecodeError`` if no
-    recognised key is present (an empty line included)."""
-    text = line.decode("ascii", "replace") if isinstance(line, bytes | bytearray) else line
+def _line_text(line: bytes | str) -> str:
+    """The line without its end (one ``\\n``, then one ``\\r``), checked to be printable ASCII of
+    bounded length. Raises ``GloveDecodeError`` (``too_long``, ``not_printable``)."""
+    if isinstance(line, bytes | bytearray | memoryview):
+        text = bytes(line).decode("latin-1")  # one char per byte, never fails; checked below
+    elif isinstance(line, str):
+        text = line
+    else:
+        raise GloveDecodeError("not_printable", f"a line is bytes or str, got {type(line).__name__}")
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):  # CRLF: a stray "\r" the OpenGloves driver tolerates too
+        text = text[:-1]
+    if len(text) > MAX_LINE_CHARS:
+        raise GloveDecodeError("too_long", f"{len(text)} characters (a glove line has under {MAX_LINE_CHARS})")
+    if not (text.isascii() and text.isprintable()):  # for ASCII: exactly 0x20..0x7e
+        i, ch = next((i, ch) for i, ch in enumerate(text) if not " " <= ch <= "~")
+        shown = text[:40].encode("ascii", "backslashreplace").decode("ascii")
+        raise GloveDecodeError("not_printable", f"character {ch!r} at column {i} in {shown!r}")
+    return text
+
+
+def _value(key: str, digits: str, limit: int, text: str) -> int:
+    if not digits:
+        raise GloveDecodeError("missing_value", f"key {key} has no value in {_shown(text)}")
+    v = int(digits) if len(digits) <= _MAX_DIGITS else limit + 1  # never int() of a huge run
+    if v > limit:
+        raise GloveDecodeError("out_of_range", f"{key}{digits[:10]} is above {limit} in {_shown(text)}")
+    return v
+
+
+def decode_alpha(line: bytes | str, analog_max: int = 4095) -> GlovePacket:
+    """Decode one Alpha line (with or without its ``\\n``; a ``\\r`` before it is tolerated).
+
+    Strict: the WHOLE line must be well formed, else ``GloveDecodeError`` (reasons in its
+    docstring) and nothing of the line may be used. Well formed = printable ASCII, then nothing
+    but fields, each a known key at most once: ``A``..``E``, ``F``, ``G``, ``(xB)``, ``(xAy)``
+    with 0..``analog_max``, ``P`` with 0..``analog_max + 1``, flags ``H``..``O`` and a bare ``Z``
+    without digits, ``(ZV)``/``(ZG)``/``(ZH)`` with 0..65535. Absent keys are allowed (the order
+    is free, as in the OpenGloves driver). Never raises anything but ``GloveDecodeError``.
+    """
+    text = _line_text(line)
+    if not text:
+        raise GloveDecodeError("empty", "an empty line")
+    top = analog_max
     curl: list[int | None] = [None] * 5
     splay: list[int | None] = [None] * 5
     joy: list[int | None] = [None, None]
@@ -164,41 +208,54 @@ def decode_alpha(line: bytes | str) -> GlovePacket:
     joints: dict[tuple[int, int], int] = {}
     flags: set[str] = set()
     info: dict[str, int] = {}
+    seen: set[str] = set()
     bare_z = False
-    unknown: list[str] = []
-    known = 0
-    for key, digits in _tokens(text):
-        if key in _VALUE_KEYS:
-            if not digits:  # a value key without a value: skip it like an unknown key
-                unknown.append(key)
-                continue
-            v = int(digits)
-            if key == "F":
-                joy[0] = v
-            elif key == "G":
-                joy[1] = v
-            elif key == "P":
-                trigger = v
-            else:
-                curl[_FINGER_KEYS.index(key)] = v
-        elif key in FLAG_BUTTONS:
-            flags.add(key)
-        elif key in _SPLAY_KEYS and digits:
-            splay[_SPLAY_KEYS[key]] = int(digits)
-        elif key in _JOINT_KEYS and digits:
-            joints[_JOINT_KEYS[key]] = int(digits)
-        elif key == "Z":
-            bare_z = True
-        elif key in _INFO_KEYS and digits:
-            info[_INFO_KEYS[key]] = int(digits)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "(":
+            j = text.find(")", i + 1, i + _MAX_KEY_LEN)
+            key = text[i : j + 1] if j >= 0 else text[i : i + _MAX_KEY_LEN]
+            inner = key[1:-1]
+            if j < 0 or not inner or not all("A" <= ch <= "Z" for ch in inner):
+                raise GloveDecodeError("bad_key", f"malformed key {key!r} at column {i} in {_shown(text)}")
+            i = j + 1
+        elif "A" <= c <= "Z":
+            key, i = c, i + 1
         else:
-            unknown.append(key)
-            continue
-        known += 1
-    if not known:
-        shown = text[:40] + ("..." if len(text) > 40 else "")
-        raise GloveDecodeError("no_known_key", f"no recognised key in {shown!r}")
-    input_keys = known - len(info) - bare_z
+            what = "a value with no key before it" if "0" <= c <= "9" else "junk"
+            raise GloveDecodeError("unexpected_char", f"{c!r} at column {i} ({what}) in {_shown(text)}")
+        k = i
+        while k < n and "0" <= text[k] <= "9":
+            k += 1
+        digits, i = text[i:k], k
+        if key in seen:
+            raise GloveDecodeError("duplicate_key", f"key {key} twice in {_shown(text)}")
+        seen.add(key)
+        if key in FLAG_BUTTONS or key == "Z":
+            if digits:
+                raise GloveDecodeError("unexpected_value", f"flag {key} carries {digits[:10]} in {_shown(text)}")
+            if key == "Z":
+                bare_z = True
+            else:
+                flags.add(key)
+        elif key in _FINGER_KEYS:
+            curl[_FINGER_KEYS.index(key)] = _value(key, digits, top, text)
+        elif key == "F":
+            joy[0] = _value(key, digits, top, text)
+        elif key == "G":
+            joy[1] = _value(key, digits, top, text)
+        elif key == "P":  # the firmware derives it as (index - max/2) * 2: up to max + 1
+            trigger = _value(key, digits, top + 1, text)
+        elif key in _SPLAY_KEYS:
+            splay[_SPLAY_KEYS[key]] = _value(key, digits, top, text)
+        elif key in _JOINT_KEYS:
+            joints[_JOINT_KEYS[key]] = _value(key, digits, top, text)
+        elif key in _INFO_KEYS:
+            info[_INFO_KEYS[key]] = _value(key, digits, _INFO_MAX, text)
+        else:
+            raise GloveDecodeError("unknown_key", f"unknown key {key} in {_shown(text)}")
+    input_keys = len(seen) - len(info) - bare_z
     is_info = bare_z or (bool(info) and input_keys == 0)
     return GlovePacket(
         curl=tuple(curl),
@@ -208,33 +265,37 @@ def decode_alpha(line: bytes | str) -> GlovePacket:
         trigger=trigger,
         flags=frozenset(flags),
         info=info if is_info else None,
-        unknown=tuple(unknown),
     )
 
 
-def decode_legacy(line: bytes | str) -> GlovePacket:
-    """Decode one legacy line: exactly 13 ``&``-separated decimal ints (a trailing ``&`` or
-    ``\\r`` is tolerated). Raises ``GloveDecodeError("bad_legacy", ...)``."""
-    text = line.decode("ascii", "replace") if isinstance(line, bytes | bytearray) else line
-    text = text.strip("\r\n ").rstrip("&")
-    parts = text.split("&")
-    if len(parts) != len(LEGACY_FIELDS) or not all(p.isdigit() and p.isascii() for p in parts):
-        shown = text[:40] + ("..." if len(text) > 40 else "")
+def decode_legacy(line: bytes | str, analog_max: int = 4095) -> GlovePacket:
+    """Decode one legacy line: exactly 13 ``&``-separated decimal ints (one trailing ``&`` and a
+    ``\\r`` before the ``\\n`` are tolerated), curls and joystick 0..``analog_max``, buttons 0 or
+    1. Strict like ``decode_alpha``: raises ``GloveDecodeError`` (``bad_legacy``,
+    ``out_of_range``, ``not_printable``, ``too_long``) and nothing else."""
+    text = _line_text(line)
+    body = text[:-1] if text.endswith("&") else text
+    parts = body.split("&")
+    if len(parts) != len(LEGACY_FIELDS) or not all(p and len(p) <= _MAX_DIGITS and p.isdigit() for p in parts):
         fields = ", ".join(LEGACY_FIELDS)
         raise GloveDecodeError(
-            "bad_legacy", f"expected {len(LEGACY_FIELDS)} '&'-separated ints ({fields}), got {shown!r}"
+            "bad_legacy", f"expected {len(LEGACY_FIELDS)} '&'-separated ints ({fields}), got {_shown(text)}"
         )
     v = [int(p) for p in parts]
+    for name, x in zip(LEGACY_FIELDS, v, strict=True):
+        limit = analog_max if name in LEGACY_FIELDS[:7] else 1
+        if x > limit:
+            raise GloveDecodeError("out_of_range", f"{name}={x} is above {limit} in {_shown(text)}")
     flags = frozenset(_BUTTON_FLAG[name] for name, x in zip(LEGACY_FIELDS[7:], v[7:], strict=True) if x)
     return GlovePacket(curl=tuple(v[:5]), joystick=(v[5], v[6]), flags=flags)
 
 
-def decode_line(line: bytes | str, encoding: str = "alpha") -> GlovePacket:
-    """``decode_alpha`` or ``decode_legacy``."""
+def decode_line(line: bytes | str, encoding: str = "alpha", analog_max: int = 4095) -> GlovePacket:
+    """``decode_alpha`` or ``decode_legacy`` (``ValueError`` only for a bad ``encoding``)."""
     if encoding == "alpha":
-        return decode_alpha(line)
+        return decode_alpha(line, analog_max)
     if encoding == "legacy":
-        return decode_legacy(line)
+        return decode_legacy(line, analog_max)
     raise ValueError(f"encoding={encoding!r}: allowed values are 'alpha', 'legacy'")
 
 

@@ -8,6 +8,9 @@ reply); longer ones are parsed the way the firmware does (``atoi`` after the fir
 each of A..E, absent fingers = 0) and recorded in ``ffb``; ``F``/``G``/``H`` floats in
 ``haptics``.
 
+``inject(data)`` sends ``data`` as the next record; ``silent = True`` stops the records (replies
+are still consumed) so ``write_raw(data)`` can put any bytes on the line (noise, a built stream).
+
 The driver gets ``fake.path``, a stable symlink to the pty slave. ``unplug()`` closes the master
 (the slave then fails with EIO, like a USB serial device that vanished) and removes the symlink;
 ``replug()`` makes a NEW pty and re-points the symlink, so a driver configured with ``fake.path``
@@ -109,6 +112,9 @@ class FakeLucidGlove:
         self.haptics: deque[tuple[float, float, float]] = deque(maxlen=10_000)
         self.commands: deque[bytes] = deque(maxlen=100)
         self.host_lines: deque[bytes] = deque(maxlen=100)
+        #: While True the firmware sends no records of its own (``inject`` still goes out) and
+        #: only consumes the host's replies, so ``write_raw`` owns the line.
+        self.silent = False
         self.reset_stats()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -175,6 +181,17 @@ class FakeLucidGlove:
             changes["buttons"] = frozenset(changes["buttons"])
         self.state = replace(self.state, **changes)
 
+    def write_raw(self, data: bytes, chunk: int = 4096) -> None:
+        """Write ``data`` to the pty master from the caller's thread, all of it (waiting while
+        the host is slow): line noise, or a hand-built stream. Use with ``silent`` so the
+        firmware's own records do not interleave."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._master, view[:chunk]) :]
+            except BlockingIOError:
+                select.select([], [self._master], [], 0.01)
+
     def inject(self, data: bytes) -> None:
         """Send ``data`` as the next record instead of a measured line (garbage, an over-long or
         unknown-key line). If it ends with a newline the firmware waits for a reply as usual."""
@@ -222,6 +239,10 @@ class FakeLucidGlove:
             while not self._stop.is_set():
                 if self._inject:
                     data = self._inject.popleft()
+                elif self.silent:
+                    self._drain_replies()
+                    self._stop.wait(self.loop_s or 0.001)
+                    continue
                 else:
                     state = self.script(time.monotonic() - self._t0) if self.script else self.state
                     data = self.record(state)
@@ -282,6 +303,23 @@ class FakeLucidGlove:
                 self._rx += chunk
                 if len(self._rx) > _RX_LIMIT and b"\n" not in self._rx:
                     self._rx.clear()
+
+    def _drain_replies(self) -> None:
+        """Consume whatever the host wrote (while ``silent``), line by line, without waiting."""
+        try:
+            self._rx += os.read(self._master, 65536)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+        while (nl := self._rx.find(b"\n")) >= 0:
+            line = bytes(self._rx[:nl])
+            del self._rx[: nl + 1]
+            self.replies += 1
+            self._on_host_line(line)
+        if len(self._rx) > _RX_LIMIT:
+            self._rx.clear()
 
     def _on_host_line(self, line: bytes) -> None:
         if len(line) < 5:  # Main.cpp ignores short lines (the bare "\n" reply)

@@ -308,16 +308,20 @@ def test_garbage_overlong_and_unknown_keys_are_counted_without_stopping(fake, ma
     drv.connect()
     next_hand(drv)
     fake.reset_stats()
-    fake.inject(b"\x00\xff\xfe")  # noise before a line: skipped by the parser
+    seen: list = []
+    drv.add_tap(seen.append)
+    fake.inject(b"\x00\xff\xfe")  # noise before a line: the line is not printable
     fake.inject(b"#$%^&*!\n")  # no known key
     fake.inject(b"\n")  # empty line
     fake.inject(b"A" * 5000 + b"\n")  # over-long
-    fake.inject(b"A100B100C100D100E100F2047G2047P0Q7(XY)3\n")  # unknown keys
-    assert fake.wait_until(lambda: drv.health().errors.get("unknown_key", 0) >= 1)
+    fake.inject(b"A100B100C100D100E100F2047G2047P0Q7(XY)3\n")  # unknown keys: the whole line is rejected
+    assert fake.wait_until(lambda: drv.health().errors.get("bad_line:unknown_key", 0) >= 1)
     seq = drv.health().samples
     next_hand(drv, lambda s: s.seq > seq + 5)  # the stream goes on
     errors = drv.health().errors
-    assert errors.get("bad_line", 0) == 2 and errors.get("line_too_long", 0) == 1 and errors["unknown_key"] >= 1
+    assert errors.get("bad_line", 0) == 3 and errors.get("line_too_long", 0) == 1
+    assert errors["bad_line:not_printable"] == errors["bad_line:empty"] == errors["bad_line:unknown_key"] == 1
+    assert not [s for s in seen if isinstance(s, HandSample) and s.channels[0] > 0]  # the A100 line made none
     assert drv.health().connected
     assert fake.reply_timeouts == 0  # bad lines are answered too
     assert "device_lost" not in errors

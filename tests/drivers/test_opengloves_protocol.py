@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from drivers.opengloves.protocol_opengloves import (
     BUTTON_NAMES,
     FLAG_BUTTONS,
+    REJECT_REASONS,
     GloveDecodeError,
+    GlovePacket,
     LineAssembler,
     decode_alpha,
     decode_legacy,
@@ -34,7 +36,7 @@ FIST_4095 = b"A4095B4095C4095D4095E4095F2047G2047P4096ILM\n"
 def test_open_and_fist_examples_from_the_firmware():
     p = decode_alpha(OPEN_4095)
     assert p.curl == (0, 0, 0, 0, 0) and p.joystick == (2047, 2047) and p.trigger == 0
-    assert p.flags == frozenset() and p.unknown == () and not p.is_info
+    assert p.flags == frozenset() and not p.is_info
     f = decode_alpha(FIST_4095)
     assert f.curl == (4095,) * 5 and f.trigger == 4096
     assert f.buttons == {"trigger", "grab", "pinch"}
@@ -88,32 +90,60 @@ def test_info_keys_next_to_input_keys_are_not_an_info_packet():
     assert not p.is_info and p.curl[0] == 5
 
 
-def test_unknown_keys_are_skipped_and_listed():
-    p = decode_alpha(b"A100Q7B200(XY)3R(BAZ)4C300\n")
-    assert p.curl[:3] == (100, 200, 300)
-    assert p.unknown == ("Q", "(XY)", "R", "(BAZ)")
+def test_crlf_is_tolerated():
+    assert decode_alpha(b"A1B2C3D4E5\r\n").curl == (1, 2, 3, 4, 5)
+    assert decode_alpha("A1B2C3D4E5\r").curl == (1, 2, 3, 4, 5)
 
 
-def test_value_key_without_digits_is_skipped():
-    p = decode_alpha(b"AB5\n")
-    assert p.curl[:2] == (None, 5) and p.unknown == ("A",)
-
-
-def test_crlf_and_garbage_between_keys_are_tolerated():
-    p = decode_alpha(b"\x00\xffA1 B2\t-C3#D4E5\r\n")
-    assert p.curl == (1, 2, 3, 4, 5)
-
-
-def test_unterminated_group_resyncs():
-    p = decode_alpha(b"A1(AB")
-    assert p.curl[0] == 1 and "(" in p.unknown
-
-
-@pytest.mark.parametrize("line", [b"", b"\n", b"#$%^&*\n", b"123456\n", b"QRS1(XY)2\n", b"\r\n"])
-def test_line_without_a_known_key_is_an_error(line):
+# Until strict decoding these lines were decoded around their junk (unknown keys skipped, junk
+# between keys ignored, a value key without digits skipped); now the whole line is rejected.
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"", "empty"),
+        (b"\n", "empty"),
+        (b"\r\n", "empty"),
+        (b"A100Q7B200C300\n", "unknown_key"),
+        (b"A100B200(XY)3C300\n", "unknown_key"),
+        (b"A100R\n", "unknown_key"),
+        (b"A1(BAZ)4\n", "unknown_key"),
+        (b"QRS1(XY)2\n", "unknown_key"),
+        (b"AB5\n", "missing_value"),
+        (b"A1B2C3D4E\n", "missing_value"),
+        (b"\x00\xffA1B2C3D4E5\n", "not_printable"),
+        (b"A1B2\tC3D4E5\n", "not_printable"),
+        (b"A1B2C3D4E5\r\r\n", "not_printable"),
+        (b"A1B2C3D4E5\x7f\n", "not_printable"),
+        (b"A1 B2C3D4E5\n", "unexpected_char"),
+        (b"A1B2-C3D4E5\n", "unexpected_char"),
+        (b"A1B2C3#D4E5\n", "unexpected_char"),
+        (b"A1B2C3D4E5 \n", "unexpected_char"),
+        (b"A1B2C3D4E5a\n", "unexpected_char"),
+        (b"#$%^&*\n", "unexpected_char"),
+        (b"123456\n", "unexpected_char"),
+        (b"A1)B2\n", "unexpected_char"),
+        (b"A1(AB", "bad_key"),
+        (b"A1()5", "bad_key"),
+        (b"A1(A1)5", "bad_key"),
+        (b"A1(ABCDEFGH)5", "bad_key"),
+        (b"A1B2A3\n", "duplicate_key"),
+        (b"A1JJ\n", "duplicate_key"),
+        (b"A1J5\n", "unexpected_value"),
+        (b"Z1(ZV)2\n", "unexpected_value"),
+        (b"A4096\n", "out_of_range"),
+        (b"A1F4096\n", "out_of_range"),
+        (b"A1P4097\n", "out_of_range"),
+        (b"A1(AB)4096\n", "out_of_range"),
+        (b"A1(BAC)4096\n", "out_of_range"),
+        (b"A0000000001\n", "out_of_range"),
+        (b"A1" + b"9" * 5000 + b"\n", "too_long"),
+    ],
+)
+def test_a_malformed_line_is_rejected_whole_with_its_reason(line, reason):
     with pytest.raises(GloveDecodeError) as exc:
         decode_alpha(line)
-    assert exc.value.reason == "no_known_key" and isinstance(exc.value, DecodeError)
+    assert exc.value.reason == reason and isinstance(exc.value, DecodeError)
+    assert reason in REJECT_REASONS
 
 
 # -- legacy ---------------------------------------------------------------------------------------
@@ -162,7 +192,7 @@ def test_normalise_defaults_for_absent_keys():
 
 
 def test_normalise_clips_values_above_max():
-    r = normalise(decode_alpha("A5000F9999"), 1023)
+    r = normalise(GlovePacket(curl=(5000, None, None, None, None), joystick=(9999, None)), 1023)
     assert r.curl[0] == 1.0 and r.joystick[0] == 1.0
     with pytest.raises(ValueError, match="analog_max"):
         normalise(decode_alpha("A1"), 0)
@@ -218,14 +248,14 @@ def test_input_encoder_matches_firmware_examples():
         encode_input_alpha([0] * 5, (0, 0), 0, "Q")
 
 
-ints = st.integers(0, 4096)
+ints = st.integers(0, 4095)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     curl=st.lists(ints, min_size=5, max_size=5),
     joy=st.tuples(ints, ints),
-    trig=ints,
+    trig=st.integers(0, 4096),
     flags=st.sets(st.sampled_from(sorted(FLAG_BUTTONS))),
     splay=st.none() | st.lists(ints, min_size=5, max_size=5),
     joints=st.dictionaries(st.tuples(st.integers(0, 4), st.integers(0, 3)), ints, max_size=6),
@@ -233,7 +263,7 @@ ints = st.integers(0, 4096)
 def test_alpha_round_trip(curl, joy, trig, flags, splay, joints):
     p = decode_alpha(encode_input_alpha(curl, joy, trig, flags, splay, joints))
     assert p.curl == tuple(curl) and p.joystick == joy and p.trigger == trig
-    assert p.flags == flags and p.joints == joints and p.unknown == ()
+    assert p.flags == flags and p.joints == joints
     assert p.splay == (tuple(splay) if splay is not None else (None,) * 5)
 
 
