@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -96,13 +97,27 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"option {name!r} = {value!r}; write true or false")
-    if hint in (int, float):
+    if hint is float:
         if isinstance(value, bool):
             raise ConfigError(f"option {name!r} = {value!r}; expected a number")
         try:
-            return hint(value)
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"option {name!r} = {value!r}; expected float") from None
+        if not math.isfinite(number):  # "nan", "inf", TOML nan/inf, "1e999"
+            raise ConfigError(f"option {name!r} = {value!r}; expected a finite number (not NaN or infinity)")
+        return number
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"option {name!r} = {value!r}; expected a number")
+        if isinstance(value, float):  # from TOML: 4095.0 is 4095, 2.5 is an error (never truncated)
+            if not value.is_integer():
+                raise ConfigError(f"option {name!r} = {value!r}; expected int, a whole number")
+            return int(value)
+        try:
+            return int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"option {name!r} = {value!r}; expected {hint.__name__}") from None
+            raise ConfigError(f"option {name!r} = {value!r}; expected int") from None
     if hint is str:
         return str(value)
     if hint is Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop.bus.endpoints import DEFAULT_PORT_BASE, RobotEndpoints, session_endpoints
+from teleop.cli_types import export_fps, finite_float, int_in, port_base, seconds
 from teleop.errors import TeleopError
 
 __all__ = ["add_parsers"]
@@ -27,7 +28,7 @@ def add_parsers(sub: Any) -> None:
         "without loss and writes one folder per episode (docs/data-format.md). Episodes start/stop from "
         "`teleop episodes start|stop|...`, from the session's keys/pedal/buttons, or with --start.")
     p.add_argument("--dataset", required=True, help="dataset folder (created if missing)")
-    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="the session's port base")
+    p.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE, help="the session's port base")
     p.add_argument("--tap", help="session tap endpoint (default: port base + 4)")
     p.add_argument("--control", help="our episode-control endpoint (default: port base + 5)")
     p.add_argument("--state", help="robot state endpoint (default: port base)")
@@ -36,9 +37,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--operator", default="", help="operator name (the session's, when it says)")
     p.add_argument("--start", action="store_true", help="start an episode as soon as the session is heard")
     p.add_argument("--codec", default="h264", choices=("h264", "av1"))
-    p.add_argument("--crf", type=int, default=23)
+    p.add_argument("--crf", type=int_in(0, 63), default=23)
     p.add_argument("--preset", default="ultrafast", help="x264 preset (ultrafast..veryslow); ultrafast keeps two 640x480 30 fps cameras well under a core (the export re-encodes anyway)")
-    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--seconds", type=seconds, help="stop after this long")
     p.set_defaults(func=cmd_record)
 
     _add_replay(sub)
@@ -70,7 +71,7 @@ def add_parsers(sub: Any) -> None:
             e.add_argument("text")
         if op == "start":
             e.add_argument("--task", help="task label of the new episode")
-        e.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+        e.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE)
         e.add_argument("--control", help="the recorder's control endpoint (default: port base + 5)")
         e.set_defaults(func=cmd_episodes_control, op=op)
 
@@ -83,7 +84,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("dataset", help="dataset folder (episode_NNNNNN subfolders)")
     p.add_argument("--format", required=True, choices=("lerobot", "hdf5"), help="output format")
     p.add_argument("--out", required=True, help="output folder (lerobot) or .hdf5 file (hdf5)")
-    p.add_argument("--fps", type=float, default=30, help="frames per second, a whole number (default %(default)s)")
+    p.add_argument("--fps", type=export_fps, default=30, help="frames per second, a whole number (default %(default)s)")
     p.add_argument("--codec", default="h264", choices=("h264", "av1"), help="video codec of the LeRobot mp4s "
                    "(default %(default)s)")
     p.add_argument("--only-success", action="store_true", help="export only episodes marked success")
@@ -99,8 +100,9 @@ def _add_replay(sub: Any) -> None:
         "endpoint (as if the session were live: a recorder or a policy under evaluation can listen) and, with "
         "--sim or --robot-rpc, drives the robot with the logged commands after a bounded ramp to the first one.")
     p.add_argument("episode", help="episode folder or DATASET:INDEX")
-    p.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
-    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    p.add_argument("--speed", type=finite_float(0, 100, low_open=True), default=1.0,
+                   help="time scale (2 = twice as fast)")
+    p.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE)
     p.add_argument("--sim", action="store_true", help="start the bundled sim robot server for the replay")
     p.add_argument("--sim-arg", action="append", default=[], help="extra `teleop sim` argument (repeatable)")
     p.add_argument("--robot-rpc", help="drive a running robot server (its rpc endpoint)")
@@ -108,8 +110,9 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--policy", metavar="ENDPOINT", help="offline evaluation instead: send the episode's states to "
                    "the policy server at ENDPOINT (`teleop policy serve`) and compare its actions with the executed "
                    "commands")
-    p.add_argument("--policy-hz", type=float, default=10.0, help="with --policy: observations per second of episode")
-    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--policy-hz", type=finite_float(0, 1000, low_open=True, unit="Hz"), default=10.0,
+                   help="with --policy: observations per second of episode")
+    p.add_argument("--seconds", type=seconds, help="stop after this long")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
 

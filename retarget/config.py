@@ -27,7 +27,7 @@ from retarget.filters import FilterConfig
 from retarget.hand import VectorSpec
 from robots.description import RobotDescription
 from teleop.errors import ConfigError
-from teleop.tomlcfg import check_keys, get, get_float, get_names, load_toml
+from teleop.tomlcfg import check_keys, check_number, get, get_float, get_int, get_names, load_toml
 from teleop.types import SIDES, Side
 
 __all__ = ["HandConfig", "ArmConfig", "WorkspaceConfig", "RetargetConfig", "load_retarget_config", "TIP_KEYPOINTS"]
@@ -124,6 +124,18 @@ def _sub(value: Any, side: Side) -> Any:
     return value
 
 
+def _numbers(t: dict[str, Any], key: str, where: str, prefix: str, n: int | None = None,
+             low: float | None = None, high: float | None = None, integer: bool = False) -> tuple[Any, ...] | None:
+    """A list of ``n`` (any number when None) finite numbers in [low, high]; None when the key is absent.
+    Errors name the entry (``hand.weights[3]``)."""
+    value = get(t, key, list, where, prefix, required=False)
+    if value is None:
+        return None
+    if n is not None and len(value) != n:
+        raise ConfigError(f"{where}: key '{prefix}{key}' must list {n} numbers, got {len(value)}: {value!r}")
+    return tuple(check_number(v, f"{prefix}{key}[{i}]", where, low, high, integer=integer) for i, v in enumerate(value))
+
+
 def _per_side(table: dict[str, Any], side: Side, where: str, prefix: str) -> dict[str, Any]:
     """Common keys with ``{side}`` substituted, then the ``[<prefix>.<side>]`` overrides."""
     merged = {k: _sub(v, side) for k, v in table.items() if k not in SIDES}
@@ -150,15 +162,17 @@ def _hand(raw: dict[str, Any], side: Side, desc: RobotDescription, base: Path, w
         raise ConfigError(f"{where}: key '{p}urdf_path' points to {model}, which does not exist")
     wrist = get(t, "wrist_link_name", str, where, p, required=False) or desc.sides[side].wrist_frame
     joints = get_names(t, "target_joint_names", where, p, required=False) or desc.sides[side].hand_joints
-    weights = tuple(float(w) for w in (get(t, "weights", list, where, p, required=False) or []))
+    weights = _numbers(t, "weights", where, p, low=0.0, high=1e6) or ()
     if kind == "vector":
         origins = get_names(t, "target_origin_link_names", where, p)
         tasks = get_names(t, "target_task_link_names", where, p)
         idx = get(t, "target_link_human_indices", list, where, p)
         if len(idx) != 2 or not all(isinstance(row, list) and len(row) == len(origins) for row in idx):
             raise ConfigError(f"{where}: key '{p}target_link_human_indices' must be 2 rows of {len(origins)} ints (origin row, task row)")
-        vectors = VectorSpec(origin_frames=origins, task_frames=tasks, human_origin=tuple(idx[0]),
-                             human_task=tuple(idx[1]), weights=weights)
+        rows = [tuple(check_number(v, f"{p}target_link_human_indices[{r}][{i}]", where, 0, 20, integer=True)
+                      for i, v in enumerate(row)) for r, row in enumerate(idx)]  # MediaPipe keypoints 0..20
+        vectors = VectorSpec(origin_frames=origins, task_frames=tasks, human_origin=rows[0],
+                             human_task=rows[1], weights=weights)
     else:  # DexPilot: wrist -> every tip, thumb -> every finger (pinch), finger -> finger
         tips = get_names(t, "finger_tip_link_names", where, p)
         if not 2 <= len(tips) <= 5:
@@ -183,8 +197,8 @@ def _hand(raw: dict[str, Any], side: Side, desc: RobotDescription, base: Path, w
         pinch_off_m=get_float(t, "escape_dist", max(on, 0.05), where, p, low=on),
         pinch_target_m=get_float(t, "eta1", 1e-4, where, p, low=0.0),
         pinch_weight=get_float(t, "pinch_weight", 200.0, where, p, low=0.0),
-        max_iters=int(get_float(t, "max_iters", 3, where, p, low=1, high=1000)),
-        cold_iters=int(get_float(t, "cold_iters", 50, where, p, low=1, high=10000)),
+        max_iters=get_int(t, "max_iters", 3, where, p, low=1, high=1000),
+        cold_iters=get_int(t, "cold_iters", 50, where, p, low=1, high=10000),
         max_step_rad=get_float(t, "max_step_rad", 0.1, where, p, low=0.0, low_open=True),
     )
 
@@ -193,31 +207,29 @@ def _arm(raw: dict[str, Any], side: Side, desc: RobotDescription, where: str) ->
     t = _per_side(raw, side, where, "arm.")
     p = f"arm.{side}." if side in raw else "arm."
     check_keys(t, _ARM_KEYS - {"left", "right"}, where, p)
-    posture = get(t, "posture", list, where, p, required=False)
     joints = desc.sides[side].arm_joints
-    if posture is not None and (len(posture) != len(joints) or not all(isinstance(v, (int, float)) for v in posture)):
+    raw_posture = get(t, "posture", list, where, p, required=False)
+    if raw_posture is not None and len(raw_posture) != len(joints):
         raise ConfigError(f"{where}: key '{p}posture' must list {len(joints)} numbers (rad), one per arm joint")
+    posture = _numbers(t, "posture", where, p, len(joints), low=-10.0, high=10.0)  # rad, as position_overrides
     return ArmConfig(
         side=side, model_path=desc.model_path,
         base_frame=get(t, "base_frame", str, where, p, required=False) or desc.base_frame,
         ee_frame=get(t, "ee_frame", str, where, p, required=False) or desc.sides[side].wrist_frame,
-        joints=joints, posture=tuple(float(v) for v in posture) if posture is not None else None,
+        joints=joints, posture=posture,
         rot_weight_m=get_float(t, "rot_weight_m", 0.2, where, p, low=0.0),
         damping=get_float(t, "damping", 1e-2, where, p, low=0.0, low_open=True),
         posture_gain=get_float(t, "posture_gain", 0.05, where, p, low=0.0, high=1.0),
         max_step_rad=get_float(t, "max_step_rad", 0.3, where, p, low=0.0, low_open=True),
-        max_iters=int(get_float(t, "max_iters", 8, where, p, low=1, high=10000)),
-        cold_iters=int(get_float(t, "cold_iters", 100, where, p, low=1, high=10000)),
+        max_iters=get_int(t, "max_iters", 8, where, p, low=1, high=10000),
+        cold_iters=get_int(t, "cold_iters", 100, where, p, low=1, high=10000),
     )
 
 
-def _vec3(t: dict[str, Any], key: str, where: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
-    value = get(t, key, list, where, "workspace.", required=False)
-    if value is None:
-        return default
-    if len(value) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise ConfigError(f"{where}: key 'workspace.{key}' must be 3 numbers, got {value!r}")
-    return (float(value[0]), float(value[1]), float(value[2]))
+def _vec3(t: dict[str, Any], key: str, where: str, default: tuple[float, float, float],
+          limit: float) -> tuple[float, float, float]:
+    value = _numbers(t, key, where, "workspace.", 3, low=-limit, high=limit)
+    return default if value is None else (value[0], value[1], value[2])
 
 
 def load_retarget_config(desc: RobotDescription, path: str | Path | None = None) -> RetargetConfig:
@@ -247,8 +259,8 @@ def load_retarget_config(desc: RobotDescription, path: str | Path | None = None)
         arms={s: _arm(arm_raw, s, desc, where) for s in SIDES},
         workspace=WorkspaceConfig(
             scale=get_float(ws, "scale", 1.0, where, "workspace.", low=0.0, low_open=True),
-            rotation_rpy_deg=_vec3(ws, "rotation_rpy_deg", where, (0.0, 0.0, 0.0)),
-            offset_m=_vec3(ws, "offset_m", where, (0.0, 0.0, 0.0)),
+            rotation_rpy_deg=_vec3(ws, "rotation_rpy_deg", where, (0.0, 0.0, 0.0), 360.0),
+            offset_m=_vec3(ws, "offset_m", where, (0.0, 0.0, 0.0), 10.0),
         ),
         keypoint_filter=fcfg("keypoints"),
         wrist_position_filter=fcfg("wrist_position"),

@@ -8,7 +8,6 @@ Parsing is strict: an unknown key, a wrong type or a joint the model does not ha
 from __future__ import annotations
 
 import fnmatch
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from teleop.errors import ConfigError
 from teleop.tomlcfg import check_keys as _check_keys
 from teleop.tomlcfg import get as _get
-from teleop.tomlcfg import get_names, load_toml
+from teleop.tomlcfg import NumberRange, get_names, load_toml
 from teleop.types import SIDES, Side
 
 __all__ = [
@@ -103,6 +102,14 @@ _SIDE_KEYS = {"arm_joints", "hand_joints", "wrist_frame", "fingertip_frames", "c
 _LIMIT_KEYS = {"velocity_rad_s", "velocity_overrides", "position_overrides"}
 _ACT_KEYS = {"kp", "kv"}
 
+#: Allowed ranges (NaN and inf never pass). Velocities [rad/s] ([m/s] for slide joints): 50 rad/s is
+#: 0.1 rad per tick at 500 Hz, far above any servo here. Position bounds [rad] ([m]): +-10 covers
+#: a continuous joint given a range of more than a turn each way.
+VELOCITY_RANGE = NumberRange(0, 50, low_open=True)
+POSITION_RANGE = NumberRange(-10, 10)
+KP_RANGE = NumberRange(0, 1e5, low_open=True)  # position gain of added servos
+KV_RANGE = NumberRange(0, 1e4)  # their damping gain
+
 
 def load_description(path: str | Path) -> RobotDescription:
     """Read and strictly parse a robot description TOML file."""
@@ -151,39 +158,31 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
     limits = _get(raw, "limits", dict, where, required=False) or {}
     _check_keys(limits, _LIMIT_KEYS, where, "limits.")
     vel = _get(limits, "velocity_rad_s", (int, float), where, prefix="limits.", required=False)
-    vel = 3.0 if vel is None else float(vel)
-    if not (vel > 0 and math.isfinite(vel)):
-        raise ConfigError(f"{where}: key 'limits.velocity_rad_s' must be > 0, got {vel}")
+    vel = 3.0 if vel is None else VELOCITY_RANGE.check(vel, "limits.velocity_rad_s", where)
     vel_over: dict[str, float] = {}
     for pattern, value in (_get(limits, "velocity_overrides", dict, where, prefix="limits.", required=False) or {}).items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"{where}: key 'limits.velocity_overrides.{pattern}' must be a number > 0, got {value!r}")
+        vel_over[pattern] = VELOCITY_RANGE.check(value, f"limits.velocity_overrides.{pattern}", where)
         if not any(fnmatch.fnmatchcase(j, pattern) for j in all_joints):
             raise ConfigError(f"{where}: key 'limits.velocity_overrides.{pattern}' matches no commanded joint")
-        vel_over[pattern] = float(value)
     pos_over: dict[str, tuple[float, float]] = {}
     for joint, value in (_get(limits, "position_overrides", dict, where, prefix="limits.", required=False) or {}).items():
-        if (
-            not isinstance(value, list)
-            or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            or not value[0] < value[1]
-        ):
-            raise ConfigError(f"{where}: key 'limits.position_overrides.{joint}' must be [low, high] with low < high, got {value!r}")
+        key = f"limits.position_overrides.{joint}"
+        if not isinstance(value, list) or len(value) != 2:
+            raise ConfigError(f"{where}: key '{key}' must be [low, high] with low < high, got {value!r}")
+        low = POSITION_RANGE.check(value[0], f"{key}[0]", where)
+        high = POSITION_RANGE.check(value[1], f"{key}[1]", where)
+        if not low < high:
+            raise ConfigError(f"{where}: key '{key}' must be [low, high] with low < high, got {value!r}")
         if joint not in all_joints:
-            raise ConfigError(f"{where}: key 'limits.position_overrides.{joint}' is not a commanded joint")
-        pos_over[joint] = (float(value[0]), float(value[1]))
+            raise ConfigError(f"{where}: key '{key}' is not a commanded joint")
+        pos_over[joint] = (low, high)
 
     act = _get(raw, "actuators", dict, where, required=False) or {}
     _check_keys(act, _ACT_KEYS, where, "actuators.")
     kp = _get(act, "kp", (int, float), where, prefix="actuators.", required=False)
     kv = _get(act, "kv", (int, float), where, prefix="actuators.", required=False)
-    kp = 100.0 if kp is None else float(kp)
-    kv = 5.0 if kv is None else float(kv)
-    if not kp > 0:
-        raise ConfigError(f"{where}: key 'actuators.kp' must be > 0 (a position gain), got {kp}")
-    if not kv >= 0:
-        raise ConfigError(f"{where}: key 'actuators.kv' must be >= 0, got {kv}")
+    kp = 100.0 if kp is None else KP_RANGE.check(kp, "actuators.kp", where)
+    kv = 5.0 if kv is None else KV_RANGE.check(kv, "actuators.kv", where)
 
     retarget_path = None
     if (rel := _get(raw, "retarget", str, where, required=False)) is not None:

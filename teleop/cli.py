@@ -11,6 +11,7 @@ from pathlib import Path
 
 import teleop  # noqa: F401  (render backend default before mujoco loads)
 from teleop.bus.endpoints import DEFAULT_HOST, DEFAULT_PORT_BASE, RobotEndpoints, describe_defaults
+from teleop.cli_types import finite_float, int_in, port_base, seconds
 from teleop.errors import TeleopError
 
 __all__ = ["main", "build_parser"]
@@ -32,10 +33,12 @@ def _cameras(value: str, description: Path) -> tuple[str, ...] | None:
 
 def _size(value: str) -> tuple[int, int]:
     try:
-        w, h = value.lower().split("x")
-        return int(w), int(h)
+        w, h = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {value!r}: write it as WIDTHxHEIGHT, e.g. 320x240") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"size {value!r}: width and height must be whole numbers in 16..4096")
+    return w, h
 
 
 def _endpoints(args: argparse.Namespace) -> RobotEndpoints:
@@ -404,6 +407,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``teleop bench intervention`` runs a session and a policy server from port base + 100, the policy
+#: at + 20 of that: the highest port a benchmark uses.
+_BENCH_PORTS = 120
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="teleop",
@@ -418,20 +426,25 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=describe_defaults(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="robot description TOML (default: robots/dexhumanoid/dexhumanoid.toml)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s; others need --keys)")
-    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE, help="first of four ports (default %(default)s)")
+    p.add_argument("--port-base", type=port_base(3), default=DEFAULT_PORT_BASE,
+                   help="first of four ports, 1024..65532 (default %(default)s)")
     p.add_argument("--endpoint", action="append", metavar="NAME=URL",
                    help="override one endpoint: state, command, camera or rpc (repeatable), e.g. rpc=ipc:///tmp/rpc")
     p.add_argument("--keys", help="CURVE keys folder from `teleop keys generate` (required off loopback)")
     p.add_argument("--viewer", action="store_true", help="open the MuJoCo viewer (needs a display)")
     p.add_argument("--fast", action="store_true", help="run as fast as possible instead of wall-clock time")
-    p.add_argument("--state-hz", type=float, default=500.0, help="state publish rate (default %(default)s)")
-    p.add_argument("--camera-hz", type=float, default=15.0, help="camera frame rate, 0 = off (default %(default)s)")
-    p.add_argument("--camera-size", type=_size, default=(320, 240), help="WIDTHxHEIGHT (default 320x240)")
+    p.add_argument("--state-hz", type=finite_float(1, 5000, unit="Hz"), default=500.0,
+                   help="state publish rate, 1..5000 Hz (default %(default)s)")
+    p.add_argument("--camera-hz", type=finite_float(0, 120, unit="Hz"), default=15.0,
+                   help="camera frame rate, 0..120 Hz, 0 = off (default %(default)s)")
+    p.add_argument("--camera-size", type=_size, default=(320, 240),
+                   help="WIDTHxHEIGHT, each 16..4096 (default 320x240)")
     p.add_argument("--cameras", default="first",
                    help="comma-separated camera names, 'first' (default: the config's first camera), 'all' or 'none'")
     p.add_argument("--shadows", action="store_true", help="render shadows and MSAA (slow on a CPU renderer)")
-    p.add_argument("--watchdog-ms", type=float, default=100.0, help="hold when no command for this long")
-    p.add_argument("--duration", type=float, help="stop after this many simulated seconds")
+    p.add_argument("--watchdog-ms", type=finite_float(10, 10000, unit="ms"), default=100.0,
+                   help="hold when no command for this long, 10..10000 ms (default %(default)s)")
+    p.add_argument("--duration", type=seconds, help="stop after this many simulated seconds (> 0)")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("robot", help="robot tools")
@@ -440,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("endpoint", nargs="?", default=RobotEndpoints.on().rpc, help="its request endpoint (default %(default)s)")
     c.add_argument("--keys", help="CURVE keys folder")
     c.add_argument("--joint", help="joint to move (default: the first right-hand joint)")
-    c.add_argument("--step", type=float, default=0.05, help="test step [rad] (default %(default)s)")
+    c.add_argument("--step", type=finite_float(0, 0.5, low_open=True, unit="rad"), default=0.05,
+                   help="test step, 0 < step <= 0.5 rad (default %(default)s)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_robot_check)
 
@@ -452,20 +466,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_keys_generate)
 
     p = sub.add_parser("doctor", help="check this machine: versions, rendering, devices, ports")
-    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    p.add_argument("--port-base", type=port_base(3), default=DEFAULT_PORT_BASE,
+                   help="check the four ports from here, 1024..65532 (default %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
     p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
-    p.add_argument("--count", type=int, default=5000, help="bus: messages of each kind")
-    p.add_argument("--seconds", type=float, help="sim: simulated seconds (default 10); e2e: session length (10); "
+    p.add_argument("--count", type=int_in(1, 10_000_000), default=5000, help="bus: messages of each kind, "
+                   "1..10000000 (default %(default)s)")
+    p.add_argument("--seconds", type=seconds, help="sim: simulated seconds (default 10); e2e: session length (10); "
                    "recorder: load duration (60)")
-    p.add_argument("--port-base", type=int, default=17710, help="loopback ports the benchmark may use")
+    # intervention: a session and a policy server from port base + 100 (+ 20 for the policy)
+    p.add_argument("--port-base", type=port_base(_BENCH_PORTS), default=17710,
+                   help=f"loopback ports the benchmark may use: port base .. +{_BENCH_PORTS}, so 1024.."
+                   f"{65535 - _BENCH_PORTS} (default %(default)s)")
     p.add_argument("--no-reference", action="store_true", help="retarget: skip the dex-retargeting reference")
-    p.add_argument("--rate", type=float, default=500.0, help="e2e: session loop rate (default 500 Hz)")
-    p.add_argument("--input-hz", type=float, default=1000.0, help="e2e: synthetic device sample rate (default 1000 Hz)")
+    p.add_argument("--rate", type=finite_float(10, 1000, unit="Hz"), default=500.0,
+                   help="e2e: session loop rate, 10..1000 Hz (default 500 Hz)")
+    p.add_argument("--input-hz", type=finite_float(0, 2000, low_open=True, unit="Hz"), default=1000.0,
+                   help="e2e: synthetic device sample rate, at most 2000 Hz (default 1000 Hz)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("retarget", help="offline: human hand keypoint sequences -> robot hand joints",
@@ -480,10 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", choices=["wrist", "world"], default="wrist", help="frame of the keypoints")
     p.add_argument("--wrist-pose", nargs="+", metavar="POSE.npy",
                    help="per input: wrist poses (T, 4, 4) or (T, 7) [x y z qw qx qy qz] in the keypoints' frame")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate of the sequences, for the filter (default 30)")
+    p.add_argument("--fps", type=finite_float(0, 1000, low_open=True, unit="frames/s"), default=30.0,
+                   help="frame rate of the sequences, for the filter, at most 1000 (default 30)")
     p.add_argument("--no-filter", action="store_true", help="do not One-Euro filter the keypoints")
-    p.add_argument("--iters", type=int, help="solver iterations per frame (default: the config's)")
-    p.add_argument("--workers", type=int, help="processes (default: one per core, at most one per file)")
+    p.add_argument("--iters", type=int_in(1, 10000),
+                   help="solver iterations per frame, 1..10000 (default: the config's)")
+    p.add_argument("--workers", type=int_in(1, 1024), help="processes, 1..1024 (default: one per core, at most one "
+                   "per file)")
     p.add_argument("--json", action="store_true", help="print throughput and residuals as JSON")
     p.set_defaults(func=cmd_retarget)
 
@@ -500,8 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with the replay driver).")
     d.add_argument("name")
     d.add_argument("--json", action="store_true", help="one JSON object per sample per line")
-    d.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
-    d.add_argument("--max-rate", type=float, default=20.0, help="text mode: at most this many lines per second")
+    d.add_argument("--seconds", type=seconds, help="stop after this long (default: until Ctrl-C)")
+    d.add_argument("--max-rate", type=finite_float(0, 1000, low_open=True, unit="lines/s"), default=20.0,
+                   help="text mode: at most this many lines per second, at most 1000 (default %(default)s)")
     d.set_defaults(func=cmd_drivers_echo, takes_extra=True)
 
     p = sub.add_parser("run", help="run a teleop session: devices -> retargeting -> robot",
@@ -511,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session", nargs="?", default="sim_synthetic")
     p.add_argument("--operator", help="operator profile to load (`teleop operators list`); default: the session's "
                    "[session] operator, if set")
-    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--seconds", type=seconds, help="stop after this long (> 0)")
     p.add_argument("--quiet", action="store_true", help="no live status")
     p.add_argument("--json-status", action="store_true", help="live status as one JSON object per line (stdout)")
     p.add_argument("--no-keys", action="store_true", help="do not read keys from the terminal")
@@ -528,8 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="driver to calibrate on its own (not with --operator)")
     p.add_argument("--operator", help="run the operator walkthrough and save the profile under this name")
     p.add_argument("--session", help="with --operator: session config whose devices to use (default sim_synthetic)")
-    p.add_argument("--pose-seconds", type=float, default=2.0, help="with --operator: seconds per recorded pose "
-                   "(default %(default)s)")
+    p.add_argument("--pose-seconds", type=finite_float(0, 60, low_open=True, unit="s"), default=2.0,
+                   help="with --operator: seconds per recorded pose, at most 60 (default %(default)s)")
     p.add_argument("--out", help="also write the result here (JSON)")
     p.set_defaults(func=cmd_calibrate, takes_extra=True)
 
@@ -552,25 +577,31 @@ def build_parser() -> argparse.ArgumentParser:
                        "the operator takes over when the robot drifts from what the operator would do; episodes are "
                        "recorded and the policy retrained on all of them. Reports success, autonomous success and "
                        "intervention rates per round.")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--demos", type=int, default=3, help="demonstrations in round 0")
-    p.add_argument("--episodes", type=int, default=3, help="policy rollouts with the operator per round")
-    p.add_argument("--evals", type=int, default=3, help="evaluation rollouts of each round's policy alone, on fixed "
-                   "starts")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shift", type=float, default=0.02, help="bottle start shift range [m] in x and y")
-    p.add_argument("--drift", type=float, default=0.06, help="takeover when the right arm drifts this far [rad]")
+    p.add_argument("--rounds", type=int_in(1, 100), default=2, help="1..100 (default %(default)s)")
+    p.add_argument("--demos", type=int_in(1, 1000), default=3, help="demonstrations in round 0, 1..1000")
+    p.add_argument("--episodes", type=int_in(1, 1000), default=3, help="policy rollouts with the operator per round, "
+                   "1..1000")
+    p.add_argument("--evals", type=int_in(1, 1000), default=3, help="evaluation rollouts of each round's policy alone, "
+                   "on fixed starts, 1..1000")
+    p.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
+    p.add_argument("--shift", type=finite_float(0, 0.3, unit="m"), default=0.02,
+                   help="bottle start shift range [m] in x and y, 0..0.3")
+    p.add_argument("--drift", type=finite_float(0, 3.2, low_open=True, unit="rad"), default=0.06,
+                   help="takeover when the right arm drifts this far [rad], at most 3.2")
     p.add_argument("--kind", choices=("knn", "mlp"), default="knn")
-    p.add_argument("--intervention-weight", type=float, default=5.0, help="weight of correction frames when "
-                   "retraining (1 = plain DAgger aggregation; default %(default)s, HG-DAgger style)")
+    p.add_argument("--intervention-weight", type=finite_float(0, 1000), default=5.0,
+                   help="weight of correction frames when retraining, 0..1000 (1 = plain DAgger aggregation; "
+                   "default %(default)s, HG-DAgger style)")
     p.add_argument("--out", help="output folder (default: a temporary folder)")
-    p.add_argument("--port-base", type=int, default=7700)
+    p.add_argument("--port-base", type=port_base(20), default=7700,
+                   help="sim, session and policy server ports: port base .. +20, so 1024..65515 (default %(default)s)")
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--verbose-json", action="store_true", help="include every episode")
     p.set_defaults(func=lambda a: __import__("teleop.dagger", fromlist=["main_json"]).main_json(a))
 
     p = sub.add_parser("demo", help="a teleop session on the bundled humanoid in MuJoCo with synthetic hands and wrists")
-    p.add_argument("--port-base", type=int, default=DEFAULT_PORT_BASE)
+    p.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE,
+                   help="robot server and session ports: port base .. +5, so 1024..65530 (default %(default)s)")
     p.add_argument("--session", help="session to run (default: the bundled sim_demo, else sim_synthetic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -578,10 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns its exit code (2 for a usage error: argparse has printed it)."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "takes_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "takes_extra", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help (0) or a bad option (2); argparse has printed the message
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

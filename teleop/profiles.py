@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from teleop.errors import ConfigError, DeviceError, DeviceTimeoutError, TeleopError
+from teleop.tomlcfg import describe_range
 from teleop.types import SIDES, Side
 
 if TYPE_CHECKING:
@@ -88,6 +89,13 @@ DEFAULT_HAND_LENGTH_M: Final = 0.185
 
 #: Known check values (metres), measured on the hand device's keypoints during the walkthrough.
 CHECK_KEYS: Final = ("pinch_distance_m", "splay_span_m")
+#: Allowed ranges of the other numbers in a profile (NaN and inf never pass): check values [m],
+#: each neutral wrist coordinate [m] (a tracker's frame, so well beyond a room), and the
+#: ``hand_calibration`` factors and offsets (a bone 3x the reference is no human hand).
+CHECK_RANGE_M: Final = (0.0, 0.5)
+WRIST_POSITION_RANGE_M: Final = (-100.0, 100.0)
+BONE_SCALE_RANGE: Final = (0.0, 3.0)  # low end open: > 0
+ANGLE_OFFSET_RANGE_RAD: Final = (-math.pi, math.pi)
 
 #: A neutral wrist capture that moved more than this is offered again.
 WRIST_STILL_M: Final = 0.03
@@ -136,17 +144,43 @@ def _now() -> str:
 
 
 # -- validation helpers ---------------------------------------------------------------------------
-def _floats(value: Any, n: int, where: str) -> tuple[float, ...]:
+def _floats(value: Any, n: int, where: str, low: float | None = None, high: float | None = None,
+            low_open: bool = False) -> tuple[float, ...]:
+    """``n`` finite numbers, each within [low, high] (``(low, high]`` when ``low_open``); errors name
+    the entry (``neutral_wrist.position_m[2]``)."""
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise ConfigError(f"{where} must be a list of {n} numbers, got {value!r}")
     items = value.tolist() if isinstance(value, np.ndarray) else list(value)
     if len(items) != n or any(isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer))
                               for v in items):
         raise ConfigError(f"{where} must be a list of {n} numbers, got {value!r}")
-    out = tuple(float(v) for v in items)
+    try:
+        out = tuple(float(v) for v in items)
+    except OverflowError:  # a JSON integer too large for a float
+        out = (math.inf,)
     if not all(math.isfinite(v) for v in out):
         raise ConfigError(f"{where} must be finite, got {list(out)}")
+    for i, v in enumerate(out):
+        if (low is not None and (v < low or (low_open and v == low))) or (high is not None and v > high):
+            name = where if n == 1 else f"{where}[{i}]"
+            raise ConfigError(f"{name} = {v!r}: must be {describe_range(low, high, low_open=low_open)}")
     return out
+
+
+def _nonfinite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite number inside plain JSON data, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, Mapping):
+        items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub, v in items:
+        if (found := _nonfinite(v, sub)) is not None:
+            return found
+    return None
 
 
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -158,6 +192,8 @@ def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -
 def _json_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise ConfigError(f"{where} must be a JSON object (string keys), got {type(value).__name__}")
+    if (bad := _nonfinite(value, where)) is not None:
+        raise ConfigError(f"{bad} must be a finite number (JSON has no NaN or Infinity)")
     try:
         return json.loads(json.dumps(dict(value), allow_nan=False))  # a plain, JSON-safe copy
     except (TypeError, ValueError) as exc:
@@ -186,7 +222,7 @@ class NeutralWrist:
     driver: str | None = None  # the wrist device's driver when it was captured
 
     def __post_init__(self) -> None:
-        pos = _floats(self.position_m, 3, "neutral_wrist.position_m")
+        pos = _floats(self.position_m, 3, "neutral_wrist.position_m", *WRIST_POSITION_RANGE_M)
         q = _floats(self.quat_wxyz, 4, "neutral_wrist.quat_wxyz")
         norm = math.sqrt(sum(v * v for v in q))
         if abs(norm - 1.0) > 1e-3:
@@ -247,11 +283,16 @@ class SideProfile:
             from retarget.human_hand import HandCalibration
 
             data = _json_object(self.hand_calibration, "hand_calibration")
-            object.__setattr__(self, "hand_calibration", HandCalibration.from_dict(data).to_dict())
+            cal = HandCalibration.from_dict(data)
+            _floats(cal.bone_scale, len(cal.bone_scale), "hand_calibration.bone_scale", *BONE_SCALE_RANGE,
+                    low_open=True)
+            _floats(cal.angle_offset_rad, len(cal.angle_offset_rad), "hand_calibration.angle_offset_rad",
+                    *ANGLE_OFFSET_RANGE_RAD)
+            object.__setattr__(self, "hand_calibration", cal.to_dict())
         if not isinstance(self.checks, Mapping):
             raise ConfigError(f"checks must be an object of {list(CHECK_KEYS)} -> metres, got {self.checks!r}")
         _check_keys(self.checks, CHECK_KEYS, "checks")
-        checks = {k: round(_floats([v], 1, f"checks.{k}")[0], 5) for k, v in self.checks.items()}
+        checks = {k: round(_floats([v], 1, f"checks.{k}", *CHECK_RANGE_M)[0], 5) for k, v in self.checks.items()}
         object.__setattr__(self, "checks", checks)
 
     def to_dict(self) -> dict[str, Any]:
@@ -304,7 +345,7 @@ def profile_from_dict(data: Any, where: str = "operator profile") -> OperatorPro
     for key in _TOP_KEYS:
         if key not in data:
             raise ConfigError(f"{where}: missing key {key!r}")
-    if data["format"] != FORMAT or data["version"] != VERSION:
+    if data["format"] != FORMAT or isinstance(data["version"], bool) or data["version"] != VERSION:
         raise ConfigError(f"{where}: format/version {data['format']!r}/{data['version']!r} not supported; "
                           f"expected {FORMAT!r}/{VERSION}")
     sides_raw = data["sides"]

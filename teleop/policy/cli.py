@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import threading
 from pathlib import Path
 from typing import Any
 
+from teleop.cli_types import finite_float, int_in, seconds
 from teleop.errors import ConfigError, TeleopError
 from teleop.policy import DEFAULT_POLICY_ENDPOINT
 
@@ -28,20 +30,24 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("datasets", nargs="+", metavar="DATASET", help="dataset folder, episode folder or DATASET:INDEX")
     t.add_argument("--out", required=True, help="model file to write (.npz)")
     t.add_argument("--kind", default="knn", choices=("knn", "mlp"), help="model (default %(default)s)")
-    t.add_argument("--fps", type=float, default=50, help="sample rate of frames and chunk rows (default %(default)s)")
-    t.add_argument("--chunk", type=int, default=10, help="rows per predicted chunk (default %(default)s)")
+    t.add_argument("--fps", type=finite_float(0, 1000, low_open=True, unit="Hz"), default=50,
+                   help="sample rate of frames and chunk rows, at most 1000 (default %(default)s)")
+    t.add_argument("--chunk", type=int_in(1, 1000), default=10, help="rows per predicted chunk, 1..1000 "
+                   "(default %(default)s)")
     t.add_argument("--only-interventions", action="store_true", help="train on intervention frames only (HG-DAgger)")
-    t.add_argument("--intervention-weight", type=float, default=5.0, help="weight of intervention frames "
-                   "(default %(default)s)")
-    t.add_argument("--policy-weight", type=float, default=0.0, help="weight of frames the policy commanded "
-                   "(default %(default)s)")
-    t.add_argument("--k", type=int, default=3, help="kNN neighbours, 1..5 (default %(default)s)")
-    t.add_argument("--time-weight", type=float, default=0.0, help="also condition on the time since the rollout "
+    t.add_argument("--intervention-weight", type=finite_float(0, 1000), default=5.0, help="weight of intervention "
+                   "frames, 0..1000 (default %(default)s)")
+    t.add_argument("--policy-weight", type=finite_float(0, 1000), default=0.0, help="weight of frames the policy "
+                   "commanded, 0..1000 (default %(default)s)")
+    t.add_argument("--k", type=int_in(1, 5), default=3, help="kNN neighbours, 1..5 (default %(default)s)")
+    t.add_argument("--time-weight", type=finite_float(0, 1000), default=0.0, help="also condition on the time since "
+                   "the rollout "
                    "started, this much (0 = off, default); helps a demonstration with pauses, where the state alone "
                    "does not say what comes next")
-    t.add_argument("--epochs", type=int, default=10, help="MLP epochs (default %(default)s)")
-    t.add_argument("--hidden", type=int, default=128, help="MLP hidden units per layer (default %(default)s)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int_in(1, 100_000), default=10, help="MLP epochs, 1..100000 (default %(default)s)")
+    t.add_argument("--hidden", type=int_in(1, 65536), default=128, help="MLP hidden units per layer, 1..65536 "
+                   "(default %(default)s)")
+    t.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
     t.add_argument("--json", action="store_true", help="print the report as JSON")
     t.set_defaults(func=cmd_policy_train)
 
@@ -54,26 +60,30 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="policy argument (repeatable)")
     s.add_argument("--endpoint", default=DEFAULT_POLICY_ENDPOINT, help="address to bind (default %(default)s)")
     s.add_argument("--keys", help="CURVE keys folder (required off loopback)")
-    s.add_argument("--seconds", type=float, help="stop after this long")
+    s.add_argument("--seconds", type=seconds, help="stop after this long")
     s.set_defaults(func=cmd_policy_serve)
 
     i = psub.add_parser("info", help="ask a running policy server what it serves")
     i.add_argument("--endpoint", default=DEFAULT_POLICY_ENDPOINT, help="the server (default %(default)s)")
     i.add_argument("--keys", help="CURVE keys folder")
-    i.add_argument("--timeout", type=float, default=2.0, help="seconds to wait (default %(default)s)")
+    i.add_argument("--timeout", type=finite_float(0, 600, low_open=True, unit="s"), default=2.0,
+                   help="seconds to wait, at most 600 (default %(default)s)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_policy_info)
 
 
-def _value(text: str) -> Any:
+def _value(key: str, text: str) -> Any:
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
     for conv in (int, float):
         try:
-            return conv(text)
+            value = conv(text)
         except ValueError:
-            pass
+            continue
+        if not math.isfinite(value):  # "nan", "inf", "1e999": never a policy argument
+            raise ConfigError(f"--option {key}={text}: a number must be finite (not NaN or infinity)")
+        return value
     return text
 
 
@@ -84,7 +94,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
         key, sep, text = item.partition("=")
         if not sep or not key.isidentifier():
             raise ConfigError(f"--option {item!r}: write KEY=VALUE with KEY a Python identifier")
-        out[key] = _value(text)
+        out[key] = _value(key, text)
     return out
 
 

@@ -10,7 +10,11 @@ controls, safety limits, haptics. Parsed strictly: every error names the key and
                 engage_mode = "toggle" | "hold"
     [safety]    stale_timeout_s, max_start_distance_rad, engage_max_step_rad, min_hand_distance_m
     [haptics]   enabled, rate_hz, full_force_n, deadband_n, exponent, max_change_per_s
-    [filters]   (optional) overrides of the retargeting config's One-Euro filters
+    [recorder]  enabled, dataset, task, start, codec, crf, preset
+    [policy]    enabled, endpoint, rate_hz, timeout_s, max_hold_s, blend_max_step_rad, recentre_on_takeover, task
+
+Every number has an allowed range, declared with its field (``_num``) and checked on parsing;
+NaN and +-inf never pass, and whole numbers (port_base, crf) are never truncated.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any, Literal
 from robots.description import bundled_description_path
 from teleop.bus.endpoints import DEFAULT_PORT_BASE
 from teleop.errors import ConfigError
-from teleop.tomlcfg import check_keys, get, get_float, load_toml
+from teleop.tomlcfg import NumberRange, check_keys, get, load_toml
 from teleop.types import SIDES, Side
 
 __all__ = [
@@ -32,6 +36,16 @@ __all__ = [
 ]
 
 BUNDLED_SESSIONS_DIR = Path(__file__).resolve().parents[1] / "sessions"
+
+
+def _num(default: float, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+         integer: bool = False) -> Any:
+    """A numeric field with its allowed range (checked by ``parse_session``; NaN and inf never pass)."""
+    return field(default=default, metadata={"range": NumberRange(low, high, low_open=low_open, integer=integer)})
+
+
+def _range(cls: type, name: str) -> NumberRange:
+    return {f.name: f for f in dataclasses.fields(cls)}[name].metadata["range"]
 
 
 def bundled_session_path(name: str) -> Path:
@@ -59,7 +73,8 @@ class InputConfig:
 class RobotConfig:
     kind: Literal["sim", "bridge"] = "sim"
     rpc: str | None = None  # bridge: the server's request endpoint; sim: derived from port_base
-    port_base: int = DEFAULT_PORT_BASE
+    # the robot server uses port_base..+3, the session tap +4 and the recorder control +5
+    port_base: int = _num(DEFAULT_PORT_BASE, 1024, 65530, integer=True)
     sim_args: tuple[str, ...] = ()
     keys: Path | None = None
 
@@ -83,20 +98,24 @@ class ControlsConfig:
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    stale_timeout_s: float = 0.1  # no fresh hand/wrist sample for this long -> hold, re-engage needed
-    max_start_distance_rad: float = 1.5  # refuse to engage when the first command is farther than this
-    engage_max_step_rad: float = 0.01  # per tick while ramping after (re-)engage
-    min_hand_distance_m: float = 0.10  # wrists never commanded closer than this
+    # no fresh hand/wrist sample for this long -> hold, re-engage needed; (0, 5]
+    stale_timeout_s: float = _num(0.1, 0, 5, low_open=True)
+    # refuse to engage when a joint's first command is farther than this; (0, 6.3] (6.3: about a full
+    # turn, no joint is farther: the check is off in effect)
+    max_start_distance_rad: float = _num(1.5, 0, 6.3, low_open=True)
+    engage_max_step_rad: float = _num(0.01, 0, 0.5, low_open=True)  # per tick while ramping after (re-)engage
+    min_hand_distance_m: float = _num(0.10, 0, 1)  # wrists never commanded closer than this; 0 = off
 
 
 @dataclass(frozen=True)
 class HapticsConfig:
     enabled: bool = True
-    rate_hz: float = 50.0
-    full_force_n: float = 5.0  # contact force that maps to full feedback
-    deadband_n: float = 0.2
-    exponent: float = 1.0  # curve: ((F - deadband) / (full - deadband)) ** exponent
-    max_change_per_s: float = 10.0  # rate limit of the feedback level (1 = full range per second)
+    rate_hz: float = _num(50.0, 0, 1000, low_open=True)
+    full_force_n: float = _num(5.0, 0, 1000, low_open=True)  # contact force that maps to full feedback
+    deadband_n: float = _num(0.2, 0, 1000)  # below full_force_n
+    exponent: float = _num(1.0, 0.1, 10)  # curve: ((F - deadband) / (full - deadband)) ** exponent
+    # rate limit of the feedback level (1 = full range per second)
+    max_change_per_s: float = _num(10.0, 0, 1000, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -105,10 +124,10 @@ class PolicySettings:
 
     enabled: bool = False
     endpoint: str = "tcp://127.0.0.1:7630"
-    rate_hz: float = 50.0  # observations sent per second
-    timeout_s: float = 0.1  # an answer later than this is late (counted; the robot holds)
-    max_hold_s: float = 0.2  # how long past its last row a chunk may still be used
-    blend_max_step_rad: float = 0.01  # per tick, when control returns to the policy
+    rate_hz: float = _num(50.0, 0, 1000, low_open=True)  # observations sent per second
+    timeout_s: float = _num(0.1, 0, 10, low_open=True)  # an answer later than this is late (counted; the robot holds)
+    max_hold_s: float = _num(0.2, 0, 10, low_open=True)  # how long past its last row a chunk may still be used
+    blend_max_step_rad: float = _num(0.01, 0, 0.5, low_open=True)  # per tick, when control returns to the policy
     # true: at takeover the operator's wrists are re-centred on the robot's pose (relative mapping, as
     # when engaging). false: the wrist mapping set when the policy started is kept, so the robot ramps
     # to where the operator's hands are (a scripted expert that does not look at the scene needs this)
@@ -125,13 +144,13 @@ class RecorderSettings:
     task: str = ""
     start: str = "auto"  # "auto": an episode starts with the session; "manual": on episode_start
     codec: str = "h264"
-    crf: float = 23.0
+    crf: int = _num(23, 0, 63, integer=True)  # video quality (lower: better; x264 uses 0..51, av1 0..63)
     preset: str = "ultrafast"
 
 
 @dataclass(frozen=True)
 class SessionConfig:
-    rate_hz: float
+    rate_hz: float = field(metadata={"range": NumberRange(10, 1000)})  # [session] rate_hz; default 500
     robot_description: Path
     robot: RobotConfig
     devices: dict[str, DeviceConfig]
@@ -174,7 +193,10 @@ def _dataclass_from(table: dict[str, Any], cls: type, where: str, prefix: str) -
         if isinstance(default, bool):
             values[name] = get(table, name, bool, where, prefix)
         elif isinstance(default, (int, float)):
-            values[name] = get_float(table, name, float(default), where, prefix, low=0.0, low_open=True)
+            rng = fields[name].metadata.get("range")
+            if not isinstance(rng, NumberRange):
+                raise TypeError(f"{cls.__name__}.{name}: a numeric config field needs its allowed range (use _num)")
+            values[name] = rng.check(get(table, name, (int, float), where, prefix), f"{prefix}{name}", where)
         elif isinstance(default, tuple):
             items = get(table, name, list, where, prefix)
             if not all(isinstance(v, str) for v in items):
@@ -191,7 +213,8 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     check_keys(raw, _TOP, where)
     sess = get(raw, "session", dict, where, required=False) or {}
     check_keys(sess, {"rate_hz", "robot_description", "operator"}, where, "session.")
-    rate = get_float(sess, "rate_hz", 500.0, where, "session.", low=10.0, high=1000.0)
+    rate = get(sess, "rate_hz", (int, float), where, "session.", required=False)
+    rate = 500.0 if rate is None else _range(SessionConfig, "rate_hz").check(rate, "session.rate_hz", where)
     desc_path = bundled_description_path()
     if (rel := get(sess, "robot_description", str, where, "session.", required=False)) is not None:
         desc_path = (base / rel).resolve() if not Path(rel).is_absolute() else Path(rel)
@@ -210,9 +233,11 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     if not all(isinstance(a, str) for a in sim_args):
         raise ConfigError(f"{where}: key 'robot.sim_args' must be a list of strings (teleop sim options)")
     keys = get(rob, "keys", str, where, "robot.", required=False)
-    robot = RobotConfig(kind=kind, rpc=rpc, port_base=int(get_float(rob, "port_base", DEFAULT_PORT_BASE, where, "robot.",
-                                                                     low=1024, high=65532)),
-                        sim_args=tuple(sim_args), keys=(base / keys) if keys else None)
+    port_base = get(rob, "port_base", (int, float), where, "robot.", required=False)
+    port_base = DEFAULT_PORT_BASE if port_base is None else _range(RobotConfig, "port_base").check(
+        port_base, "robot.port_base", where)
+    robot = RobotConfig(kind=kind, rpc=rpc, port_base=port_base, sim_args=tuple(sim_args),
+                        keys=(base / keys) if keys else None)
 
     devices: dict[str, DeviceConfig] = {}
     for name, table in (get(raw, "device", dict, where, required=False) or {}).items():
@@ -249,7 +274,8 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     safety = _dataclass_from(get(raw, "safety", dict, where, required=False) or {}, SafetyConfig, where, "safety.")
     haptics = _dataclass_from(get(raw, "haptics", dict, where, required=False) or {}, HapticsConfig, where, "haptics.")
     if haptics.full_force_n <= haptics.deadband_n:
-        raise ConfigError(f"{where}: haptics.full_force_n must be above haptics.deadband_n")
+        raise ConfigError(f"{where}: key 'haptics.full_force_n' must be above 'haptics.deadband_n', got "
+                          f"{haptics.full_force_n} <= {haptics.deadband_n}")
     recorder = _dataclass_from(get(raw, "recorder", dict, where, required=False) or {}, RecorderSettings, where,
                                "recorder.")
     if recorder.start not in ("auto", "manual"):

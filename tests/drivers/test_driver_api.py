@@ -48,6 +48,9 @@ def test_config_from_option_strings():
     for options, message in [
         ({"port": "x", "mode": "c"}, r"option 'mode' = 'c'; allowed values: \['a', 'b'\]"),
         ({"port": "x", "baud": "fast"}, "option 'baud' = 'fast'; expected int"),
+        ({"port": "x", "baud": 9600.5}, "option 'baud' = 9600.5; expected int, a whole number"),
+        ({"port": "x", "gain": "nan"}, "option 'gain' = 'nan'; expected a finite number"),
+        ({"port": "x", "gain": float("inf")}, "option 'gain' = inf; expected a finite number"),
         ({"port": "x", "enabled": "maybe"}, "write true or false"),
         ({"port": "x", "colour": "red"}, "unknown option 'colour'; options:"),
         ({"baud": "1"}, "port"),

@@ -43,6 +43,11 @@ def test_bundled_and_fixture_parse():
         (lambda r: r["limits"]["velocity_overrides"].update({"*_nothing": 1.0}), "matches no commanded joint"),
         (lambda r: r["limits"]["position_overrides"].update(left_elbow=[1.0, -1.0]), "low < high"),
         (lambda r: r["limits"]["position_overrides"].update(base=[0, 1]), "not a commanded joint"),
+        (lambda r: r["limits"]["velocity_overrides"].update({"*_grip": float("inf")}),
+         "key 'limits.velocity_overrides.*_grip' must be a finite number with 0 < value <= 50, got inf"),
+        (lambda r: r["limits"]["position_overrides"].update(left_elbow=[-float("inf"), float("inf")]),
+         "must be a finite number with -10 <= value <= 10, got -inf"),
+        (lambda r: r["actuators"].update(kp=float("nan")), "key 'actuators.kp' must be a finite number"),
         (lambda r: r.update(cameras="head"), "list of camera names"),
     ],
 )
