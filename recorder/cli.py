@@ -50,10 +50,15 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("dataset")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_episodes_list)
-    e = esub.add_parser("verify", help="check every log; cut a torn tail (after a crash) and recover the episode",
+    e = esub.add_parser("verify", help="check every log: report damage, cut a torn tail (after a crash, bytes kept) "
+                        "and recover the episode",
                         description="teleop episodes verify DATASET|EPISODE: walks each episode log record by "
-                        "record (length + CRC). A torn tail (a crash mid-write) is cut off, an episode left "
-                        "'recording' by a dead recorder is marked 'recovered'. Earlier records are never touched.")
+                        "record (length + CRC), past any damaged region to the next valid record. Damage inside "
+                        "a log is reported (bytes, records and messages lost per stream, when) and marked in "
+                        "meta.json, never cut: readers skip it. A torn tail (a crash mid-write) is cut off after "
+                        "its bytes are saved to log.tlog.torn-N; an episode left 'recording' by a dead recorder is "
+                        "marked 'recovered'. Exit status: 0 every log intact, 1 damage or a torn tail found (also "
+                        "when it was cut: data was lost), 2 not a dataset or episode.")
     e.add_argument("path", help="a dataset folder or one episode folder")
     e.add_argument("--dry-run", action="store_true", help="report only, change nothing")
     e.add_argument("--json", action="store_true")
@@ -88,6 +93,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--codec", default="h264", choices=("h264", "av1"), help="video codec of the LeRobot mp4s "
                    "(default %(default)s)")
     p.add_argument("--only-success", action="store_true", help="export only episodes marked success")
+    p.add_argument("--skip-damaged", action="store_true", help="leave out episodes whose log is damaged (by default "
+                   "they are exported from every intact record, with a warning)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="no progress lines; the stdout summary lists every episode")
     p.set_defaults(func=cmd_export)
@@ -182,10 +189,12 @@ def cmd_episodes_list(args: argparse.Namespace) -> int:
     if not eps:
         print(f"no episodes in {args.dataset}")
         return 0
-    print(f"{'#':>5}  {'status':10} {'outcome':8} {'seconds':>8}  {'task':24} operator / videos / notes / errors")
+    width = 18 if any(e.damaged for e in eps) else 10
+    print(f"{'#':>5}  {'status':{width}} {'outcome':8} {'seconds':>8}  {'task':24} operator / videos / notes / errors")
     for e in eps:
         vids = ",".join(f"{k}:{v}" for k, v in e.frames.items()) or "-"
-        print(f"{e.index:5d}  {e.status:10} {e.outcome:8} {e.duration_s:8.1f}  {e.task[:24]:24} "
+        status = f"{e.status} DAMAGED" if e.damaged else e.status  # meta.json "damage": `teleop episodes verify`
+        print(f"{e.index:5d}  {status:{width}} {e.outcome:8} {e.duration_s:8.1f}  {e.task[:24]:24} "
               f"{e.operator or '-'} / {vids} / {e.notes} / {e.errors}")
     return 0
 
@@ -208,43 +217,95 @@ def _alive(meta: dict[str, Any]) -> bool:
     return b"record" in cmdline or b"recorder" in cmdline or b"pytest" in cmdline
 
 
-def cmd_episodes_verify(args: argparse.Namespace) -> int:
-    from recorder.episode import LOG_NAME, META_NAME, list_episodes, read_meta, recover, write_index
-    from recorder.log import verify
+def _verify_targets(spec: str) -> tuple[list[Path], Path]:
+    """The episode folders ``teleop episodes verify`` checks, and their dataset folder."""
+    from recorder.episode import LOG_NAME, META_NAME, EpisodeError, list_episodes, resolve_episode
 
-    path = Path(args.path)
+    path = Path(spec)
+    if not path.exists():
+        if ":" in spec:  # DATASET:INDEX
+            path = resolve_episode(spec)
+        else:
+            raise EpisodeError(f"{path}: no such dataset or episode folder")
     if (path / LOG_NAME).is_file() or (path / META_NAME).is_file():
-        folders, dataset = [path], path.parent
-    else:
-        folders, dataset = [Path(e.path) for e in list_episodes(path)], path
+        return [path], path.parent
+    if not path.is_dir():
+        raise EpisodeError(f"{path} is not a dataset folder or an episode folder (give the folder `teleop record "
+                           "--dataset` wrote, or one of its episode_NNNNNN folders)")
+    eps = list_episodes(path)
+    if not eps:
+        raise EpisodeError(f"{path}: no episode folders (episode_NNNNNN/) in it, and no meta.json or {LOG_NAME}: "
+                           "not a dataset or an episode")
+    return [Path(e.path) for e in eps], path
+
+
+def cmd_episodes_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when every log is intact; 1 when damage, a torn tail or an unreadable episode was
+    found (with or without --dry-run: data was lost); 2 (TeleopError) for a path that is not a
+    dataset or an episode."""
+    from recorder.episode import META_NAME, EpisodeError, read_meta, verify_episode, write_index
+    from recorder.log import LogError
+
+    folders, dataset = _verify_targets(args.path)
     out, bad = [], 0
     for folder in folders:
-        meta = read_meta(folder) if (folder / META_NAME).is_file() else {}
-        row: dict[str, Any] = {"episode": str(folder), "status": meta.get("status", "?")}
-        if meta.get("status") == "recording" and _alive(meta):
-            row["skipped"] = "being recorded right now (recorder pid %s alive)" % meta.get("recorder_pid")
-            out.append(row)
-            continue
-        rep = verify(folder / LOG_NAME, truncate=not args.dry_run)
-        row.update(records=rep.records, bytes=rep.good_bytes, torn_bytes=rep.torn_bytes, truncated=rep.truncated)
-        if rep.torn_bytes:
+        row: dict[str, Any] = {"episode": str(folder)}
+        try:
+            meta = read_meta(folder) if (folder / META_NAME).is_file() else {}
+            row["status"] = meta.get("status", "?")
+            if meta.get("status") == "recording" and _alive(meta):
+                row["skipped"] = "being recorded right now (recorder pid %s alive)" % meta.get("recorder_pid")
+                out.append(row)
+                continue
+            row = verify_episode(folder, dry_run=args.dry_run)
+        except (EpisodeError, LogError, OSError) as exc:
+            row["error"] = str(exc)
+        if row.get("error") or not row.get("intact", False):
             bad += 1
-        if meta.get("status") == "recording" and not args.dry_run:
-            row["status"] = recover(folder)["status"]
         out.append(row)
-    if not args.dry_run and dataset.is_dir():
+    if not args.dry_run and dataset.is_dir() and any(not r.get("skipped") for r in out):
         write_index(dataset)
     if args.json:
         print(json.dumps(out, indent=1))
-    else:
-        for r in out:
-            if "skipped" in r:
-                print(f"{r['episode']}: skipped, {r['skipped']}")
-                continue
-            torn = (f"torn tail of {r['torn_bytes']} bytes " + ("cut off" if r["truncated"] else "(not cut: --dry-run)")
-                    if r["torn_bytes"] else "no torn tail")
-            print(f"{r['episode']}: {r['records']} records, {torn}, status {r['status']}")
-    return 1 if bad and args.dry_run else 0
+        return 1 if bad else 0
+    for r in out:
+        if "skipped" in r:
+            print(f"{r['episode']}: skipped, {r['skipped']}")
+            continue
+        if "error" in r:
+            print(f"{r['episode']}: ERROR {r['error']}")
+            continue
+        if r["intact"]:
+            print(f"{r['episode']}: {r['records']} records, intact, status {r['status']}")
+            continue
+        what = []
+        if r["damaged"]:
+            lost = "records lost unknown" if r["records_lost"] is None else \
+                f"{r['records_lost']} record{'' if r['records_lost'] == 1 else 's'} lost"
+            n, m = len(r["damage"]), r["messages_lost"]
+            what.append(f"DAMAGED ({n} region{'' if n == 1 else 's'}, {r['damaged_bytes']} bytes, {lost}, "
+                        f"{m} message{'' if m == 1 else 's'} missing by sequence number)")
+        if r["torn_bytes"] or r["torn_reason"]:
+            what.append(f"torn tail of {r['torn_bytes']} bytes")
+        done = ("; --dry-run: nothing changed" if args.dry_run
+                else "; marked in meta.json" if r["marked"] else "")
+        print(f"{r['episode']}: {r['records']} records kept, {', '.join(what)}, status {r['status']}{done}")
+        for d in r["damage"]:
+            lost = "records lost: unknown (the length fields are damaged too)" if d["records_lost"] is None else \
+                f"{d['records_lost']} record{'' if d['records_lost'] == 1 else 's'} lost"
+            span = (f"{'start' if d['from_s'] is None else format(d['from_s'], '.3f') + ' s'} .. "
+                    f"{'end' if d['to_s'] is None else format(d['to_s'], '.3f') + ' s'}")
+            streams = ", ".join(f"{st['topic']} ({st['source']}) {st['lost']} message{'' if st['lost'] == 1 else 's'}"
+                                for st in d["streams"]) or "no sequence gap"
+            print(f"  damaged region at byte {d['offset']} ({d['bytes']} bytes): {lost}, {span} into the episode; "
+                  f"streams: {streams}; not cut (readers skip it)")
+        if "records_missing" in r:
+            print(f"  meta.json counts {r['records_written']} records written: {r['records_missing']} missing")
+        if r["torn_bytes"] or r["torn_reason"]:
+            cut = (f"cut off, its bytes kept in {r['saved']}" if r["saved"] else "cut off") if r["truncated"] \
+                else "not cut (--dry-run)"
+            print(f"  torn tail at byte {r['torn_offset']} ({r['torn_bytes']} bytes, {r['torn_reason']}): {cut}")
+    return 1 if bad else 0
 
 
 def cmd_episodes_inspect(args: argparse.Namespace) -> int:
@@ -266,6 +327,14 @@ def cmd_episodes_inspect(args: argparse.Namespace) -> int:
               f"{s['start_ms']:9.1f} {s['end_ms']:9.1f} {s['max_interval_ms']:9.1f}")
     for k, v in report["dropped"].items():
         print(f"  dropped {k}: {v}")
+    log = report["log"]
+    if log["damaged"]:
+        print(f"  DAMAGED log: {log['summary']}; every intact record is used (`teleop episodes verify` marks it)")
+        for line in log["regions"]:
+            print(f"    {line}")
+    if log["torn_bytes"]:
+        print(f"  torn tail of {log['torn_bytes']} bytes ({log['torn_reason']}): a cut-short last write, not read; "
+              "`teleop episodes verify` cuts it (keeping the bytes)")
     if report.get("plot"):
         print(f"  timeline plot: {report['plot']}")
     return 0
@@ -298,10 +367,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"teleop export: {line}", file=sys.stderr, flush=True)
 
     common = dict(fps=args.fps, only_success=args.only_success, overwrite=args.overwrite,
-                  progress=None if args.json else progress)
+                  skip_damaged=args.skip_damaged, progress=None if args.json else progress)
     if args.format == "lerobot":
         summary = export_lerobot(Path(args.dataset), Path(args.out), codec=args.codec, **common)
     else:
         summary = export_hdf5(Path(args.dataset), Path(args.out), **common)
+    if args.json:  # (without --json the progress lines said it)
+        for d in summary.damaged:
+            print(f"teleop export: warning: {Path(d['episode']).name}: damaged log ({d['summary']}); "
+                  + ("left out (--skip-damaged)" if d["skipped"] else "exported from every intact record"),
+                  file=sys.stderr)
     print(json.dumps(summary.as_dict(detail=args.json)))
     return 0

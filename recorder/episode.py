@@ -11,7 +11,11 @@
 
 Numbering has no gaps: the next episode takes 1 + the highest existing index; a discarded
 episode is renamed away before its number is reused; an episode whose recorder died
-(``status: recording`` in meta.json) is recovered (torn log tail cut, videos probed) and kept.
+(``status: recording`` in meta.json) is recovered (torn log tail cut with its bytes kept,
+videos probed) and kept. ``verify_episode`` checks any episode's log the same way
+(``recorder.log.scan``): a torn tail is cut after saving its bytes to ``log.tlog.torn-<n>``;
+damage inside the log is never cut (readers skip it) but recorded in ``meta.json["damage"]``
+and an error line, so the episode shows as damaged whatever its status.
 ``meta.json`` is always replaced atomically, so it is either the old or the new version.
 """
 
@@ -37,6 +41,7 @@ __all__ = [
     "write_meta",
     "write_index",
     "recover",
+    "verify_episode",
     "resolve_episode",
     "EpisodeSummary",
     "LOG_NAME",
@@ -114,6 +119,7 @@ class EpisodeSummary:
     frames: dict[str, int]
     notes: int
     errors: int
+    damaged: bool = False  # `teleop episodes verify` found damage inside its log (meta.json "damage")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -132,7 +138,7 @@ def list_episodes(dataset: Path) -> list[EpisodeSummary]:
             index=i, path=str(folder), status=m.get("status", "?"), outcome=m.get("outcome", "unknown"),
             task=m.get("task", ""), operator=m.get("operator", ""), duration_s=float(m.get("duration_s", 0.0)),
             frames={k: v.get("frames", 0) for k, v in m.get("videos", {}).items()},
-            notes=len(m.get("notes", [])), errors=len(m.get("errors", [])),
+            notes=len(m.get("notes", [])), errors=len(m.get("errors", [])), damaged=bool(m.get("damage")),
         ))
     return out
 
@@ -161,23 +167,158 @@ def delete_tree(path: Path) -> None:
 
 
 def recover(folder: Path) -> dict[str, Any]:
-    """Make a crashed episode whole: cut the log's torn tail, count what the videos hold, mark
-    it ``recovered``. Returns the new metadata. An episode that is not crashed is untouched."""
-    from recorder.log import verify
-    from recorder.video import probe_video
-
+    """Make a crashed episode whole: cut the log's torn tail (its bytes kept next to the log),
+    record any damage inside it, count what the videos hold, mark it ``recovered``. Returns the
+    new metadata. An episode that is not crashed is untouched."""
     folder = Path(folder)
     meta = read_meta(folder)
     if meta.get("status") != "recording":
         return meta
-    rep = verify(folder / LOG_NAME, truncate=True)
+    if not (folder / LOG_NAME).is_file():  # it died before its log existed
+        meta.setdefault("errors", [])
+        _mark_recovered(folder, meta, None, None)
+        write_meta(folder, meta)
+        return meta
+    verify_episode(folder)
+    return read_meta(folder)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def damage_summary(damage: dict[str, Any]) -> str:
+    """One line of what a ``meta.json["damage"]`` entry (or a ``verify_episode`` row) says was lost."""
+    regions = damage.get("regions", [])
+    lost = damage.get("records_lost")
+    parts = [_plural(len(regions), "damaged region") + f" ({damage.get('bytes', 0)} bytes)",
+             "records lost unknown" if lost is None else _plural(int(lost), "record") + " lost"]
+    missing = damage.get("records_missing")
+    if lost is None and missing is not None:
+        parts.append(f"{missing} missing by the count in meta.json")
+    streams: dict[str, int] = {}
+    for r in regions:
+        for st in r.get("streams", []):
+            key = f"{st['topic']} ({st['source']})"
+            streams[key] = streams.get(key, 0) + int(st["lost"])
+    parts.append("messages lost: " + (", ".join(f"{k} {v}" for k, v in streams.items()) if streams else "none by "
+                                      "sequence number"))
+
+    def sec(x: float | None, edge: str) -> str:
+        return edge if x is None else f"{x:.3f}"
+
+    spans = [f"{sec(r['from_s'], 'start')}..{sec(r['to_s'], 'end')} s" for r in regions[:4]]
+    parts.append("between " + ", ".join(spans) + (" ..." if len(regions) > 4 else "") + " into the episode")
+    return "; ".join(parts)
+
+
+def _damage_entry(sc: Any, meta: dict[str, Any] | None) -> dict[str, Any]:
+    d = sc.as_dict()
+    entry: dict[str, Any] = {
+        "regions": [{k: v for k, v in r.items() if k not in ("before_recv_ns", "after_recv_ns")} | {
+            "streams": [{"source": st["source"], "topic": st["topic"], "lost": st["lost"], "last_seq": st["last_seq"],
+                         "next_seq": st["next_seq"]} for st in r["streams"]]} for r in d["damage"]],
+        "bytes": d["damaged_bytes"], "records_lost": d["records_lost"], "messages_lost": d["messages_lost"],
+        "records_kept": d["records"],
+    }
+    written = (meta or {}).get("records")
+    if isinstance(written, int) and (meta or {}).get("status") == "complete":
+        entry["records_written"] = written  # counted by the recorder when it closed the log
+        entry["records_missing"] = written - d["records"]
+    return entry
+
+
+def verify_episode(folder: Path, *, dry_run: bool = False) -> dict[str, Any]:
+    """Check an episode's log (``recorder.log.scan``) and, unless ``dry_run``, act on it:
+
+    * a torn tail is cut off after its bytes are saved to ``log.tlog.torn-<n>`` (listed in
+      ``meta["torn_tails"]`` with an error line);
+    * damage inside the log is never cut (readers resynchronise past it); ``meta["damage"]``
+      says what was lost (regions: byte offset and length, records lost, time span in seconds
+      into the episode, the streams and how many messages each lost) and an error line says it
+      once; the status is kept (``EpisodeSummary.damaged`` shows it);
+    * an episode left ``recording`` (its recorder died) is marked ``recovered``.
+
+    Returns what was found and done (the ``teleop episodes verify --json`` row). With
+    ``dry_run`` nothing is written and the row holds the same analysis."""
+    from recorder.log import MAGIC, cut_torn_tail, scan
+
+    folder = Path(folder)
+    meta = read_meta(folder) if (folder / META_NAME).is_file() else None
+    log = folder / LOG_NAME
+    if not log.is_file():
+        raise EpisodeError(f"{folder}: no {LOG_NAME}; nothing to verify (the episode's messages are gone)")
+    sc = scan(log)
+    d = sc.as_dict()
+    status = (meta or {}).get("status", "?")
+    row: dict[str, Any] = {
+        "episode": str(folder), "status": status, "records": sc.records, "file_bytes": sc.file_bytes,
+        "intact": sc.intact, "damaged": sc.damaged, "damage": d["damage"], "damaged_bytes": d["damaged_bytes"],
+        "records_lost": d["records_lost"], "messages_lost": d["messages_lost"],
+        "torn_offset": sc.torn_offset, "torn_bytes": sc.torn_bytes, "torn_reason": sc.torn_reason,
+        "bytes": sc.torn_offset if sc.torn_bytes else sc.file_bytes, "truncated": False, "saved": None,
+        "marked": False, "dry_run": dry_run,
+    }
+    entry = _damage_entry(sc, meta) if sc.damaged else None
+    if entry is not None:
+        row["summary"] = damage_summary(entry)
+        if "records_missing" in entry:
+            row["records_written"], row["records_missing"] = entry["records_written"], entry["records_missing"]
+    if dry_run:
+        return row
+    saved = None
+    if sc.torn_bytes or sc.torn_reason:
+        saved = cut_torn_tail(log, sc)
+        row.update(truncated=True, saved=saved.name if saved else None, bytes=max(sc.torn_offset, len(MAGIC)))
+    if meta is None:
+        return row
+    errors = meta.setdefault("errors", [])
+    changed = False
+    if row["truncated"]:
+        meta.setdefault("torn_tails", []).append({
+            "offset": sc.torn_offset, "bytes": sc.torn_bytes, "reason": sc.torn_reason,
+            "saved": saved.name if saved else None, "cut": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        if status != "recording":  # (a crashed episode's recovery line says it)
+            errors.append(f"log: cut a torn tail of {sc.torn_bytes} bytes at byte {sc.torn_offset} "
+                          f"({sc.torn_reason})" + (f"; its bytes are kept in {saved.name}" if saved else ""))
+        changed = True
+    old = meta.get("damage")
+    if entry is not None:
+        if not old or old.get("regions") != entry["regions"]:
+            meta["damage"] = {**entry, "found": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            errors.append(f"log damaged: {damage_summary(entry)}; readers skip the damage and use every intact "
+                          "record (teleop episodes verify)")
+            changed = True
+    elif old:
+        del meta["damage"]
+        errors.append("log: verify found no damage any more; the earlier damage entry was removed")
+        changed = True
+    if status == "recording":
+        _mark_recovered(folder, meta, sc, saved)
+        row["status"] = meta["status"]
+        changed = True
+    if changed:
+        write_meta(folder, meta)
+        row["marked"] = True
+    return row
+
+
+def _mark_recovered(folder: Path, meta: dict[str, Any], sc: Any, saved: Path | None) -> None:
+    from recorder.video import probe_video
+
     meta["status"] = "recovered"
-    meta.setdefault("errors", []).append(
-        f"the recorder stopped without closing this episode; recovered {rep.records} log records"
-        + (f", cut a torn tail of {rep.torn_bytes} bytes" if rep.torn_bytes else "")
-    )
-    if rep.records:
-        meta["duration_s"] = round((rep.last_recv_ns - rep.first_recv_ns) / 1e9, 3)
+    if sc is None:
+        meta["errors"].append(f"the recorder stopped without closing this episode, and before its {LOG_NAME} "
+                              "existed: no log records")
+    else:
+        meta["errors"].append(
+            f"the recorder stopped without closing this episode; recovered {sc.records} log records"
+            + (f", cut a torn tail of {sc.torn_bytes} bytes" if sc.torn_bytes else "")
+            + (f" (kept in {saved.name})" if saved else "")
+            + (f"; {_plural(len(sc.damage), 'damaged region')} inside the log skipped" if sc.damage else "")
+        )
+    if sc is not None and sc.records:
+        meta["duration_s"] = round((sc.last_recv_ns - sc.first_recv_ns) / 1e9, 3)
     for name, v in meta.get("videos", {}).items():
         try:
             info = probe_video(folder / v["file"])
@@ -186,8 +327,6 @@ def recover(folder: Path) -> dict[str, Any]:
             v["frames"] = 0
             meta["errors"].append(f"video {name}: {exc}")
     meta["outcome"] = meta.get("outcome") or "unknown"
-    write_meta(folder, meta)
-    return meta
 
 
 def resolve_episode(spec: str | Path) -> Path:

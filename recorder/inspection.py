@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from recorder.reader import load_episode
+from recorder.reader import Episode, load_episode
 
-__all__ = ["inspect_episode", "plot_timelines"]
+__all__ = ["inspect_episode", "log_report", "plot_timelines"]
 
 
 def inspect_episode(spec: str | Path) -> dict[str, Any]:
@@ -52,7 +52,29 @@ def inspect_episode(spec: str | Path) -> dict[str, Any]:
         },
         "loop": m.get("loop", {}),
         "errors": m.get("errors", []),
+        "log": log_report(ep),
     }
+
+
+def log_report(ep: Episode) -> dict[str, Any]:
+    """What reading the episode's log found: damage skipped (what was lost), a torn tail."""
+    from recorder.episode import damage_summary
+
+    sc = ep.log
+    if sc is None:
+        return {"intact": True, "damaged": False, "records": 0, "torn_bytes": 0, "torn_reason": "", "damage": []}
+    d = sc.as_dict()
+    out: dict[str, Any] = {
+        "intact": sc.intact, "damaged": sc.damaged, "records": sc.records, "damage": d["damage"],
+        "damaged_bytes": d["damaged_bytes"], "records_lost": d["records_lost"], "messages_lost": d["messages_lost"],
+        "torn_bytes": sc.torn_bytes, "torn_reason": sc.torn_reason,
+        "marked": bool(ep.meta.get("damage")),  # `teleop episodes verify` recorded it in meta.json
+    }
+    if sc.damaged:
+        out["summary"] = damage_summary({"regions": d["damage"], "bytes": d["damaged_bytes"],
+                                         "records_lost": d["records_lost"]})
+        out["regions"] = sc.describe()[:len(sc.damage)]
+    return out
 
 
 def plot_timelines(spec: str | Path, out: Path, width: int = 1200) -> Path:

@@ -1,5 +1,8 @@
 """Reading an episode back: every logged message, grouped by topic, on the session clock.
 
+A damaged log is read past its damage (``recorder.log``): every intact record is here, and
+``Episode.log`` (a ``LogScan``) says what was lost (``Episode.damaged``).
+
 Times: every bus header carries the sender's monotonic capture time. The session publishes
 ``session_event`` records of ``event="clock"`` with ``values={"source", "offset_ns"}`` for every
 other host it talks to (``offset_ns`` added to that source's times gives session time); the
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from recorder.episode import LOG_NAME, META_NAME, read_meta, resolve_episode
-from recorder.log import read_records
+from recorder.log import LogScan, read_records
 from teleop.bus.codec import DecodeError, Decoder, Header, Message
 from teleop.bus.messages import SessionEvent, VideoFrameRef
 
@@ -67,6 +70,13 @@ class Episode:
     streams: dict[str, Stream]
     offsets_ns: dict[str, int]
     rejected: dict[str, int]  # decode rejections by reason (a log never holds those unless written by hand)
+    log: LogScan | None = None  # what reading the log found: damaged regions skipped, a torn tail
+
+    @property
+    def damaged(self) -> bool:
+        """The log has damage the reader skipped (every intact record is here; ``log.damage`` says
+        what was lost)."""
+        return self.log is not None and self.log.damaged
 
     @property
     def start_ns(self) -> int:
@@ -115,7 +125,8 @@ def load_episode(spec: str | Path, topics: Iterable[str] | None = None) -> Episo
     rows: dict[str, list[tuple[Header, Message, int]]] = {}
     offsets: dict[str, int] = {}
     prefixes = tuple(topics) if topics is not None else None
-    for rec in read_records(folder / LOG_NAME):
+    scan = LogScan(str(folder / LOG_NAME))
+    for rec in read_records(folder / LOG_NAME, scan=scan):
         try:
             header, msg = decoder.decode([rec.frame])
         except DecodeError:
@@ -138,4 +149,4 @@ def load_episode(spec: str | Path, topics: Iterable[str] | None = None) -> Episo
             seq=np.fromiter((h.seq for h, _, _ in items), np.int64, len(items)),
             messages=[m for _, m, _ in items],
         )
-    return Episode(folder, meta, streams, offsets, dict(decoder.stats.rejected))
+    return Episode(folder, meta, streams, offsets, dict(decoder.stats.rejected), scan)

@@ -51,6 +51,7 @@ __all__ = [
     "Progress",
     "prepare_out",
     "finish_out",
+    "note_damage",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ class Resampled:
     states: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (N, n) float64 robot q, unrounded
     takeover_t: list[float] = field(default_factory=list)  # seconds (frame time) where an intervention starts
     return_t: list[float] = field(default_factory=list)  # ... and where control goes back
+    log: Any = None  # the reader's LogScan: damage skipped in the log (every intact record is used)
 
     @property
     def length(self) -> int:
@@ -145,10 +147,12 @@ class ExportSummary:
     seconds: float = 0.0
     skipped: list[dict[str, str]] = field(default_factory=list)
     exported: list[dict[str, Any]] = field(default_factory=list)
+    damaged: list[dict[str, Any]] = field(default_factory=list)  # episodes whose log is damaged (note_damage)
 
     def as_dict(self, detail: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {"format": self.format, "out": self.out, "episodes": self.episodes, "frames": self.frames,
-                             "fps": self.fps, "seconds": round(self.seconds, 3), "skipped": len(self.skipped)}
+                             "fps": self.fps, "seconds": round(self.seconds, 3), "skipped": len(self.skipped),
+                             "damaged": self.damaged}
         if detail:
             d["skipped_episodes"] = self.skipped
             d["exported_episodes"] = self.exported
@@ -200,6 +204,33 @@ def select_episodes(dataset: str | Path, *, only_success: bool = False,
         why = "; ".join(f"{Path(s['episode']).name}: {s['reason']}" for s in skipped[:5])
         raise ExportError(f"{ds}: none of its {len(eps)} episodes can be exported ({why})")
     return keep, skipped
+
+
+def note_damage(r: Resampled, *, skip_damaged: bool, damaged: list[dict[str, Any]], skipped: list[dict[str, str]],
+                progress: Progress | None = None) -> bool:
+    """Say so when ``r``'s log is damaged (its reader skipped damaged regions): an entry in
+    ``damaged`` and a progress line. True when the episode is to be left out (``skip_damaged``:
+    then it is also in ``skipped``); otherwise it is exported from every intact record."""
+    sc = r.log
+    if sc is None or not sc.damaged:
+        return False
+    from recorder.episode import damage_summary
+
+    d = sc.as_dict()
+    text = damage_summary({"regions": d["damage"], "bytes": d["damaged_bytes"], "records_lost": d["records_lost"]})
+    damaged.append({"episode": str(r.path), "summary": text, "regions": len(sc.damage), "bytes": d["damaged_bytes"],
+                    "records_lost": d["records_lost"], "messages_lost": d["messages_lost"], "records_kept": sc.records,
+                    "skipped": skip_damaged})
+    if skip_damaged:
+        reason = f"damaged log ({text}; --skip-damaged)"
+        skipped.append({"episode": str(r.path), "reason": reason})
+        if progress:
+            progress(f"skip {r.path.name}: {reason}")
+        return True
+    if progress:
+        progress(f"warning: {r.path.name}: damaged log ({text}); exported from every intact record "
+                 "(--skip-damaged leaves it out)")
+    return False
 
 
 def prepare_out(out: Path, overwrite: bool) -> Path:
@@ -386,7 +417,7 @@ def resample(ep: Episode, fps: int, *, velocity: bool = True) -> Resampled:
     ret = [float(times[i]) for i in np.flatnonzero(edges == -1)]
 
     return Resampled(path=ep.path, meta=ep.meta, fps=fps, t0_ns=start, t_ns=t_k, features=features, columns=columns,
-                     videos=_video_tracks(ep, t_k), states=q[si], takeover_t=takeover, return_t=ret)
+                     videos=_video_tracks(ep, t_k), states=q[si], takeover_t=takeover, return_t=ret, log=ep.log)
 
 
 def _video_tracks(ep: Episode, t_k: npt.NDArray[np.int64]) -> dict[str, VideoTrack]:

@@ -41,6 +41,7 @@ from recorder.export.common import (
     check_fps,
     finish_out,
     iter_track_frames,
+    note_damage,
     prepare_out,
     resample_path,
     select_episodes,
@@ -88,8 +89,10 @@ def _write_obs(group: Any, name: str, obs: dict[str, np.ndarray]) -> None:
 
 
 def export_hdf5(dataset: str | Path, out: str | Path, *, fps: float = 30, only_success: bool = False,
-                overwrite: bool = False, velocity: bool = True, progress: Progress | None = None) -> ExportSummary:
-    """Export the complete/recovered episodes of ``dataset`` to one robomimic-style HDF5 file."""
+                overwrite: bool = False, velocity: bool = True, skip_damaged: bool = False,
+                progress: Progress | None = None) -> ExportSummary:
+    """Export the complete/recovered episodes of ``dataset`` to one robomimic-style HDF5 file
+    (an episode with a damaged log from every intact record, or not at all with ``skip_damaged``)."""
     import h5py
 
     t_start = time.monotonic()
@@ -98,6 +101,7 @@ def export_hdf5(dataset: str | Path, out: str | Path, *, fps: float = 30, only_s
     episodes, skipped = select_episodes(dataset, only_success=only_success, progress=progress)
     tmp = prepare_out(out, overwrite)
     exported: list[dict[str, Any]] = []
+    damaged: list[dict[str, Any]] = []
     total = 0
     schema: dict[str, Feature] | None = None
     joint_names: list[str] = []
@@ -115,6 +119,8 @@ def export_hdf5(dataset: str | Path, out: str | Path, *, fps: float = 30, only_s
                     skipped.append({"episode": summary.path, "reason": str(exc)})
                     if progress:
                         progress(f"skip {Path(summary.path).name}: {exc}")
+                    continue
+                if note_damage(r, skip_damaged=skip_damaged, damaged=damaged, skipped=skipped, progress=progress):
                     continue
                 feats = {k: (f.dtype, f.shape) for k, f in r.all_features().items()}
                 if schema is None:
@@ -181,4 +187,5 @@ def export_hdf5(dataset: str | Path, out: str | Path, *, fps: float = 30, only_s
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return ExportSummary("hdf5", str(out), len(exported), total, fps_i, time.monotonic() - t_start, skipped, exported)
+    return ExportSummary("hdf5", str(out), len(exported), total, fps_i, time.monotonic() - t_start, skipped, exported,
+                         damaged)

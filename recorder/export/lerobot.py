@@ -38,6 +38,7 @@ from recorder.export.common import (
     check_fps,
     finish_out,
     iter_track_frames,
+    note_damage,
     prepare_out,
     resample_path,
     select_episodes,
@@ -285,8 +286,9 @@ def _check_schema(r: Resampled, schema: dict[str, Feature]) -> None:
 
 def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, codec: str = "h264",
                    only_success: bool = False, overwrite: bool = False, velocity: bool = True,
-                   progress: Progress | None = None) -> ExportSummary:
-    """Export the complete/recovered episodes of ``dataset`` to a LeRobot v3.0 dataset at ``out``."""
+                   skip_damaged: bool = False, progress: Progress | None = None) -> ExportSummary:
+    """Export the complete/recovered episodes of ``dataset`` to a LeRobot v3.0 dataset at ``out``
+    (an episode with a damaged log from every intact record, or not at all with ``skip_damaged``)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -306,6 +308,7 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
     ep_rows: list[dict[str, Any]] = []
     ep_stats: list[dict[str, dict[str, np.ndarray]]] = []
     exported: list[dict[str, Any]] = []
+    damaged: list[dict[str, Any]] = []
     robot_type: str | None = None
     total = 0
     try:
@@ -317,6 +320,8 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
                 skipped.append({"episode": summary.path, "reason": str(exc)})
                 if progress:
                     progress(f"skip {Path(summary.path).name}: {exc}")
+                continue
+            if note_damage(r, skip_damaged=skip_damaged, damaged=damaged, skipped=skipped, progress=progress):
                 continue
             if schema is None:
                 schema = r.all_features()
@@ -426,4 +431,5 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
                 pass
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportSummary("lerobot", str(out), len(ep_rows), total, fps_i, time.monotonic() - t_start, skipped, exported)
+    return ExportSummary("lerobot", str(out), len(ep_rows), total, fps_i, time.monotonic() - t_start, skipped, exported,
+                         damaged)
