@@ -40,6 +40,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--crf", type=int_in(0, 63), default=23)
     p.add_argument("--preset", default="ultrafast", help="x264 preset (ultrafast..veryslow); ultrafast keeps two 640x480 30 fps cameras well under a core (the export re-encodes anyway)")
     p.add_argument("--seconds", type=seconds, help="stop after this long")
+    p.add_argument("--keys", help="CURVE keys folder (`teleop keys generate`): authenticate and encrypt every "
+                   "socket, also on loopback (docs/security.md)")
+    p.add_argument("--max-episode-gb", type=finite_float(0.001, 10_000, unit="GB"), default=20.0,
+                   help="close an episode when its log and videos reach this size (default %(default)s)")
+    p.add_argument("--max-queue-mb", type=finite_float(16, 65_536, unit="MB"), default=512.0,
+                   help="messages received but not yet written, at most; beyond, they are dropped and counted in "
+                   "the episode (default %(default)s)")
     p.set_defaults(func=cmd_record)
 
     _add_replay(sub)
@@ -78,6 +85,7 @@ def add_parsers(sub: Any) -> None:
             e.add_argument("--task", help="task label of the new episode")
         e.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE)
         e.add_argument("--control", help="the recorder's control endpoint (default: port base + 5)")
+        e.add_argument("--keys", help="CURVE keys folder, when the recorder runs with --keys")
         e.set_defaults(func=cmd_episodes_control, op=op)
 
     p = sub.add_parser(
@@ -162,6 +170,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from recorder.recorder import RecorderConfig, run_recorder
+    from teleop.bus.security import CurveKeys
 
     tap, control = session_endpoints(port_base=args.port_base)
     robot = RobotEndpoints.on(port_base=args.port_base)
@@ -170,6 +179,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         dataset=Path(args.dataset), tap=args.tap or tap, control=args.control or control,
         state=args.state or robot.state, camera=camera, task=args.task, operator=args.operator,
         auto_start=args.start, codec=args.codec, crf=args.crf, preset=args.preset,
+        max_episode_mb=args.max_episode_gb * 1000.0, max_queue_mb=args.max_queue_mb,
+        keys=CurveKeys.load(args.keys) if args.keys else None,
     )
     rec = run_recorder(cfg, args.seconds)
     for err in rec.errors:
@@ -350,7 +361,9 @@ def cmd_episodes_control(args: argparse.Namespace) -> int:
         values["text"] = args.text
     if args.op == "start" and args.task:
         values["task"] = args.task
-    with Bus("episodes-cli") as bus:
+    from teleop.bus.security import CurveKeys
+
+    with Bus("episodes-cli", keys=CurveKeys.load(args.keys) if args.keys else None) as bus:
         rpc = bus.rpc_client(endpoint, 3.0)
         try:
             reply = rpc.request(args.op, **values)

@@ -1,8 +1,12 @@
 """The recorder process (``teleop record``): taps the session, the robot state and the cameras
 without loss and writes episodes (recorder/episode.py).
 
-One thread owns everything (sockets, the open episode, the log): a ``zmq.Poller`` over the
-three lossless subscribers and the control REP socket. Messages are logged as the bytes that
+One thread owns the open episode and the log; an intake thread (recorder/intake.py) empties the
+three lossless subscribers into a queue bounded in bytes, so memory stays bounded under any
+input; the episode's disk use is bounded too (``max_episode_mb``, and the free-space guard checked
+every ``DISK_CHECK_BYTES`` written and every second). An episode holds one session only: a
+message from another session on the tap, or a state from another robot server instance, closes
+it (said in its errors) rather than mixing two runs in one episode. Messages are logged as the bytes that
 travelled (no re-encoding) except camera images, which go to the episode's videos (encoded in
 their own threads, recorder/video.py) and are logged as ``video_frame`` references. Stopping an
 episode closes the log at once and finalises the videos in the background, so the next episode
@@ -66,6 +70,13 @@ logger = logging.getLogger(__name__)
 
 OUTCOMES = ("success", "failure", "unknown")
 _EMPTY_IMG = np.zeros((0, 0, 3), np.uint8)
+#: Free space and the episode's size are checked at least this often in bytes written (and every second).
+DISK_CHECK_BYTES = 32 * 1024 * 1024
+#: A tap silent this long while recording is noted in the episode (``silences``).
+SILENCE_S = 1.0
+# The largest message taken on each stream (a robot state of the largest declared dimensions is
+# ~40 KB; tactile images and camera frames are megabytes).
+_STREAM_MAX_BYTES = {"tap": 16 << 20, "state": 1 << 20, "camera": 64 << 20}
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class RecorderConfig:
     crf: int = 23
     preset: str = "ultrafast"
     min_free_mb: float = 200.0  # below this the episode is closed (disk full), the session goes on
+    max_episode_mb: float = 20_000.0  # an episode's log and videos at most; then it is closed
+    max_queue_mb: float = 512.0  # messages received but not yet written, at most (then dropped, counted)
     keys: CurveKeys | None = None
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +110,10 @@ class _Active:
         self.counts: dict[str, int] = {}
         self.span: dict[str, list[int]] = {}  # first and last capture time per topic
         self.rejected_at_start: dict[str, int] = {}
+        self.overload_at_start: dict[str, int] = {}
+        self.session_source = ""  # the tap source (one session run) this episode records
+        self.robot_instance = ""  # the robot server instance whose states it holds
+        self.bytes_at_check = 0
 
 
 class Recorder:
@@ -116,56 +133,64 @@ class Recorder:
         self.episodes_done: list[str] = []
         self._heard_session = False
         self._last_disk_check = 0.0
+        self._session_source = ""  # header source of the newest session_info
+        self._last_session_ns = 0
+        self._silent_since_ns = 0
+        self.orphaned = False  # the process that started us died (teleop/lifeline.py)
+        self.intake: Any = None
 
     # -- public ---------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
     def run(self, seconds: float | None = None, ready: threading.Event | None = None) -> None:
+        from recorder.intake import Intake
+
         cfg = self.config
         self.dataset.mkdir(parents=True, exist_ok=True)
         self._recover_crashed()
         with Bus("recorder", keys=cfg.keys) as bus:
-            subs = [bus.subscriber(cfg.tap, ["session/"], mode="lossless")]
+            streams = [("tap", cfg.tap, "session/")]
             if cfg.state:
-                subs.append(bus.subscriber(cfg.state, ["robot/state"], mode="lossless"))
+                streams.append(("state", cfg.state, "robot/state"))
             if cfg.camera:
-                subs.append(bus.subscriber(cfg.camera, ["robot/camera/"], mode="lossless"))
+                streams.append(("camera", cfg.camera, "robot/camera/"))
+            subs = [bus.subscriber(ep, [topic], mode="lossless", max_bytes=_STREAM_MAX_BYTES[name], hwm=10_000)
+                    for name, ep, topic in streams]
             rpc = bus.rpc_server(cfg.control, accept=(Request,))
-            poller = zmq.Poller()
-            for s in subs:
-                poller.register(s.sock, zmq.POLLIN)
-            poller.register(rpc.sock, zmq.POLLIN)
+            self.intake = intake = Intake([s.sock for s in subs], int(cfg.max_queue_mb * 1e6))
+            intake.start()
             if ready is not None:
                 ready.set()
             logger.info("recorder: dataset %s, tap %s, control %s", self.dataset, cfg.tap, cfg.control)
             t_end = None if seconds is None else time.monotonic() + seconds
             try:
                 while not self._stop.is_set() and (t_end is None or time.monotonic() < t_end):
-                    events = dict(poller.poll(50))
-                    for s in subs:
-                        if s.sock in events:
-                            self._drain(s.sock)
-                    if rpc.sock in events:
+                    for frame, recv_ns in intake.take(2000, 0.0 if len(intake) else 0.01):
+                        self._on_frame(frame, recv_ns)
+                    if rpc.sock.poll(0 if len(intake) else 10, zmq.POLLIN):
                         rpc.serve_one(self._on_request)
                     self._housekeeping()
-                # what is still queued belongs to the episode too
-                for s in subs:
-                    self._drain(s.sock, limit=1_000_000)
+                intake.stop()
+                while batch := intake.take(100_000, 0.0):  # what was still queued belongs to the episode too
+                    for frame, recv_ns in batch:
+                        self._on_frame(frame, recv_ns)
             finally:
+                intake.stop()
                 if self.active is not None:
+                    if self.orphaned:
+                        self.active.meta["errors"].append(
+                            "the session that started this recorder died without closing the episode; the "
+                            "recorder closed it with everything received")
                     self._stop_episode(keep=True)
                 self._wait_finalising(60.0)
 
-    # -- receiving ------------------------------------------------------------------------------
-    def _drain(self, sock: zmq.Socket, limit: int = 2000) -> None:
-        for _ in range(limit):
-            try:
-                frame = sock.recv(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                return
-            self._on_frame(frame, time.monotonic_ns())
+    def orphan(self) -> None:
+        """The process that started us is gone: close the episode and stop."""
+        self.orphaned = True
+        self.stop()
 
+    # -- receiving ------------------------------------------------------------------------------
     def _on_frame(self, frame: bytes, recv_ns: int) -> None:
         self.received += 1
         try:
@@ -174,8 +199,14 @@ class Recorder:
             logger.debug("recorder: rejected %s", err)
             return
         kind = header.kind
+        if header.topic.startswith("session/"):
+            if not self._one_session(header, recv_ns):
+                return
+        elif kind == "robot_state" and not self._one_robot(msg):  # type: ignore[arg-type]
+            return
         if kind == "session_info":
             self.info = msg  # type: ignore[assignment]
+            self._session_source = header.source
             self._preamble["info"] = frame
             if self.active is not None and not self.active.meta.get("session"):
                 self._fill_meta_from_info(self.active.meta)
@@ -211,6 +242,38 @@ class Recorder:
         else:
             self._log(header, frame, recv_ns)
 
+    def _one_session(self, header: Header, recv_ns: int) -> bool:
+        """False (and the episode closed) when a tap message comes from another session run
+        than the one the open episode records."""
+        ep = self.active
+        if ep is not None:
+            if not ep.session_source:
+                ep.session_source = header.source
+            elif header.source != ep.session_source:
+                self._fail_episode(f"another session ({header.source}) appeared on the tap while this episode "
+                                   f"recorded {ep.session_source}: the episode was closed before its first message")
+                ep = None
+        if ep is not None and self._silent_since_ns:
+            ep.meta.setdefault("silences", []).append({
+                "after_s": round((self._silent_since_ns - ep.meta["start_ns"]) / 1e9, 3),
+                "seconds": round((recv_ns - self._silent_since_ns) / 1e9, 3)})
+        self._silent_since_ns = 0
+        self._last_session_ns = recv_ns
+        return True
+
+    def _one_robot(self, state: Any) -> bool:
+        ep = self.active
+        if ep is None:
+            return True
+        if not ep.robot_instance:
+            ep.robot_instance = state.instance
+            ep.meta["robot_instance"] = state.instance
+        elif state.instance != ep.robot_instance:
+            self._fail_episode(f"robot states of another server instance ({state.instance!r}, was "
+                               f"{ep.robot_instance!r}) arrived: the robot server restarted; episode closed")
+            return False
+        return True
+
     def _first_contact(self) -> None:
         if not self._heard_session:
             self._heard_session = True
@@ -236,6 +299,24 @@ class Recorder:
             ep.log.append(frame, recv_ns)
         except LogError as exc:
             self._fail_episode(f"{exc}; the episode was closed with what it had, the session goes on")
+            return
+        if ep.log.bytes - ep.bytes_at_check >= DISK_CHECK_BYTES:
+            self._check_disk(ep)
+
+    def _check_disk(self, ep: _Active) -> None:
+        """Close the episode when the disk is nearly full or the episode reached its size limit."""
+        self._last_disk_check = time.monotonic()
+        ep.bytes_at_check = ep.log.bytes
+        free_mb = shutil.disk_usage(ep.folder).free / 1e6
+        if free_mb < self.config.min_free_mb:
+            self._fail_episode(f"disk nearly full ({free_mb:.0f} MB free in {ep.folder.parent}): "
+                               "episode closed; free space, then start a new one")
+            return
+        size_mb = (ep.log.bytes + sum(_size(ep.folder / v["file"]) for v in ep.meta.get("videos", {}).values())) / 1e6
+        if size_mb > self.config.max_episode_mb:
+            self._fail_episode(f"the episode reached {size_mb:.0f} MB, over the limit of "
+                               f"{self.config.max_episode_mb:.0f} MB (--max-episode-gb): closed; a new episode can "
+                               "start")
 
     def _video(self, ep: _Active, name: str, image: np.ndarray, fps: float) -> Any:
         from recorder.video import VideoWriter
@@ -416,6 +497,11 @@ class Recorder:
         log = LogWriter(folder / LOG_NAME)
         self.active = _Active(index, folder, log, meta)
         self.active.rejected_at_start = dict(self._decoder.stats.rejected)
+        self.active.overload_at_start = dict(self.intake.dropped) if self.intake is not None else {}
+        self.active.session_source = self._session_source
+        if self._session_source:
+            meta["session_source"] = self._session_source
+        self._silent_since_ns = 0
         for frame in self._preamble.values():  # every episode carries its own context
             log.append(frame, start_ns)
         logger.info("recorder: episode %d started: %s", index, folder)
@@ -460,6 +546,13 @@ class Recorder:
         m["dropped"] = {"bus_gaps": dict(ep.gaps), "video": {}}
         rejected = {k: v - ep.rejected_at_start.get(k, 0) for k, v in self._decoder.stats.rejected.items()}
         m["dropped"]["rejected"] = {k: v for k, v in rejected.items() if v}  # malformed messages, not logged
+        dropped = dict(self.intake.dropped) if self.intake is not None else {}
+        overload = {k: v - ep.overload_at_start.get(k, 0) for k, v in dropped.items()}
+        m["dropped"]["overload"] = {k: v for k, v in overload.items() if v}
+        if m["dropped"]["overload"]:
+            m["errors"].append(f"{sum(overload.values())} messages arrived faster than they could be written and "
+                               f"were dropped (the recorder's queue was full at {self.config.max_queue_mb:.0f} MB): "
+                               f"{m['dropped']['overload']}")
         if m["dropped"]["rejected"]:
             m["errors"].append(f"{sum(rejected.values())} malformed messages were not logged "
                                f"({m['dropped']['rejected']}; last: {self._decoder.stats.last_error})")
@@ -522,12 +615,11 @@ class Recorder:
                 ep.log.tick(now)
             except LogError as exc:
                 self._fail_episode(f"{exc}; the episode was closed with what it had, the session goes on")
-            if now - self._last_disk_check > 1.0:
-                self._last_disk_check = now
-                free_mb = shutil.disk_usage(ep.folder).free / 1e6
-                if free_mb < self.config.min_free_mb:
-                    self._fail_episode(f"disk nearly full ({free_mb:.0f} MB free in {ep.folder.parent}): "
-                                       "episode closed; free space, then start a new one")
+            if now - self._last_disk_check > 1.0 and self.active is ep:
+                self._check_disk(ep)
+            if self._last_session_ns and not self._silent_since_ns and \
+                    time.monotonic_ns() - self._last_session_ns > SILENCE_S * 1e9:
+                self._silent_since_ns = self._last_session_ns  # noted when the tap speaks again
         still = []
         for folder, futures in self._finalising:
             if all(f.done() for f in futures):
@@ -548,6 +640,13 @@ class Recorder:
         self._finalising = []
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _delete_when_done(trash: Path, futures: list[Future]) -> None:
     for f in futures:
         try:
@@ -565,6 +664,9 @@ def run_recorder(config: RecorderConfig, seconds: float | None = None) -> Record
         rec.stop()
 
     old = {s: signal.signal(s, _sig) for s in (signal.SIGINT, signal.SIGTERM)}
+    from teleop.lifeline import follow_parent
+
+    follow_parent(rec.orphan)  # started by a session: close the episode and stop if it dies
     try:
         rec.run(seconds)
     finally:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from robots.base import Robot
 from teleop.bus import Bus, CameraFrame, CurveKeys, JointCommand, Received, Reply, RobotSpec, RobotState, Subscriber
 from teleop.bus.endpoints import TOPIC_CAMERA, TOPIC_COMMAND, TOPIC_STATE, RobotEndpoints, connect_address
-from teleop.errors import DeviceNotConnectedError, LinkError, LinkTimeoutError
+from teleop.errors import DeviceNotConnectedError, LinkError, LinkTimeoutError, WrongRobotError
 
 __all__ = ["RobotClient", "ClockOffset"]
 
@@ -42,7 +42,13 @@ class ClockOffset:
 
 class RobotClient(Robot):
     """Talks to a robot server whose request endpoint is ``rpc_endpoint``; every other endpoint
-    comes from the server's spec."""
+    comes from the server's spec.
+
+    The client is bound to one server instance (``RobotSpec.instance``, or ``instance`` when the
+    caller knows which one it started): a state from any other instance raises
+    ``WrongRobotError`` and is never returned, so a restarted server, or another one on the same
+    ports, is never taken for the robot this client was driving. ``state_age_s`` says how long
+    ago the newest state arrived (the session holds when it grows)."""
 
     def __init__(
         self,
@@ -51,8 +57,12 @@ class RobotClient(Robot):
         keys: str | Path | None = None,
         source: str = "client",
         timeout_s: float = 2.0,
+        instance: str | None = None,
     ) -> None:
         self.rpc_endpoint = rpc_endpoint
+        self.expected_instance = instance
+        self.instance = ""  # the instance this client is bound to (from the spec)
+        self.last_state_ns = 0  # local monotonic time the newest state of our instance arrived
         self.keys_dir = keys
         self.source = source
         self.timeout_s = timeout_s
@@ -74,7 +84,14 @@ class RobotClient(Robot):
             spec = self._rpc.request("spec")
             if not isinstance(spec, RobotSpec):
                 raise LinkError(f"{self.rpc_endpoint} answered 'spec' with {type(spec).__name__}, not a robot_spec")
+            if not spec.instance:
+                raise LinkError(f"the robot server at {self.rpc_endpoint} ({spec.name}) reports no instance id; a "
+                                "server must name each run of itself in its spec and states (docs/robot-bridge.md)")
+            if self.expected_instance and spec.instance != self.expected_instance:
+                raise WrongRobotError(f"{self.rpc_endpoint} is answered by instance {spec.instance!r} of "
+                                      f"{spec.name}, not {self.expected_instance!r}")
             self._spec = spec
+            self.instance = spec.instance
             self.offset = self.clock_offset(3)
             host = urlsplit(self.rpc_endpoint).hostname if self.rpc_endpoint.startswith("tcp://") else None
             self.endpoints = RobotEndpoints.from_dict({k: connect_address(v, host) for k, v in spec.endpoints.items()})
@@ -82,11 +99,22 @@ class RobotClient(Robot):
             self._state_sub = self._bus.subscriber(
                 self.endpoints.state, [TOPIC_STATE], accept=(RobotState,), mode="latest", shapes=shapes
             )
-            self._cmd_pub = self._bus.publisher(self.endpoints.command, bind=False, sndhwm=100)
+            # immediate: nothing is queued while the server is unreachable, so a restarted server
+            # never receives commands meant for the one that went away
+            self._cmd_pub = self._bus.publisher(self.endpoints.command, bind=False, sndhwm=100, immediate=True)
         except BaseException:
             self.disconnect()
             raise
         return spec
+
+    def rebind(self) -> RobotSpec:
+        """Forget the instance this client was bound to and connect again to whatever server
+        answers on the endpoint now (a fresh spec and clock offset)."""
+        self.disconnect()
+        self.expected_instance = None
+        self.instance = ""
+        self.last_state_ns = 0
+        return self.connect()
 
     def disconnect(self) -> None:
         if self._bus is not None:
@@ -109,14 +137,31 @@ class RobotClient(Robot):
         """Seconds since the server sent this message (clock offset corrects across hosts)."""
         return (time.monotonic_ns() - (got.header.send_ns - self.offset.offset_ns)) / 1e9
 
+    def _ours(self, got: Received) -> RobotState:
+        state: RobotState = got.msg  # type: ignore[assignment]
+        if state.instance != self.instance:
+            raise WrongRobotError(
+                f"a robot state from instance {state.instance!r} arrived on {self.endpoints.state}, but this client "
+                f"is bound to instance {self.instance!r}: the robot server restarted or another one took its ports")
+        self.last_state_ns = got.recv_ns
+        return state
+
+    @property
+    def state_age_s(self) -> float:
+        """Seconds since the newest state of our instance arrived (inf before the first)."""
+        return (time.monotonic_ns() - self.last_state_ns) / 1e9 if self.last_state_ns else float("inf")
+
     @_requires_connected
     def read_latest(self, max_age_s: float | None = None) -> RobotState | None:
         """Newest state received since the last call, or None (also when older than
-        ``max_age_s``). Never blocks."""
+        ``max_age_s``). Never blocks. Raises ``WrongRobotError`` for another instance's state."""
         got = self._state_sub.latest()  # type: ignore[union-attr]
-        if got is None or (max_age_s is not None and self._age_s(got) > max_age_s):
+        if got is None:
             return None
-        self._last_state = got.msg  # type: ignore[assignment]
+        state = self._ours(got)
+        if max_age_s is not None and self._age_s(got) > max_age_s:
+            return None
+        self._last_state = state
         self.server_source = got.header.source
         return self._last_state
 
@@ -133,8 +178,9 @@ class RobotClient(Robot):
                 got = self._state_sub.recv(left)  # type: ignore[union-attr]
             except LinkTimeoutError:
                 break
+            state = self._ours(got)
             if max_age_s is None or self._age_s(got) <= max_age_s:
-                self._last_state = got.msg  # type: ignore[assignment]
+                self._last_state = state
                 self.server_source = got.header.source
                 return self.read_latest(max_age_s) or self._last_state  # type: ignore[return-value]
         raise LinkTimeoutError(
@@ -158,7 +204,8 @@ class RobotClient(Robot):
             raise ValueError("command contains NaN or inf; refusing to send it")
         sent = np.clip(q, spec.lower, spec.upper)
         src = np.zeros(0, dtype=np.int64) if source_capture_ns is None else np.asarray(source_capture_ns, dtype=np.int64)
-        self._cmd_pub.publish(JointCommand(q=sent, source_capture_ns=src, author=author), TOPIC_COMMAND, capture_ns)
+        self._cmd_pub.publish(JointCommand(q=sent, source_capture_ns=src, author=author, instance=self.instance),
+                              TOPIC_COMMAND, capture_ns)
         return sent
 
     @_requires_connected

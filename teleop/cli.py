@@ -13,6 +13,7 @@ import teleop  # noqa: F401  (render backend default before mujoco loads)
 from teleop.bus.endpoints import DEFAULT_HOST, DEFAULT_PORT_BASE, RobotEndpoints, describe_defaults
 from teleop.cli_types import finite_float, int_in, port_base, seconds
 from teleop.errors import TeleopError
+from teleop.lifeline import follow_parent
 
 __all__ = ["main", "build_parser"]
 
@@ -73,6 +74,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         watchdog_s=args.watchdog_ms / 1000.0,
         viewer=args.viewer,
         duration_s=args.duration,
+        instance=args.instance_id,
     )
     server = SimServer(config)
 
@@ -81,6 +83,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    follow_parent()  # started by a session: stop when it dies (teleop/lifeline.py)
     ep = config.endpoints
     logger.info(
         "robot server %s: %d joints, state %.0f Hz on %s, commands on %s, cameras %s on %s, requests on %s",
@@ -372,11 +375,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = session.run(seconds=args.seconds)
     out = summary.as_dict()
     extra = out.pop("extra", None) or {}
-    for key in ("episodes", "policy", "interventions", "tap_dropped"):
+    for key in ("episodes", "policy", "interventions", "tap_dropped", "stop_reason", "robot_max_gap_ms"):
         if key in extra:
             out[key] = extra[key]
     print(json.dumps(out, indent=2, default=str) if args.json else _format_session(out))
-    return 0
+    return 1 if out.get("stop_reason") else 0
 
 
 def _format_session(s: dict) -> str:
@@ -396,6 +399,8 @@ def _format_session(s: dict) -> str:
                      f"{p.get('latency_ms', {}).get('p50')} ms; {len(s.get('interventions', []))} takeovers")
     for ep in s.get("episodes", []):
         lines.append(f"  episode recorded: {ep}")
+    if s.get("stop_reason"):
+        lines.append(f"  STOPPED: {s['stop_reason']}")
     return "\n".join(lines)
 
 
@@ -445,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watchdog-ms", type=finite_float(10, 10000, unit="ms"), default=100.0,
                    help="hold when no command for this long, 10..10000 ms (default %(default)s)")
     p.add_argument("--duration", type=seconds, help="stop after this many simulated seconds (> 0)")
+    p.add_argument("--instance-id", help="this run's instance id (in the spec and every state; default: random); "
+                   "a session starting its own server sets it, to drive no other")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("robot", help="robot tools")

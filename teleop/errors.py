@@ -14,6 +14,7 @@ __all__ = [
     "DeviceTimeoutError",
     "LinkError",
     "LinkTimeoutError",
+    "WrongRobotError",
     "DecodeError",
     "SecurityError",
     "RobotError",
@@ -48,6 +49,11 @@ class LinkError(TeleopError, ConnectionError):
 
 class LinkTimeoutError(LinkError, TimeoutError):
     """A peer did not answer a request in time."""
+
+
+class WrongRobotError(LinkError):
+    """A robot server other than the one this client connected to (or was told to expect)
+    answered: it restarted, or another server holds the endpoints."""
 
 
 class DecodeError(TeleopError, ValueError):

@@ -23,6 +23,9 @@ __all__ = ["CameraWorker"]
 
 logger = logging.getLogger(__name__)
 
+#: Frames queued per camera subscriber at most, in bytes (about 18 s of one 320x240 camera at 15 Hz).
+CAMERA_QUEUE_BYTES = 64 * 1024 * 1024
+
 
 def _render_main(
     description: RobotDescription, names: tuple[str, ...], width: int, height: int, shadows: bool,
@@ -57,7 +60,9 @@ def _render_main(
             vis.quality.offsamples = 0
         renderer = mujoco.Renderer(model, height, width)
         bus = Bus("sim-camera", keys=CurveKeys.load(keys) if keys else None)
-        pub = bus.publisher(endpoint)
+        # A subscriber that never reads holds at most CAMERA_QUEUE_BYTES of frames here, not the
+        # default 10,000 (2.3 GB at 320x240)
+        pub = bus.publisher(endpoint, sndhwm=max(4, CAMERA_QUEUE_BYTES // (width * height * 3)))
     except Exception as exc:
         report.put(
             f"cannot start offscreen rendering ({type(exc).__name__}: {exc}). Set MUJOCO_GL=egl "
@@ -68,8 +73,9 @@ def _render_main(
     data = mujoco.MjData(model)
     buf = np.frombuffer(shared, dtype=np.float64)
     index = 0
+    parent = os.getppid()
     try:
-        while not stop.is_set():
+        while not stop.is_set() and os.getppid() == parent:  # never outlive the server
             if not request.wait(0.1):
                 continue
             request.clear()

@@ -11,7 +11,10 @@ last line before motors: watchdog hold when commands stop, e-stop hold until rel
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +37,10 @@ __all__ = ["SimConfig", "SimServer", "RPC_OPS"]
 logger = logging.getLogger(__name__)
 
 RPC_OPS = ("spec", "estop", "release", "ping", "stats", "reset")
+#: Requests answered per state tick at most: a client that pipelines requests (or floods) cannot
+#: starve physics, state, the watchdog or another client's e-stop (REP queues fairly per peer).
+MAX_REQUESTS_PER_TICK = 4
+_INSTANCE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +60,16 @@ class SimConfig:
     watchdog_s: float = 0.1
     viewer: bool = False
     duration_s: float | None = None  # stop after this much simulated time
+    instance: str | None = None  # this run's id (RobotSpec.instance); None: a random one
 
     def __post_init__(self) -> None:
+        for name in ("state_hz", "camera_hz", "watchdog_s"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name}={getattr(self, name)}: must be a finite number")
+        if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise ConfigError(f"duration_s={self.duration_s}: must be a finite number of seconds > 0")
+        if self.instance is not None and not _INSTANCE.match(self.instance):
+            raise ConfigError(f"instance={self.instance!r}: 1-64 characters of A-Z a-z 0-9 _ . -")
         if not 1.0 <= self.state_hz <= 5000.0:
             raise ConfigError(f"state_hz={self.state_hz}: must be within 1..5000 Hz")
         if not 0.0 <= self.camera_hz <= 120.0:
@@ -97,6 +112,8 @@ class SimServer:
             raise ConfigError(f"unknown camera(s) {unknown}; the model has {list(self.sim.camera_names)}")
         self.camera_names = tuple(cams) if self.config.camera_hz > 0 else ()
         self._stop = threading.Event()
+        self.instance = self.config.instance or secrets.token_hex(8)
+        self._requests_left = MAX_REQUESTS_PER_TICK
         self.mode = "idle"
         self.counters = {
             "commands": 0,
@@ -107,6 +124,8 @@ class SimServer:
             "overruns": 0,
             "clamped_position": 0,
             "rate_limited": 0,
+            "other_instance": 0,  # commands addressed to another server instance, dropped
+            "requests_deferred": 0,  # ticks whose request budget ran out (a flood or a pipelining client)
         }
         self._trace = _Trace()
         self._last_cmd_wall = 0.0
@@ -142,22 +161,26 @@ class SimServer:
         self._poller = zmq.Poller()
         self._poller.register(self.rpc.sock, zmq.POLLIN)
         self._poller.register(self.cmd_sub.sock, zmq.POLLIN)
+        self._command_poller = zmq.Poller()  # once the tick's request budget is spent
+        self._command_poller.register(self.cmd_sub.sock, zmq.POLLIN)
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self, shifts: dict[str, object] | None = None) -> None:
         """Back to the home keyframe. ``shifts``: ``<body>_dx`` / ``_dy`` / ``_dz`` [m] move a free
         object from its home position (varied starts for data collection and policy evaluation)."""
         m, d, sim = self.model, self.data, self.sim
+        for key, value in (shifts or {}).items():  # all checked before anything moves
+            body, _, axis = key.rpartition("_")
+            if body not in sim.body_names or axis not in ("dx", "dy", "dz"):
+                raise ValueError(f"reset: {key!r} is not <body>_dx|dy|dz; bodies: {list(sim.body_names)}")
+            if type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 0.5:
+                raise ValueError(f"reset: {key}={value!r}: a finite number of metres within -0.5..0.5")
         if sim.home_key >= 0:
             mujoco.mj_resetDataKeyframe(m, d, sim.home_key)
         else:
             mujoco.mj_resetData(m, d)
         for key, value in (shifts or {}).items():
             body, _, axis = key.rpartition("_")
-            if body not in sim.body_names or axis not in ("dx", "dy", "dz") or not isinstance(value, (int, float)):
-                raise ValueError(f"reset: {key!r} is not <body>_dx|dy|dz with a number; bodies: {list(sim.body_names)}")
-            if abs(value) > 0.5:
-                raise ValueError(f"reset: {key}={value} m is too far (at most 0.5 m)")
             jnt = m.body_jntadr[m.body(body).id]
             d.qpos[m.jnt_qposadr[jnt] + "xyz".index(axis[1])] += float(value)
         mujoco.mj_forward(m, d)
@@ -207,11 +230,15 @@ class SimServer:
             cmd_recv_ns=tr.recv_ns,
             cmd_applied_ns=tr.applied_ns,
             cmd_source_capture_ns=tr.sources,
+            instance=self.instance,
         )
 
     # -- commands and safety ------------------------------------------------------------------
     def _on_command(self, header: Header, cmd: JointCommand, recv_ns: int) -> None:
         self.counters["commands"] += 1
+        if cmd.instance and cmd.instance != self.instance:  # meant for an earlier run of this server
+            self.counters["other_instance"] += 1
+            return
         if self.mode == "estop":
             self.counters["ignored_in_estop"] += 1
             return
@@ -267,11 +294,13 @@ class SimServer:
             endpoints=cfg.endpoints.as_dict(),
             wrist_frames=tuple(desc.sides[s].wrist_frame for s in ("left", "right")),
             description_toml=toml_text,
+            instance=self.instance,
         )
 
     def stats(self) -> dict[str, int | float | str]:
         out: dict[str, int | float | str] = dict(self.counters)
         out["mode"] = self.mode
+        out["instance"] = self.instance
         out["time_s"] = float(self.data.time)
         for reason, count in self.cmd_sub.stats.rejected.items():
             out[f"rejected.{reason}"] = count
@@ -341,8 +370,8 @@ class SimServer:
                     mujoco.mj_step(m, d)
                 self.state_pub.publish(self.state(), TOPIC_STATE)
                 self.counters["ticks"] += 1
-                while self.rpc.serve_one(self._handle):
-                    pass
+                self._requests_left = MAX_REQUESTS_PER_TICK
+                self._serve_requests()
                 if d.time >= next_cam:
                     if not cfg.realtime:
                         self.camera.wait_idle()  # type: ignore[union-attr]
@@ -377,9 +406,10 @@ class SimServer:
             # zmq polls in whole milliseconds: use them while they fit, then short sleeps, so a
             # command never waits more than ~0.2 ms to become the setpoint
             timeout_ms = int(delay * 1000) - 1 if delay > 0.0015 else 0
-            for sock, _ in self._poller.poll(timeout_ms):
+            poller = self._poller if self._requests_left > 0 else self._command_poller
+            for sock, _ in poller.poll(timeout_ms):
                 if sock is self.rpc.sock:
-                    self.rpc.serve_one(self._handle)
+                    self._serve_requests()
                 else:
                     self._take_command()
             delay = deadline - time.perf_counter()
@@ -387,6 +417,13 @@ class SimServer:
                 time.sleep(min(delay, 0.0002))
                 delay = deadline - time.perf_counter()
         return delay
+
+    def _serve_requests(self) -> None:
+        """Answer queued requests within this tick's budget; the rest wait for the next tick."""
+        while self._requests_left > 0 and self.rpc.serve_one(self._handle):
+            self._requests_left -= 1
+        if self._requests_left <= 0:
+            self.counters["requests_deferred"] += 1
 
     def _take_command(self) -> None:
         """Take the newest command as the controller setpoint now, also between ticks; the

@@ -78,16 +78,20 @@ class JointCommand(Message):
     """Joint position targets for every commanded joint, in spec order.
 
     ``source_capture_ns`` are the capture times of the device samples this command was computed
-    from (latency tracing); ``author`` is ``human`` or ``policy`` (intervention logging)."""
+    from (latency tracing); ``author`` is ``human`` or ``policy`` (intervention logging);
+    ``instance`` is the server instance it is meant for (``RobotSpec.instance``): a server drops a
+    command meant for another instance (one queued while it restarted), "" is for any."""
 
     q: F64
     source_capture_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
     author: str = "human"
+    instance: str = ""
 
     SCHEMA = {
         "q": Arr("float64", (JOINTS,), finite=True),
         "source_capture_ns": Arr("int64", (SOURCES,)),
         "author": str,
+        "instance": str,
     }
 
 

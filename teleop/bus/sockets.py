@@ -68,8 +68,8 @@ class Bus:
         self._sockets.append(sock)
         return sock
 
-    def publisher(self, endpoint: str, *, bind: bool = True, sndhwm: int = 10_000) -> Publisher:
-        return Publisher(self, endpoint, bind=bind, sndhwm=sndhwm)
+    def publisher(self, endpoint: str, *, bind: bool = True, sndhwm: int = 10_000, immediate: bool = False) -> Publisher:
+        return Publisher(self, endpoint, bind=bind, sndhwm=sndhwm, immediate=immediate)
 
     def subscriber(
         self,
@@ -81,8 +81,10 @@ class Bus:
         mode: Literal["latest", "lossless"] = "latest",
         shapes: dict[str, int] | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
+        hwm: int = LOSSLESS_HWM,
     ) -> Subscriber:
-        return Subscriber(self, endpoint, topics, accept=accept, bind=bind, mode=mode, shapes=shapes, max_bytes=max_bytes)
+        return Subscriber(self, endpoint, topics, accept=accept, bind=bind, mode=mode, shapes=shapes, max_bytes=max_bytes,
+                          hwm=hwm)
 
     def rpc_server(self, endpoint: str, accept: tuple[type[Message], ...] = (Request,)) -> RpcServer:
         return RpcServer(self, endpoint, accept)
@@ -111,10 +113,11 @@ class Bus:
 
 
 class Publisher:
-    def __init__(self, bus: Bus, endpoint: str, *, bind: bool, sndhwm: int) -> None:
+    def __init__(self, bus: Bus, endpoint: str, *, bind: bool, sndhwm: int, immediate: bool = False) -> None:
         self.endpoint = endpoint
         self._encoder = Encoder(bus.source)
-        self.sock = bus._socket(zmq.PUB, endpoint, bind, {zmq.SNDHWM: sndhwm})
+        # ZMQ_IMMEDIATE: queue only to live connections (what is sent while the peer is away is dropped)
+        self.sock = bus._socket(zmq.PUB, endpoint, bind, {zmq.SNDHWM: sndhwm, zmq.IMMEDIATE: int(immediate)})
         self.sent = 0
 
     def publish(self, msg: Message, topic: str, capture_ns: int | None = None) -> int:
@@ -142,6 +145,7 @@ class Subscriber:
         mode: Literal["latest", "lossless"],
         shapes: dict[str, int] | None,
         max_bytes: int,
+        hwm: int = LOSSLESS_HWM,
     ) -> None:
         if mode not in ("latest", "lossless"):
             raise ValueError(f"mode must be 'latest' or 'lossless', got {mode!r}")
@@ -156,7 +160,7 @@ class Subscriber:
                 raise ValueError(f"a latest-mode subscriber takes one topic (conflation spans topics), got {topics}")
             options[zmq.CONFLATE] = 1
         else:
-            options[zmq.RCVHWM] = LOSSLESS_HWM
+            options[zmq.RCVHWM] = hwm
         self.sock = bus._socket(zmq.SUB, endpoints[0], bind, options)
         for extra in endpoints[1:]:
             require_secure(extra, bus.keys is not None)

@@ -20,6 +20,7 @@ import functools
 import gc
 import logging
 import math
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,8 @@ from robots.client import RobotClient
 from robots.description import load_description
 from teleop.bus.endpoints import session_endpoints
 from teleop.bus.messages import SessionInfo
-from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError
+from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError, WrongRobotError
+from teleop.lifeline import child_env
 from teleop.loop import LoopTimer, percentiles
 from teleop.session.config import SessionConfig
 from teleop.session.haptics import HapticsMapper
@@ -49,6 +51,7 @@ from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, RAMPED, RATE_LIMITED
 from teleop.session.status import StatusPrinter
 from teleop.session.tap import AUTHORS as AUTHOR_NAMES
 from teleop.session.tap import STATES, SessionTap
+from teleop.session.watch import ChildWatch, RobotWatch
 from teleop.types import SIDES
 
 __all__ = ["Session", "SessionSummary"]
@@ -56,6 +59,7 @@ __all__ = ["Session", "SessionSummary"]
 logger = logging.getLogger(__name__)
 
 IDLE, RAMPING, ENGAGED, STALE, ESTOP = "idle", "ramping", "engaged", "stale", "estop"
+LOST = "lost"  # the robot server went silent or another instance answers: nothing is sent
 POLICY, RETURNING = "policy", "returning"  # a policy drives; control is blending back to it
 HUMAN_STATES = (RAMPING, ENGAGED)
 POLICY_STATES = (POLICY, RETURNING)
@@ -107,6 +111,9 @@ class Session:
         self.intervening = False  # the human has taken over from the policy
         self.interventions: list[dict[str, float]] = []  # takeover/return times (s since start)
         self._recentre_pending = False
+        self.children = ChildWatch()  # the robot server and recorder this session started
+        self.stop_reason = ""  # why the session ended by itself (its robot server died...)
+        self._rec_status_path = ""  # the episode the recorder said it was writing
 
     # -- faults and controls --------------------------------------------------------------------
     def fault(self, reason: str, message: str) -> None:
@@ -130,9 +137,12 @@ class Session:
 
             self.sim_log = Path(tempfile.gettempdir()) / f"teleop-session-sim-{id(self)}.log"
             args = ["--config", str(cfg.robot_description), *cfg.robot.sim_args]
+            if cfg.robot.keys and "--keys" not in args:
+                args += ["--keys", str(cfg.robot.keys)]
             self.sim_process = start_sim_process(cfg.robot.port_base, self.sim_log, args)
+            self.children.add("robot server", self.sim_process, self.sim_log)
             stack.callback(self._stop_sim)
-            client = connect_when_ready(cfg.rpc_endpoint(), self.sim_process, self.sim_log)
+            client = connect_when_ready(cfg.rpc_endpoint(), self.sim_process, self.sim_log, keys=cfg.robot.keys)
         else:
             client = RobotClient(cfg.rpc_endpoint(), keys=cfg.robot.keys, source="session", timeout_s=2.0)
             client.connect()
@@ -149,6 +159,7 @@ class Session:
     def _stop_sim(self) -> None:
         from robots.mujoco_sim.process import stop_process
 
+        self.children.expect_exit(self.sim_process)
         stop_process(self.sim_process, 10.0)
 
     def _open_devices(self, stack: ExitStack) -> None:
@@ -183,7 +194,7 @@ class Session:
             warm = np.clip(np.zeros(n), spec.lower, spec.upper)
             safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
             tap_ep, control_ep = session_endpoints(port_base=cfg.robot.port_base)
-            tap = self.tap = SessionTap(tap_ep, n)
+            tap = self.tap = SessionTap(tap_ep, n, keys=self._keys(), source=f"session-{secrets.token_hex(6)}")
             tap.start()
             stack.callback(tap.stop)
             tap.set_info(self._session_info(spec), spec)
@@ -194,7 +205,7 @@ class Session:
                 from teleop.policy.client import PolicyClient
 
                 pc = cfg.policy
-                self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz,
+                self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz, keys=self._keys(),
                                            timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task,
                                            n_hands=2, n_tactile=len(spec.fingertip_names))
                 self.policy.start()
@@ -253,6 +264,8 @@ class Session:
             haptic_every = max(1, round(cfg.rate_hz / cfg.haptics.rate_hz)) if cfg.haptics.enabled else 0
             status_every = max(1, round(cfg.rate_hz / 10))
             state_every = max(1, round(cfg.rate_hz / 100))  # robot state at ~100 Hz: e-stop, latency, haptics
+            child_every = max(1, round(cfg.rate_hz / 10))
+            robot_watch = RobotWatch(client, cfg.safety.robot_timeout_s)
             t_start = time.monotonic()
             engaged_ticks = 0
             commands = 0
@@ -312,8 +325,12 @@ class Session:
                         (hand_dev[s] is None or have[i, 0]) and (wrist_dev[s] is None or have[i, 1])
                         for i, s in enumerate(SIDES)
                     )
-                    # -- robot state (e-stop from the bus shows here)
-                    st = client.read_latest() if tick % state_every == 0 else None
+                    # -- robot state (e-stop from the bus shows here), fresh and from our instance
+                    st = None
+                    if tick % state_every == 0:
+                        st = self._watch_robot(robot_watch, client, not loop_was_away, q_cmd)
+                    if tick % child_every == 0:
+                        self._watch_children()
                     if st is not None:
                         state_msg = self.robot_state = st
                         if st.mode == "estop" and self.state != ESTOP:
@@ -383,7 +400,7 @@ class Session:
                     human = self.state in HUMAN_STATES
                     by_policy = self.state in POLICY_STATES and have_policy
                     author = 0 if human else (1 if by_policy else 2)
-                    if self.state != ESTOP:
+                    if self.state not in (ESTOP, LOST):
                         client.send_command(q_cmd, source_capture_ns=captures if human else None,
                                             author=AUTHOR_NAMES[author])
                         commands += 1
@@ -415,7 +432,7 @@ class Session:
                 gc.enable()
                 gc.unfreeze()
             # leave the robot holding where it is
-            if self.state != ESTOP:
+            if self.state not in (ESTOP, LOST):
                 client.send_command(q_cmd)
             summary = timer.summary()
             elapsed = time.monotonic() - t_start
@@ -427,7 +444,8 @@ class Session:
                 commands=commands, engaged_s=round(engaged_ticks * dt, 3), faults=dict(self.faults),
                 fault_log=list(self.fault_log), held_rate=summary.achieved_hz >= 0.95 * cfg.rate_hz,
                 final_state=self.state,
-                extra={"robot": spec.name, "final_robot_state": state_msg, "robot_stats": self._robot_stats(client)},
+                extra={"robot": spec.name, "final_robot_state": state_msg, "robot_stats": self._robot_stats(client),
+                       "robot_max_gap_ms": round(robot_watch.max_gap_s * 1e3, 1), "stop_reason": self.stop_reason},
             )
             if not result.held_rate:
                 self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")
@@ -450,6 +468,12 @@ class Session:
         self._stop = True
 
     # -- the tap and the recorder ------------------------------------------------------------------
+    def _keys(self):
+        """CURVE keys for every socket of the session ([robot] keys), also on loopback."""
+        from teleop.bus.security import CurveKeys
+
+        return CurveKeys.load(self.config.robot.keys) if self.config.robot.keys else None
+
     def _session_info(self, spec) -> SessionInfo:
         import teleop
 
@@ -479,13 +503,16 @@ class Session:
                "--codec", rc.codec, "--crf", str(int(rc.crf)), "--preset", rc.preset]
         if rc.task:
             cmd += ["--task", rc.task]
+        if cfg.robot.keys:
+            cmd += ["--keys", str(cfg.robot.keys)]
         log = open(self.recorder_log, "w")  # noqa: SIM115 - kept open for the child's lifetime
         stack.callback(log.close)
-        self.recorder_process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        self.recorder_process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env())
+        self.children.add("recorder", self.recorder_process, self.recorder_log)
         stack.callback(self._kill_recorder)
         from teleop.bus.sockets import Bus
 
-        self._rec_bus = Bus("session-recorder-ctl")
+        self._rec_bus = Bus("session-recorder-ctl", keys=self._keys())
         stack.callback(self._rec_bus.close)
         self._rec_rpc = self._rec_bus.rpc_client(control_ep, 1.0)
         deadline = time.monotonic() + 20.0
@@ -510,12 +537,14 @@ class Session:
             return
         time.sleep(0.05)  # the info and clock events just published reach the recorder first
         reply = self._rec_rpc.request("start", 5.0)
-        logger.info("recording episode %s", reply.values.get("path"))  # type: ignore[attr-defined]
+        self._rec_status_path = str(reply.values.get("path", ""))  # type: ignore[attr-defined]
+        logger.info("recording episode %s", self._rec_status_path)
 
     def _stop_recorder(self) -> None:
         p = self.recorder_process
         if p is None or p.poll() is not None:
             return
+        self.children.expect_exit(p)
         try:
             st = self._rec_rpc.request("status", 2.0).values
             if st.get("recording"):
@@ -532,6 +561,7 @@ class Session:
     def _kill_recorder(self) -> None:
         from robots.mujoco_sim.process import stop_process
 
+        self.children.expect_exit(self.recorder_process)
         stop_process(self.recorder_process, 60.0)  # it stops and keeps the open episode
 
     @staticmethod
@@ -540,6 +570,66 @@ class Session:
             return client.stats()
         except TeleopError:
             return {}
+
+    # -- what the session depends on -------------------------------------------------------------
+    def _watch_robot(self, watch: RobotWatch, client: RobotClient, judge: bool, q_cmd: np.ndarray):
+        """Read the robot state; hold (LOST) when it goes silent or another instance answers.
+        Back from LOST only to IDLE, commanding where the robot now is: a fresh engage and its
+        start-pose check come before any motion."""
+        reading = watch.read(judge)
+        if reading.fault:
+            if self.state != LOST:
+                self._end_intervention("robot lost")
+                self.state = LOST
+            self.fault(reading.fault, reading.message)
+            if reading.fault == "robot_changed" and self.config.robot.kind == "bridge":
+                return self._adopt_new_instance(watch, client, q_cmd)
+            return None
+        st = reading.state
+        if st is not None and self.state == LOST:
+            watch.lost = False
+            q_cmd[:] = np.clip(st.target if st.mode in ("active", "hold") else st.q, client.spec.lower, client.spec.upper)
+            self.state = IDLE
+            self.fault("robot_back", f"states from {client.instance} again after a silence: engage to drive")
+        return st
+
+    def _adopt_new_instance(self, watch: RobotWatch, client: RobotClient, q_cmd: np.ndarray):
+        """A bridge restarted: bind to the new instance (a fresh spec, same joints) but stay held
+        until the operator engages again."""
+        try:
+            old = client.instance
+            spec = client.rebind()
+        except TeleopError as exc:
+            self.fault("robot_changed", f"could not reconnect to the new robot server instance: {exc}")
+            return None
+        if tuple(spec.joint_names) != self.description.joint_names:
+            self.fault("robot_changed", f"the new robot server ({spec.name}) has other joints: not driving it; "
+                       "restart the session")
+            self._stop = True
+            return None
+        try:
+            st = client.get_state(0.5)
+        except (TeleopError, WrongRobotError):
+            return None
+        watch.lost = False
+        q_cmd[:] = np.clip(st.q, spec.lower, spec.upper)
+        self.state = IDLE
+        self.fault("robot_changed", f"now bound to robot server instance {client.instance} (was {old}): held; "
+                   "engage to drive it (start-pose check first)")
+        return st
+
+    def _watch_children(self) -> None:
+        for ex in self.children.exited():
+            if ex.name == "robot server":
+                self.state = LOST
+                self._stop = True
+                self.stop_reason = f"{ex.message}; the session stopped (a new server would be another robot)"
+                self.fault("robot_exited", self.stop_reason)
+            else:
+                ep = self._rec_status_path or "the open episode"
+                self.fault("recorder_exited", f"{ex.message}. Nothing is being recorded; {ep} is recovered (kept, "
+                           "marked 'recovered') when a recorder next starts on the dataset, or now with "
+                           "`teleop episodes verify DATASET`")
 
     def _on_source(self, source: str, pressed: bool, controls: dict[str, tuple[str, ...]]) -> None:
         if source in ("key:q",) and pressed:
@@ -641,6 +731,9 @@ class Session:
     def _engage(self, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
         if self.state == ESTOP:
             self.fault("engage_refused", "e-stopped: release first (r)")
+            return
+        if self.state == LOST:
+            self.fault("engage_refused", "the robot server is lost (no fresh state from it): nothing to engage")
             return
         if self.state in (RAMPING, ENGAGED):
             return

@@ -42,7 +42,7 @@ __all__ = ["SessionTap", "STATES", "AUTHORS"]
 
 logger = logging.getLogger(__name__)
 
-STATES = ("idle", "ramping", "engaged", "stale", "estop", "policy", "returning")
+STATES = ("idle", "ramping", "engaged", "stale", "estop", "policy", "returning", "lost")
 AUTHORS = ("human", "policy", "hold")
 _EMPTY = np.zeros(0)
 _EMPTY_KP = np.zeros((0, 3))

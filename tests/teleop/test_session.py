@@ -93,7 +93,9 @@ def test_pinch_from_a_replayed_glove_makes_the_sim_hand_pinch(tmp_path):
     kp_pinch = HumanHand("right").keypoints(pose("pinch_index"))
     rec_file = tmp_path / "pinch.jsonl"
     with rec_file.open("w") as f:
-        for k in range(400):  # 2 s at 200 Hz: open, then a pinch held
+        # 8 s at 200 Hz: open, then a pinch held (long enough that the session's end, whatever its
+        # start-up took, falls in the pinch, not in the next loop's open hand)
+        for k in range(1600):
             kp = kp_open if k < 40 else kp_pinch
             f.write(json.dumps({"kind": "hand", "t_ns": k * 5_000_000, "seq": k, "side": "right",
                                 "keypoints": kp.round(6).tolist()}) + "\n")
