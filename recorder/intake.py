@@ -88,24 +88,20 @@ class Intake:
             self.error = str(exc)
 
     def _receive(self, sock: zmq.Socket, limit: int) -> None:
-        got: list[tuple[bytes, int]] = []
         for _ in range(limit):
             try:
                 frame = sock.recv(zmq.NOBLOCK, copy=True)
             except zmq.Again:
-                break
-            got.append((frame, time.monotonic_ns()))
-        if not got:
-            return
-        with self._cond:
-            self.received += len(got)
-            for item in got:
-                n = len(item[0])
+                return
+            item = (frame, time.monotonic_ns())
+            n = len(frame)
+            with self._cond:  # one at a time: the writer sees each message as soon as it is here
+                self.received += 1
                 if self.queued_bytes + n > self.budget_bytes:
-                    self.dropped[_topic(item[0])] += 1
+                    self.dropped[_topic(frame)] += 1
                     self.dropped_bytes += n
                     continue
                 self._queue.append(item)
                 self.queued_bytes += n
-            self.peak_bytes = max(self.peak_bytes, self.queued_bytes)
-            self._cond.notify()
+                self.peak_bytes = max(self.peak_bytes, self.queued_bytes)
+                self._cond.notify()

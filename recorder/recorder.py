@@ -166,9 +166,10 @@ class Recorder:
             t_end = None if seconds is None else time.monotonic() + seconds
             try:
                 while not self._stop.is_set() and (t_end is None or time.monotonic() < t_end):
-                    for frame, recv_ns in intake.take(2000, 0.0 if len(intake) else 0.01):
+                    # wait for messages, not for requests: a request waits at most one batch or 10 ms
+                    for frame, recv_ns in intake.take(2000, 0.01):
                         self._on_frame(frame, recv_ns)
-                    if rpc.sock.poll(0 if len(intake) else 10, zmq.POLLIN):
+                    if rpc.sock.poll(0, zmq.POLLIN):
                         rpc.serve_one(self._on_request)
                     self._housekeeping()
                 intake.stop()
@@ -537,6 +538,9 @@ class Recorder:
             logger.info("recorder: episode %d discarded", ep.index)
             return {"episode": ep.index, "kept": False}
         m = ep.meta
+        if self._silent_since_ns:  # the session went quiet and never spoke again in this episode
+            m.setdefault("silences", []).append({"after_s": round((self._silent_since_ns - m["start_ns"]) / 1e9, 3),
+                                                 "seconds": round((stop_ns - self._silent_since_ns) / 1e9, 3)})
         m["status"] = "complete"
         m["stop_ns"] = stop_ns
         m["stop_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -87,8 +87,9 @@ class NetworkDriver(ThreadedDriver):
             return None
 
     def _count_rejects(self, before: int) -> None:
-        if self._sub is not None and self._sub.stats.rejected_total > before:
-            self.count("rejected", self._sub.stats.last_error)
+        if self._sub is not None:
+            for _ in range(self._sub.stats.rejected_total - before):  # one count per rejected message
+                self.count("rejected", self._sub.stats.last_error)
 
     @staticmethod
     def _world_to_wrist(kp: np.ndarray, side: str) -> np.ndarray:

@@ -162,7 +162,7 @@ def test_a_restarted_bridge_is_held_until_a_fresh_engage(tmp_path):
         threading.Thread(target=restart_in_background, daemon=True).start()
 
     def watch_second(s: Session, now: float) -> bool:
-        if second and s.robot_state is not None and s.robot_state.instance == s.client.instance:
+        if second and s.robot_state is not None and s.robot_state.instance == second[0].instance:
             targets.append(np.array(s.robot_state.target))
             if len(targets) >= 200:  # a second of the new robot held
                 s.stop()
