@@ -607,8 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: __import__("teleop.dagger", fromlist=["main_json"]).main_json(a))
 
     p = sub.add_parser("demo", help="a teleop session on the bundled humanoid in MuJoCo with synthetic hands and wrists")
-    p.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE,
-                   help="robot server and session ports: port base .. +5, so 1024..65530 (default %(default)s)")
+    p.add_argument("--port-base", type=port_base(5), default=None,
+                   help="robot server and session ports: port base .. +5, so 1024..65530 (default: "
+                   f"{DEFAULT_PORT_BASE}, or the next free ones when those are in use)")
     p.add_argument("--session", help="session to run (default: the bundled sim_demo, else sim_synthetic)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)

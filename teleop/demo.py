@@ -9,11 +9,20 @@ from __future__ import annotations
 __all__ = ["run_demo", "format_summary"]
 
 
-def run_demo(port_base: int = 7610, session: str | None = None, status: str = "auto") -> dict:
+def run_demo(port_base: int | None = None, session: str | None = None, status: str = "auto") -> dict:
     """Run the demo session (``sim_demo`` if bundled, else ``sim_synthetic``) for one pass of its
-    synthetic script and summarise it."""
+    synthetic script and summarise it. ``port_base`` None: the default ports, or free ones when
+    another session holds them (said on stderr), so the demo runs whatever else is running."""
     import dataclasses
     import sys
+
+    from teleop.bus.endpoints import DEFAULT_PORT_BASE, free_port_base
+
+    if port_base is None:
+        port_base = free_port_base(DEFAULT_PORT_BASE)
+        if port_base != DEFAULT_PORT_BASE:
+            print(f"teleop demo: ports {DEFAULT_PORT_BASE}..{DEFAULT_PORT_BASE + 5} are in use (another session?); "
+                  f"using {port_base}..{port_base + 5}", file=sys.stderr, flush=True)
 
     from drivers.synthetic.script import BimanualScript
     from teleop.session.config import BUNDLED_SESSIONS_DIR, load_session
@@ -48,6 +57,7 @@ def run_demo(port_base: int = 7610, session: str | None = None, status: str = "a
         final_cm = {b: round((float(final.body_pose[i, 2]) - rest[b]) * 100, 1) for i, b in enumerate(sess.client.spec.body_names)}
     return {
         "session": name,
+        "port_base": port_base,
         "robot": summary.extra.get("robot"),
         "seconds": summary.seconds,
         "loop_hz": summary.loop_hz,
@@ -74,7 +84,8 @@ def format_summary(s: dict) -> str:
     faults = ", ".join(f"{k} {v}" for k, v in s["faults"].items()) or "none"
     return "\n".join(
         [
-            f"demo summary ({s['robot']}, session {s['session']}, {s['seconds']} s)",
+            f"demo summary ({s['robot']}, session {s['session']}, {s['seconds']} s, ports {s['port_base']}.."
+            f"{s['port_base'] + 5})",
             f"  loop            {s['loop_hz']} Hz of {s['rate_hz']:.0f} Hz"
             + ("" if s["held_rate"] else " (BELOW the configured rate)")
             + f", jitter p99 {jit['p99']} ms, {s['deadline_misses']} deadline misses",

@@ -27,6 +27,8 @@ __all__ = [
     "TOPIC_COMMAND",
     "TOPIC_CAMERA",
     "session_endpoints",
+    "ports_free",
+    "free_port_base",
 ]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -68,6 +70,36 @@ class RobotEndpoints:
 
     def override(self, **values: str | None) -> RobotEndpoints:
         return replace(self, **{k: v for k, v in values.items() if v})
+
+
+def ports_free(port_base: int, count: int = 6, host: str = DEFAULT_HOST) -> bool:
+    """True when ``count`` ports from ``port_base`` can be bound on ``host`` right now."""
+    import socket
+
+    for port in range(port_base, port_base + count):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_base(preferred: int = DEFAULT_PORT_BASE, count: int = 6, host: str = DEFAULT_HOST) -> int:
+    """``preferred`` if its ``count`` ports are free, else the next free base above it (steps of
+    10, so bases stay readable), else one the kernel picks."""
+    import socket
+
+    for base in range(preferred, min(preferred + 2000, 65530 - count), 10):
+        if ports_free(base, count, host):
+            return base
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            base = s.getsockname()[1]
+        if base + count <= 65535 and ports_free(base, count, host):
+            return base
+    raise ConfigError(f"no {count} consecutive free ports on {host}")
 
 
 def session_endpoints(host: str = DEFAULT_HOST, port_base: int = DEFAULT_PORT_BASE) -> tuple[str, str]:

@@ -298,3 +298,52 @@ def test_a_frozen_then_killed_session_leaves_nothing_running(tmp_path):
     assert [e.status for e in episodes] == ["complete"]
     meta = read_meta(Path(episodes[0].path))
     assert any("session that started this recorder died" in e for e in meta["errors"]), meta["errors"]
+
+
+def test_a_session_with_keys_authenticates_every_socket_also_on_loopback(tmp_path):
+    """With [robot] keys, a local process without them cannot read, command, e-stop or reset the
+    robot, read the tap, or stop the recording: every endpoint of the session speaks CURVE."""
+    from teleop.bus.endpoints import session_endpoints
+    from teleop.bus.security import generate_keys
+    from teleop.errors import LinkTimeoutError
+
+    generate_keys(tmp_path / "keys")
+    base = free_port_base(8)
+    cfg = _config({"kind": "sim", "port_base": base, "sim_args": ["--cameras", "none"], "keys": str(tmp_path / "keys")},
+                  recorder={"enabled": True, "dataset": str(tmp_path / "data")})
+    session = Session(cfg, status="quiet", keys=False)
+    tl = Timeline(session)
+    seen: dict[str, object] = {}
+    robot = RobotEndpoints.on(port_base=base)
+    tap, control = session_endpoints(port_base=base)
+
+    def attack() -> None:
+        with Bus("stranger") as bus:  # no keys
+            for name, endpoint, op in (("robot_rpc", robot.rpc, "estop"), ("robot_reset", robot.rpc, "reset"),
+                                       ("recorder", control, "quit")):
+                try:
+                    bus.rpc_client(endpoint, 0.5).request(op)
+                    seen[name] = "answered"
+                except LinkTimeoutError:
+                    seen[name] = "refused"
+            state = bus.subscriber(robot.state, [TOPIC_STATE], accept=(RobotState,))
+            tap_sub = bus.subscriber(tap, ["session/"], mode="lossless")
+            cmd = bus.publisher(robot.command, bind=False)
+            time.sleep(0.3)
+            for _ in range(50):
+                cmd.send_raw([b"robot/command\0junk"])
+                time.sleep(0.002)
+            seen["state"] = state.wait(0.5)
+            seen["tap"] = tap_sub.wait(0.5)
+
+    def start_attack(s: Session) -> None:
+        threading.Thread(target=attack, daemon=True).start()
+
+    tl.then(_engaged_for(0.2), start_attack)
+    tl.then(lambda s, now: "tap" in seen, lambda s: s.stop())
+    summary = session.run(seconds=30.0)
+    assert seen == {"robot_rpc": "refused", "robot_reset": "refused", "recorder": "refused", "state": False,
+                    "tap": False}, seen
+    assert summary.final_state == ENGAGED and not summary.faults.get("estop"), summary.fault_log
+    assert int(summary.extra["robot_stats"]["rejected_total"]) == 0  # the junk never reached the server
+    assert [e.status for e in list_episodes(tmp_path / "data")] == ["complete"]
