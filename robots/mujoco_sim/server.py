@@ -335,8 +335,7 @@ class SimServer:
             estopped = self.mode == "estop"
             try:
                 self._reset(dict(req.args))
-            except ValueError as exc:
-                self._reset()
+            except ValueError as exc:  # checked before anything moved: the robot is where it was
                 return Reply(op=op, ok=False, error=str(exc))
             if estopped:  # only `release` clears an e-stop
                 self.estop()

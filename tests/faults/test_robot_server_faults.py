@@ -18,6 +18,7 @@ from robots.mujoco_sim.process import connect_when_ready, start_sim_process, sto
 from teleop.bus import Bus, JointCommand, Request, RobotEndpoints, RobotState
 from teleop.bus.codec import SCHEMA_VERSION, Encoder, encode_raw
 from teleop.bus.endpoints import TOPIC_COMMAND, TOPIC_STATE
+from teleop.errors import RobotError
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,16 @@ def test_a_request_flood_keeps_state_watchdog_and_estop_timing(sim):
     assert answered < 0.5 and estop_seen[0] < 0.5, (answered, estop_seen)
     assert max(gaps) < 0.25, f"the state stream stopped for {max(gaps) * 1e3:.0f} ms during the flood"
     assert int(client.stats()["requests_deferred"]) > 0
+
+
+def test_reset_refuses_bad_numbers_before_anything_moves(sim):
+    _, client = sim
+    before = client.get_state(1.0).body_pose.copy()
+    for args in ({"bottle_dx": float("nan")}, {"bottle_dx": float("inf")}, {"bottle_dy": True},
+                 {"bottle_dx": 0.01, "bottle_dz": "up"}, {"bottle_dx": 0.9}):
+        with pytest.raises(RobotError) as info:
+            client.request("reset", **args)
+        assert "finite number" in str(info.value) or "-0.5..0.5" in str(info.value), info.value
+    after = client.get_state(1.0).body_pose
+    assert np.isfinite(after).all()
+    np.testing.assert_allclose(after[:, :3], before[:, :3], atol=0.02)  # no teleport to MuJoCo's default pose
