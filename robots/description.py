@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from teleop.errors import ConfigError
+from teleop.tomlcfg import NumberRange, get_names, load_toml
 from teleop.tomlcfg import check_keys as _check_keys
 from teleop.tomlcfg import get as _get
-from teleop.tomlcfg import NumberRange, get_names, load_toml
 from teleop.types import SIDES, Side
 
 __all__ = [

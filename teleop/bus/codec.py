@@ -420,7 +420,7 @@ def _check_array(kind: str, name: str, spec: Arr, value: Any, symbols: dict[str,
         raise DecodeError("bad_dtype", f"{kind}.{name}: dtype {value.dtype}, expected {spec.dtype}")
     if value.ndim != len(spec.shape):
         raise DecodeError("bad_shape", f"{kind}.{name}: shape {value.shape}, expected {_shape(spec)}")
-    for size, want in zip(value.shape, spec.shape):
+    for size, want in zip(value.shape, spec.shape, strict=True):
         if isinstance(want, Dim):
             if size > want.max:
                 raise DecodeError("too_large", f"{kind}.{name}: shape {value.shape}, at most {want.symbol}={want.max}")

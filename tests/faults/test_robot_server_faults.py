@@ -89,7 +89,6 @@ def test_hostile_commands_are_counted_and_move_nothing(sim):
 
 def test_an_amplifying_command_cannot_grow_the_state(sim):
     _, client = sim
-    n = client.spec.n_joints
     with Bus("amplify") as bus:
         sub = bus.subscriber(client.endpoints.state, [TOPIC_STATE], accept=(RobotState,), mode="lossless")
         pub = bus.publisher(client.endpoints.command, bind=False)
