@@ -145,6 +145,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.recorder import run
 
         result = run(seconds=args.seconds or 60.0, port_base=args.port_base + 50)
+    elif args.what == "faults":
+        from teleop.bench.faults import run
+
+        result = run(port_base=args.port_base + 200)
     elif args.what == "tactile":
         from teleop.bench.tactile import run
 
@@ -479,13 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
-    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention"])
+    p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention",
+                                    "faults"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int_in(1, 10_000_000), default=5000, help="bus: messages of each kind, "
                    "1..10000000 (default %(default)s)")
     p.add_argument("--seconds", type=seconds, help="sim: simulated seconds (default 10); e2e: session length (10); "
                    "recorder: load duration (60)")
-    # intervention: a session and a policy server from port base + 100 (+ 20 for the policy)
+    # intervention: a session and a policy server from port base + 100 (+ 20 for the policy); faults: the
+    # first free ports from port base + 200 on (free_port_base), so past the range below when those are held
     p.add_argument("--port-base", type=port_base(_BENCH_PORTS), default=17710,
                    help=f"loopback ports the benchmark may use: port base .. +{_BENCH_PORTS}, so 1024.."
                    f"{65535 - _BENCH_PORTS} (default %(default)s)")
