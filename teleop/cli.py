@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", default="first",
                    help="comma-separated camera names, 'first' (default: the config's first camera), 'all' or 'none'")
     p.add_argument("--shadows", action="store_true", help="render shadows and MSAA (slow on a CPU renderer)")
-    p.add_argument("--watchdog-ms", type=finite_float(10, 10000, unit="ms"), default=100.0,
+    p.add_argument("--watchdog-ms", type=finite_float(10, 10000, unit="ms"), default=90.0,
                    help="hold when no command for this long, 10..10000 ms (default %(default)s)")
     p.add_argument("--duration", type=seconds, help="stop after this many simulated seconds (> 0)")
     p.add_argument("--instance-id", help="this run's instance id (in the spec and every state; default: random); "

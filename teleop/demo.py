@@ -74,6 +74,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
         "final_height_cm": final_cm,
         "lifted": any(v >= 5.0 for v in lift_cm.values()),
         "episode": (summary.extra.get("episodes") or [None])[-1],
+        "robot_max_gap_ms": summary.extra.get("robot_max_gap_ms"),
         "sim_log": str(sess.sim_log) if sess.sim_log else None,
     }
 

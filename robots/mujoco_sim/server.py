@@ -57,7 +57,7 @@ class SimConfig:
     camera_height: int = 240
     cameras: tuple[str, ...] | None = None  # None: the description's cameras; (): none
     camera_shadows: bool = False  # shadows and MSAA: pretty, but 5-8x slower on a CPU renderer
-    watchdog_s: float = 0.1
+    watchdog_s: float = 0.09  # the hold is published within 100 ms of the last command (+ one tick)
     viewer: bool = False
     duration_s: float | None = None  # stop after this much simulated time
     instance: str | None = None  # this run's id (RobotSpec.instance); None: a random one

@@ -416,7 +416,7 @@ def _session_stall(client, tmp: Path, repeats: int = 5) -> dict:
             os.kill(child.pid, signal.SIGCONT)
         stop_process(child, 5.0)
         err.close()
-    target = spec.watchdog_s * 1e3 + tick_ms
+    target = 100.0  # hold within 100 ms of losing the session (the watchdog, 90 ms by default, + a tick)
     p50 = _median(from_stop)
     return {
         "repeats": repeats,
@@ -426,12 +426,12 @@ def _session_stall(client, tmp: Path, repeats: int = 5) -> dict:
         "samples_within_target": sum(x <= target for x in from_stop),
         "reference_watchdog_ms": round(spec.watchdog_s * 1e3, 2),
         "tick_ms": round(tick_ms, 2),
-        "targets": {"from_sigstop_p50_ms": round(target, 2)},
-        "pass": p50 is not None and len(from_stop) == repeats and p50 <= target,
+        "targets": {"from_sigstop_max_ms": target},
+        "pass": bool(from_stop) and len(from_stop) == repeats and max(from_stop) <= target,
         "note": "the child sends the robot's own target at 500 Hz; measured from SIGSTOP to the first 'hold' "
                 "state received (the last command left up to 2 ms before the SIGSTOP); the server checks its watchdog "
-                "at the start of a tick and publishes after that tick's physics, so 'hold' is published 100..102 ms "
-                "after the last command plus the tick's compute; pass is judged on the median",
+                "at the start of a tick and publishes after that tick's physics, so 'hold' is published watchdog..watchdog "
+                "+ 2 ms after the last command plus the tick's compute; pass: every sample within 100 ms",
     }
 
 
@@ -817,6 +817,93 @@ def _log_byte_flip(tmp: Path) -> dict:
 # -- all of it --------------------------------------------------------------------------------------
 
 
+# -- 7. a camera subscriber that never reads ------------------------------------------------------
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def _render_pid(sim_pid: int) -> int | None:
+    """The camera render process: the sim's multiprocessing child that is not the resource tracker."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == sim_pid and b"multiprocessing" in cmd and b"resource_tracker" not in cmd:
+            return int(entry.name)
+    return None
+
+
+def _camera_queue(port_base: int, tmp: Path, seconds: float = 10.0) -> dict:
+    """A subscriber that never reads (RCVHWM 1, so ZeroMQ's backpressure reaches the render
+    process) on a 1280x960 camera: the render process's memory against its own idle reference."""
+    import zmq
+
+    from robots.mujoco_sim.camera import CAMERA_QUEUE_BYTES
+    from robots.mujoco_sim.process import connect_when_ready, start_sim_process, stop_process
+    from teleop.bus.endpoints import RobotEndpoints, free_port_base
+
+    base = free_port_base(port_base, 4)
+    log = tmp / f"sim-camera-{base}.log"
+    w, h = 1280, 960
+    proc = start_sim_process(base, log, ["--cameras", "first", "--camera-size", f"{w}x{h}", "--camera-hz", "30"])
+    client = None
+    ctx = zmq.Context()
+    try:
+        client = connect_when_ready(RobotEndpoints.on(port_base=base).rpc, proc, log, source="bench-camera")
+        deadline = time.monotonic() + 20
+        pid = None
+        while pid is None and time.monotonic() < deadline:
+            pid = _render_pid(proc.pid)
+            time.sleep(0.2)
+        if pid is None:
+            return {"pass": False, "error": "no render process found"}
+        time.sleep(2.0)
+        idle = _rss_mb(pid)
+        frames0 = int(client.stats().get("camera_frames", 0))
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 1)
+        sub.setsockopt(zmq.RCVBUF, 65536)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.linger = 0
+        sub.connect(client.endpoints.camera)
+        peak, timeline = idle, []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(0.5)
+            rss = _rss_mb(pid)
+            peak = max(peak, rss)
+            timeline.append([round(time.monotonic() - t0, 1), rss])
+        frames = int(client.stats().get("camera_frames", 0)) - frames0
+        sub.close(0)
+    finally:
+        if client is not None:
+            client.disconnect()
+        stop_process(proc)
+        ctx.term()
+    bound_mb = CAMERA_QUEUE_BYTES / 1e6
+    offered_mb = frames * w * h * 3 / 1e6
+    growth = round(peak - idle, 1)
+    return {
+        "camera": f"{w}x{h}", "frames_rendered": frames, "offered_mb": round(offered_mb, 1),
+        "render_rss_idle_mb": idle, "render_rss_peak_mb": peak, "growth_mb": growth, "queue_bound_mb": bound_mb,
+        "rss_timeline": timeline,
+        "targets": {"growth_mb_at_most": round(bound_mb + 16, 1)},
+        "pass": bool(growth <= bound_mb + 16),
+        "note": "before, the camera PUB kept up to 10,000 frames per subscriber (2.3 GB at 320x240); now "
+                "CAMERA_QUEUE_BYTES worth. offered_mb is what a reading subscriber would have received; the rest "
+                "of the growth allowance is the kernel and libzmq buffers",
+    }
+
+
 def run(port_base: int = 17910) -> dict:
     from robots.description import bundled_description_path, load_description
     from robots.mujoco_sim.process import connect_when_ready, stop_process
@@ -857,10 +944,12 @@ def run(port_base: int = 17910) -> dict:
         mem["targets"]["amplification_state_frame_bytes_below"] = 8000
         mem["pass"] = bool(mem["pass"] and amp_ok)
         out["recorder_memory"] = mem
+        _say("a camera subscriber that never reads")
+        out["camera_queue"] = _camera_queue(port_base + 30, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     order = ("hostile_frames", "robot_loss_hold_ms", "session_stall_hold_ms", "estop_under_flood_ms",
-             "recorder_memory", "log_byte_flip")
+             "recorder_memory", "camera_queue", "log_byte_flip")
     out = {"bench": "faults", **{k: out[k] for k in order if k in out}}
     out["pass"] = all(out[k]["pass"] for k in order)
     out["seconds"] = round(time.monotonic() - t_start, 1)

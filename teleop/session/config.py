@@ -105,8 +105,9 @@ class SafetyConfig:
     max_start_distance_rad: float = _num(1.5, 0, 6.3, low_open=True)
     engage_max_step_rad: float = _num(0.01, 0, 0.5, low_open=True)  # per tick while ramping after (re-)engage
     min_hand_distance_m: float = _num(0.10, 0, 1)  # wrists never commanded closer than this; 0 = off
-    # no robot state for this long -> the robot is lost: hold, re-engage needed; [0.01, 1]
-    robot_timeout_s: float = _num(0.08, 0.01, 1)
+    # no robot state for this long -> the robot is lost: hold, re-engage needed; [0.01, 1] (read at
+    # ~200 Hz, so lost within robot_timeout_s + 5 ms + a tick: under 100 ms by default)
+    robot_timeout_s: float = _num(0.06, 0.01, 1)
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,12 @@ class Session:
                 f"but the session's robot description {cfg.robot_description} lists "
                 f"{list(self.description.joint_names)[:4]}...; point session.robot_description at the robot's TOML"
             )
+        period = 1.0 / cfg.rate_hz
+        if spec.watchdog_s < 3 * period:  # the robot would trip its watchdog between two commands
+            raise ConfigError(
+                f"session.rate_hz = {cfg.rate_hz:g} sends a command every {period * 1e3:.0f} ms, but {spec.name} holds "
+                f"after {spec.watchdog_s * 1e3:.0f} ms without one (its watchdog): raise rate_hz to at least "
+                f"{math.ceil(3 / spec.watchdog_s)}")
         return client
 
     def _stop_sim(self) -> None:
@@ -263,7 +269,7 @@ class Session:
             dt = 1.0 / cfg.rate_hz
             haptic_every = max(1, round(cfg.rate_hz / cfg.haptics.rate_hz)) if cfg.haptics.enabled else 0
             status_every = max(1, round(cfg.rate_hz / 10))
-            state_every = max(1, round(cfg.rate_hz / 100))  # robot state at ~100 Hz: e-stop, latency, haptics
+            state_every = max(1, round(cfg.rate_hz / 200))  # robot state at ~200 Hz: freshness, e-stop, latency
             child_every = max(1, round(cfg.rate_hz / 10))
             robot_watch = RobotWatch(client, cfg.safety.robot_timeout_s)
             t_start = time.monotonic()

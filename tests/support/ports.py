@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 
 
-def free_port_base(count: int = 4) -> int:
-    """A base port with ``count`` consecutive free ports on 127.0.0.1."""
+def free_port_base(count: int = 8) -> int:
+    """A base port with ``count`` consecutive free ports on 127.0.0.1 (a session uses six: the robot
+    server's four, the tap and the recorder control)."""
     for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
