@@ -37,6 +37,7 @@ bench: install bench-setup
 	$(BIN)/teleop bench sim --json
 	$(BIN)/teleop bench retarget --json
 	$(BIN)/teleop bench tactile --json
+	$(BIN)/teleop bench faults --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
