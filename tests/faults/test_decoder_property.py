@@ -15,7 +15,7 @@ from teleop.bus.codec import MESSAGE_KINDS, SCHEMA_VERSION, Arr, Dim, Encoder, M
 from teleop.errors import DecodeError
 
 KINDS = sorted(MESSAGE_KINDS)
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def example(cls: type[Message]) -> Message:
