@@ -90,8 +90,10 @@ def free_port_base(preferred: int = DEFAULT_PORT_BASE, count: int = 6, host: str
     10, so bases stay readable), else one the kernel picks."""
     import socket
 
+    # other defaults live above the session's ports: network input (7620), policy server (7630)
+    reserved = {int(DEFAULT_INPUT_ENDPOINT.rsplit(":", 1)[1]), 7630}
     for base in range(preferred, min(preferred + 2000, 65530 - count), 10):
-        if ports_free(base, count, host):
+        if reserved.isdisjoint(range(base, base + count)) and ports_free(base, count, host):
             return base
     for _ in range(100):
         with socket.socket() as s:
