@@ -642,7 +642,7 @@ def _robot_loss(port_base: int) -> dict:
         "sigkill_ms": kill_ms,
         "reference_robot_timeout_ms": round(cfg.safety.robot_timeout_s * 1e3, 2),
         "session_rate_hz": SESSION_RATE_HZ,
-        "robot_state_read_hz": round(SESSION_RATE_HZ / max(1, round(SESSION_RATE_HZ / 100)), 1),
+        "robot_state_read_hz": round(SESSION_RATE_HZ / max(1, round(SESSION_RATE_HZ / 200)), 1),
         "reengaged_after_sigcont_s": round(marks["back"] - marks["freeze"], 3) if "back" in marks else None,
         "final_state": summary.final_state,
         "stop_reason": summary.extra.get("stop_reason", ""),
@@ -650,8 +650,8 @@ def _robot_loss(port_base: int) -> dict:
         "targets": {"sigstop_ms": 100.0, "sigkill_ms": 100.0},
         "pass": ok,
         "note": "times from the signal to the first session tick in state 'lost' (on_tick timestamps); the session "
-                "judges the robot state every 5th tick (~100 Hz), so 'lost' comes 90 ms after the last read that "
-                "had a state at the earliest (age > 80 ms, seen at the next 10 ms read), plus any late tick",
+                "judges the robot state at ~200 Hz, so 'lost' comes robot_timeout_s (60 ms) after the last state, "
+                "seen at the next 5 ms read, plus any late tick",
     }
 
 
