@@ -201,8 +201,7 @@ class Recorder:
             return
         kind = header.kind
         if header.topic.startswith("session/"):
-            if not self._one_session(header, recv_ns):
-                return
+            self._one_session(header, recv_ns)
         elif kind == "robot_state" and not self._one_robot(msg):  # type: ignore[arg-type]
             return
         if kind == "session_info":
@@ -243,9 +242,9 @@ class Recorder:
         else:
             self._log(header, frame, recv_ns)
 
-    def _one_session(self, header: Header, recv_ns: int) -> bool:
-        """False (and the episode closed) when a tap message comes from another session run
-        than the one the open episode records."""
+    def _one_session(self, header: Header, recv_ns: int) -> None:
+        """A tap message from another session run than the one the open episode records closes
+        the episode first (the message then goes on as one heard with no episode open)."""
         ep = self.active
         if ep is not None:
             if not ep.session_source:
@@ -254,13 +253,17 @@ class Recorder:
                 self._fail_episode(f"another session ({header.source}) appeared on the tap while this episode "
                                    f"recorded {ep.session_source}: the episode was closed before its first message")
                 ep = None
-        if ep is not None and self._silent_since_ns:
-            ep.meta.setdefault("silences", []).append({
-                "after_s": round((self._silent_since_ns - ep.meta["start_ns"]) / 1e9, 3),
-                "seconds": round((recv_ns - self._silent_since_ns) / 1e9, 3)})
+        if ep is not None:
+            self._note_silence(ep.meta, recv_ns)
         self._silent_since_ns = 0
         self._last_session_ns = recv_ns
-        return True
+
+    def _note_silence(self, meta: dict[str, Any], until_ns: int) -> None:
+        """Into ``silences``: the tap silence under way (if any), from its start to ``until_ns``."""
+        if self._silent_since_ns:
+            meta.setdefault("silences", []).append({
+                "after_s": round((self._silent_since_ns - meta["start_ns"]) / 1e9, 3),
+                "seconds": round((until_ns - self._silent_since_ns) / 1e9, 3)})
 
     def _one_robot(self, state: Any) -> bool:
         ep = self.active
@@ -538,9 +541,7 @@ class Recorder:
             logger.info("recorder: episode %d discarded", ep.index)
             return {"episode": ep.index, "kept": False}
         m = ep.meta
-        if self._silent_since_ns:  # the session went quiet and never spoke again in this episode
-            m.setdefault("silences", []).append({"after_s": round((self._silent_since_ns - m["start_ns"]) / 1e9, 3),
-                                                 "seconds": round((stop_ns - self._silent_since_ns) / 1e9, 3)})
+        self._note_silence(m, stop_ns)  # the session went quiet and never spoke again in this episode
         m["status"] = "complete"
         m["stop_ns"] = stop_ns
         m["stop_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -169,20 +169,21 @@ class SimServer:
         """Back to the home keyframe. ``shifts``: ``<body>_dx`` / ``_dy`` / ``_dz`` [m] move a free
         object from its home position (varied starts for data collection and policy evaluation)."""
         m, d, sim = self.model, self.data, self.sim
-        for key, value in (shifts or {}).items():  # all checked before anything moves
+        moves = []  # (qpos index, metres): every shift checked before anything moves
+        for key, value in (shifts or {}).items():
             body, _, axis = key.rpartition("_")
             if body not in sim.body_names or axis not in ("dx", "dy", "dz"):
                 raise ValueError(f"reset: {key!r} is not <body>_dx|dy|dz; bodies: {list(sim.body_names)}")
             if type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 0.5:
                 raise ValueError(f"reset: {key}={value!r}: a finite number of metres within -0.5..0.5")
+            jnt = m.body_jntadr[m.body(body).id]
+            moves.append((m.jnt_qposadr[jnt] + "xyz".index(axis[1]), float(value)))
         if sim.home_key >= 0:
             mujoco.mj_resetDataKeyframe(m, d, sim.home_key)
         else:
             mujoco.mj_resetData(m, d)
-        for key, value in (shifts or {}).items():
-            body, _, axis = key.rpartition("_")
-            jnt = m.body_jntadr[m.body(body).id]
-            d.qpos[m.jnt_qposadr[jnt] + "xyz".index(axis[1])] += float(value)
+        for index, metres in moves:
+            d.qpos[index] += metres
         mujoco.mj_forward(m, d)
         q = np.clip(d.qpos[sim.qpos_adr], sim.lower, sim.upper)
         self.target[:] = q

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from teleop.bench import wait_for_recorder
 from teleop.loop import percentiles
 
 __all__ = ["run"]
@@ -88,9 +89,10 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of ``pid`` from /proc [MB]: ``VmHWM`` its peak resident size, ``VmRSS`` now."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
 
@@ -417,7 +419,6 @@ def _session_stall(client, tmp: Path, repeats: int = 5) -> dict:
         stop_process(child, 5.0)
         err.close()
     target = 100.0  # hold within 100 ms of losing the session (the watchdog, 90 ms by default, + a tick)
-    p50 = _median(from_stop)
     return {
         "repeats": repeats,
         "from_sigstop": percentiles(np.array(from_stop)),
@@ -676,14 +677,7 @@ def _recorder_memory(port_base: int, tmp: Path) -> dict:
                             "--max-queue-mb", f"{RECORDER_QUEUE_MB:g}"], stdout=subprocess.DEVNULL, stderr=log)
     try:
         rpc = bus.rpc_client(control, 2.0)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                rpc.request("status")
-                break
-            except Exception:  # noqa: BLE001 - still starting
-                if rec.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the recorder did not start; see {tmp / 'recorder.log'}") from None
+        wait_for_recorder(rpc, rec, lambda: f"; see {tmp / 'recorder.log'}")
         info = SessionInfo(session="bench-flood", operator="", robot="bench", rate_hz=100.0, joint_names=("a", "b"),
                            session_toml="", description_toml="", devices={}, channel_names={}, software="bench")
         deadline = time.monotonic() + 20
@@ -693,7 +687,7 @@ def _recorder_memory(port_base: int, tmp: Path) -> dict:
             pub.publish(info, "session/info")
             time.sleep(0.05)
         time.sleep(0.5)
-        ref_peak = _peak_rss_mb(rec.pid)
+        ref_peak = _memory_mb(rec.pid)
         text = "x" * EVENT_BYTES
         sent = 0
         peak_during = ref_peak
@@ -705,15 +699,15 @@ def _recorder_memory(port_base: int, tmp: Path) -> dict:
             pub.publish(SessionEvent(event="note", values={"text": text}), "session/event")
             sent += 1
             if now >= next_rss:
-                peak_during = max(peak_during, _peak_rss_mb(rec.pid))
+                peak_during = max(peak_during, _memory_mb(rec.pid))
                 timeline.append((round(now - t0, 2), peak_during))
                 next_rss = now + 0.25
         flood_s = time.monotonic() - t0
-        peak = flood_peak = max(peak_during, _peak_rss_mb(rec.pid))
+        peak = flood_peak = max(peak_during, _memory_mb(rec.pid))
         recording = rpc.request("status", 30.0).values["recording"]
         if recording:
             rpc.request("stop", 120.0)
-        peak = max(peak, _peak_rss_mb(rec.pid))  # while it drains the queue and closes the episode
+        peak = max(peak, _memory_mb(rec.pid))  # while it drains the queue and closes the episode
         rpc.request("quit", 30.0)
         rec.wait(60)
     finally:
@@ -820,13 +814,6 @@ def _log_byte_flip(tmp: Path) -> dict:
 # -- 7. a camera subscriber that never reads ------------------------------------------------------
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
-
-
 def _render_pid(sim_pid: int) -> int | None:
     """The camera render process: the sim's multiprocessing child that is not the resource tracker."""
     for entry in Path("/proc").iterdir():
@@ -867,7 +854,7 @@ def _camera_queue(port_base: int, tmp: Path, seconds: float = 10.0) -> dict:
         if pid is None:
             return {"pass": False, "error": "no render process found"}
         time.sleep(2.0)
-        idle = _rss_mb(pid)
+        idle = _memory_mb(pid, "VmRSS")
         frames0 = int(client.stats().get("camera_frames", 0))
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 1)
@@ -879,7 +866,7 @@ def _camera_queue(port_base: int, tmp: Path, seconds: float = 10.0) -> dict:
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             time.sleep(0.5)
-            rss = _rss_mb(pid)
+            rss = _memory_mb(pid, "VmRSS")
             peak = max(peak, rss)
             timeline.append([round(time.monotonic() - t0, 1), rss])
         frames = int(client.stats().get("camera_frames", 0)) - frames0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from teleop.bench import wait_for_recorder
 from teleop.bus.endpoints import RobotEndpoints, session_endpoints
 
 __all__ = ["run"]
@@ -88,14 +89,7 @@ def run(seconds: float = 60.0, port_base: int = 17760, width: int = 640, height:
     rpc = bus.rpc_client(control, 2.0)
     try:
         assert bare.stdout is not None and bare.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                rpc.request("status")
-                break
-            except Exception:  # noqa: BLE001 - still starting
-                if rec.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the recorder did not start: {rec.stdout.read() if rec.stdout else ''}") from None
+        wait_for_recorder(rpc, rec, lambda: f": {rec.stdout.read() if rec.stdout else ''}")
         time.sleep(0.5)
         info = SessionInfo(session="bench", operator="", robot="bench", rate_hz=state_hz,
                            joint_names=tuple(f"j{i}" for i in range(n)), session_toml="", description_toml="",

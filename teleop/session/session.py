@@ -41,7 +41,7 @@ from robots.client import RobotClient
 from robots.description import load_description
 from teleop.bus.endpoints import session_endpoints
 from teleop.bus.messages import SessionInfo
-from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError, WrongRobotError
+from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError
 from teleop.lifeline import child_env
 from teleop.loop import LoopTimer, percentiles
 from teleop.session.config import SessionConfig
@@ -200,7 +200,7 @@ class Session:
             warm = np.clip(np.zeros(n), spec.lower, spec.upper)
             safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
             tap_ep, control_ep = session_endpoints(port_base=cfg.robot.port_base)
-            tap = self.tap = SessionTap(tap_ep, n, keys=self._keys(), source=f"session-{secrets.token_hex(6)}")
+            tap = self.tap = SessionTap(tap_ep, n, keys=self._keys, source=f"session-{secrets.token_hex(6)}")
             tap.start()
             stack.callback(tap.stop)
             tap.set_info(self._session_info(spec), spec)
@@ -211,7 +211,7 @@ class Session:
                 from teleop.policy.client import PolicyClient
 
                 pc = cfg.policy
-                self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz, keys=self._keys(),
+                self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz, keys=self._keys,
                                            timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task,
                                            n_hands=2, n_tactile=len(spec.fingertip_names))
                 self.policy.start()
@@ -263,7 +263,7 @@ class Session:
             self.target, self.policy_command = q_target, q_policy  # read-only for hooks
             have_policy = False
             t_start_ns = time.monotonic_ns()
-            q_cmd[:] = np.clip(first.target if first.mode in ("active", "hold") else first.q, spec.lower, spec.upper)
+            q_cmd[:] = _held_pose(first, spec)
             state_msg = first
             timer = LoopTimer(cfg.rate_hz)
             dt = 1.0 / cfg.rate_hz
@@ -474,6 +474,7 @@ class Session:
         self._stop = True
 
     # -- the tap and the recorder ------------------------------------------------------------------
+    @functools.cached_property
     def _keys(self):
         """CURVE keys for every socket of the session ([robot] keys), also on loopback."""
         from teleop.bus.security import CurveKeys
@@ -518,7 +519,7 @@ class Session:
         stack.callback(self._kill_recorder)
         from teleop.bus.sockets import Bus
 
-        self._rec_bus = Bus("session-recorder-ctl", keys=self._keys())
+        self._rec_bus = Bus("session-recorder-ctl", keys=self._keys)
         stack.callback(self._rec_bus.close)
         self._rec_rpc = self._rec_bus.rpc_client(control_ep, 1.0)
         deadline = time.monotonic() + 20.0
@@ -594,7 +595,7 @@ class Session:
         st = reading.state
         if st is not None and self.state == LOST:
             watch.lost = False
-            q_cmd[:] = np.clip(st.target if st.mode in ("active", "hold") else st.q, client.spec.lower, client.spec.upper)
+            q_cmd[:] = _held_pose(st, client.spec)
             self.state = IDLE
             self.fault("robot_back", f"states from {client.instance} again after a silence: engage to drive")
         return st
@@ -615,7 +616,7 @@ class Session:
             return None
         try:
             st = client.get_state(0.5)
-        except (TeleopError, WrongRobotError):
+        except TeleopError:  # WrongRobotError included
             return None
         watch.lost = False
         q_cmd[:] = np.clip(st.q, spec.lower, spec.upper)
@@ -801,3 +802,9 @@ class Session:
             "last_fault": self.fault_log[-1] if self.fault_log else None,
             "keys": keys_active,
         })
+
+
+def _held_pose(state, spec) -> np.ndarray:
+    """Where the robot holds now: its applied target once it has taken commands (active, hold),
+    else its measured pose; within the limits."""
+    return np.clip(state.target if state.mode in ("active", "hold") else state.q, spec.lower, spec.upper)
