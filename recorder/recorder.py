@@ -248,7 +248,7 @@ class Recorder:
         ep = self.active
         if ep is not None:
             if not ep.session_source:
-                ep.session_source = header.source
+                ep.session_source = ep.meta["session_source"] = header.source
             elif header.source != ep.session_source:
                 self._fail_episode(f"another session ({header.source}) appeared on the tap while this episode "
                                    f"recorded {ep.session_source}: the episode was closed before its first message")
