@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import socket
+import random
+
+from teleop.bus.endpoints import ports_free
+
+# Below Linux's ephemeral range (32768-60999): a client that keeps reconnecting to a port nobody
+# listens on (a killed server's) can be given that very port as its own source port and connect
+# to itself (TCP self-connect), holding it, so a restarted server could not bind. Real endpoints
+# sit below the range too (7610...).
+_LOW, _HIGH = 20000, 32000
 
 
 def free_port_base(count: int = 8) -> int:
     """A base port with ``count`` consecutive free ports on 127.0.0.1 (a session uses six: the robot
     server's four, the tap and the recorder control)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count > 65535:
-            continue
-        ok = True
-        for p in range(base, base + count):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(_LOW, _HIGH - count)
+        if ports_free(base, count):
             return base
-    raise RuntimeError("no free port range")
+    raise RuntimeError(f"no {count} free consecutive ports in {_LOW}..{_HIGH}")
