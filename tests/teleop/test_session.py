@@ -139,14 +139,18 @@ def test_glove_on_a_pty_drives_the_hand_and_dropout_holds_without_jump_on_reenga
             fake.replug()
 
         def engage(s: Session) -> None:
-            marks["engage"] = time.monotonic() - rec.t0
-            s.request("engage")
+            # an operator presses again when a press was refused (on a loaded machine the glove's
+            # first samples after the replug can come late)
+            if s.state == STALE:
+                marks.setdefault("engage", time.monotonic() - rec.t0)
+                s.request("engage")
 
         rec.at(1.0, fist)
         rec.at(2.5, unplug)
         rec.at(3.3, replug)
-        rec.at(4.0, engage)
-        rec.at(6.0, lambda s: s.stop())
+        for k in range(6):
+            rec.at(4.0 + 0.3 * k, engage)
+        rec.at(6.5, lambda s: s.stop())
         summary = session.run(seconds=20.0)
     states, times = np.array(rec.states), np.array(rec.times)
     q = np.array(rec.commands)
@@ -159,7 +163,9 @@ def test_glove_on_a_pty_drives_the_hand_and_dropout_holds_without_jump_on_reenga
     # stale within 100 ms (+ one tick), then the command does not move
     stale_at = times[np.argmax((states == STALE) & (times > marks["unplug"]))]
     assert 0 < stale_at - marks["unplug"] <= 0.1 + 2 / SPEC_RATE + 0.02
-    held = q[(states == STALE)]
+    first_stale = np.flatnonzero(states == STALE)[0]
+    span = first_stale + np.argmax(np.append(states[first_stale:] != STALE, True))  # the first hold's end
+    held = q[first_stale:span]
     assert np.abs(held - held[0]).max() == 0.0
     # back after replug but still holding until engage; then a bounded ramp, no jump
     assert all(s == STALE for s, t in zip(states, times, strict=True) if 3.4 < t < marks["engage"])
