@@ -1,7 +1,8 @@
 """Driver configs: frozen dataclasses whose fields are the driver's options.
 
 ``DriverConfig.from_options`` turns strings (``teleop drivers echo NAME --port /dev/ttyUSB0``, TOML
-values) into typed fields and raises ``ConfigError`` naming the option and what is allowed.
+values) into typed fields and raises ``ConfigError`` naming the option and what is allowed (or,
+for a required option left out, how to give it).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ class DriverConfig:
             raise ConfigError(f"reconnect_interval_s={self.reconnect_interval_s}: must be > 0")
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> DriverConfig:
-        """Build from option strings or TOML values; dashes in names become underscores."""
+    def from_options(cls, options: dict[str, Any], driver: str = "") -> DriverConfig:
+        """Build from option strings or TOML values; dashes in names become underscores.
+        ``driver`` (the driver's name) only makes the error for a missing option say the command."""
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         values: dict[str, Any] = {}
@@ -49,10 +51,25 @@ class DriverConfig:
             if name not in fields:
                 raise ConfigError(f"{cls.__name__}: unknown option {raw_name!r}; options: {sorted(fields)}")
             values[name] = _coerce(name, value, hints[name])
-        try:
-            return cls(**values)
-        except TypeError as exc:  # a required field is missing
-            raise ConfigError(f"{cls.__name__}: {exc}") from None
+        missing = [f.name for f in fields.values() if f.name not in values and _is_required(f)]
+        if missing:
+            raise ConfigError(_missing_text(cls, missing, driver))
+        return cls(**values)
+
+
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _missing_text(cls: type[DriverConfig], missing: list[str], driver: str) -> str:
+    """Which required options are missing, what each is, and the two ways to give it."""
+    what = ", ".join(n.replace("_", "-") + (f" ({cls.HELP[n]})" if n in cls.HELP else "") for n in missing)
+    cli = " ".join(f"--{n.replace('_', '-')} VALUE" for n in missing)
+    toml = ", ".join(f'{n} = "..."' for n in missing)
+    return (f"{driver or cls.__name__}: missing required option{'s' if len(missing) > 1 else ''} {what}. On the "
+            f"command line: `teleop drivers echo {driver or 'NAME'} {cli}`; in a session file: "
+            f"`options = {{ {toml} }}` in the device's [device.NAME] table (`teleop drivers list -v` lists "
+            "every option)")
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
@@ -125,16 +142,48 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def option_help(config_class: type[DriverConfig]) -> list[tuple[str, str, str]]:
-    """(option, type, default) rows for ``teleop drivers list --verbose``."""
+def option_help(config_class: type[DriverConfig]) -> list[tuple[str, str, str, str]]:
+    """(option, allowed values, default, help) rows for ``teleop drivers list --verbose``, written
+    the way the command line takes them: ``left|right``, ``true|false``, ``float,...``, a
+    required option's default is ``required``, an unset one's ``unset``."""
     hints = typing.get_type_hints(config_class)
     rows = []
     for f in dataclasses.fields(config_class):
         if not f.init:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            "(required)" if f.default_factory is dataclasses.MISSING else f.default_factory())
-        t = hints[f.name]
-        tname = getattr(t, "__name__", None) or str(t).replace("typing.", "")
-        rows.append((f.name.replace("_", "-"), tname, repr(default)))
+        if _is_required(f):
+            default = "required"
+        else:
+            default = _show_value(f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        rows.append((f.name.replace("_", "-"), _show_type(hints[f.name]), default, config_class.HELP.get(f.name, "")))
     return rows
+
+
+def _show_type(hint: Any) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        shown = [_show_type(a) for a in args if a is not type(None)]
+        return " or ".join(shown) + (" or unset" if type(None) in args else "")
+    if origin is Literal:
+        return "|".join(str(a) for a in args)
+    if origin in (tuple, list):
+        return f"{_show_type(args[0]) if args else 'str'},... (comma-separated)"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "|".join(str(m.value) for m in hint)
+    if hint is bool:
+        return "true|false"
+    if hint is Path:
+        return "path"
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _show_value(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, tuple | list):
+        return ",".join(_show_value(v) for v in value) if value else "(none)"
+    return str(value)

@@ -42,4 +42,4 @@ def driver_class(name: str) -> type[Driver]:
 def create_driver(name: str, options: dict[str, Any] | None = None) -> Driver:
     """Instantiate a driver from option values (strings are converted by its config class)."""
     cls = driver_class(name)
-    return cls(cls.config_class.from_options(options or {}))
+    return cls(cls.config_class.from_options(options or {}, driver=name))

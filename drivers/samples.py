@@ -1,9 +1,16 @@
-"""Typed samples every driver emits (DESIGN.md): hands, wrist poses, tactile frames, buttons.
+"""Typed samples every driver emits: hands, wrist poses, tactile frames, buttons.
 
 Drivers emit raw data in their own frame and units as documented per field; they never
 retarget. ``capture_ns`` is ``time.monotonic_ns()`` on this host at the moment the data was
 read from the device (or the sender's capture time corrected onto this clock for network
 sources); ``seq`` counts samples per driver from 0, so gaps show drops.
+
+The one contract for hands: a ``HandSample`` drives the robot's hand only through ``keypoints``,
+(21, 3) metres in the wrist frame (docs/hand-keypoints.md); ``angles``, ``channels`` and
+``buttons`` are extra (recorded, shown, used for gestures). A glove that measures curls or joint
+angles turns them into keypoints with ``drivers.hands.GloveHand``. ``hand_sample_problem`` says
+what breaks the contract; ``drivers.testing.check_driver`` fails a driver on it and the session
+names it when it refuses to engage.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ __all__ = [
     "Sample",
     "HapticFeedback",
     "sample_to_json",
+    "hand_sample_problem",
 ]
 
 SampleKind = Literal["hand", "pose", "tactile", "buttons"]
@@ -47,10 +55,11 @@ class SampleSpec:
 
 @dataclass(frozen=True, slots=True)
 class HandSample:
-    """One hand. ``keypoints`` (21, 3) [m] in the wrist frame (docs/hand-keypoints.md) when the
-    driver can produce them; ``angles`` (20,) [rad] in ``retarget.human_hand.ANGLE_NAMES`` order
-    when it measures joints; ``channels`` raw device channels normalised as the driver documents;
-    ``buttons`` names of the buttons/gestures held."""
+    """One hand. ``keypoints`` (21, 3) [m] in the wrist frame (docs/hand-keypoints.md): required,
+    the only field the session retargets from (a glove that measures curls or angles gets them from
+    ``drivers.hands.GloveHand``); ``angles`` (20,) [rad] in ``retarget.human_hand.ANGLE_NAMES``
+    order when it measures joints; ``channels`` raw device channels normalised as the driver
+    documents; ``buttons`` names of the buttons/gestures held."""
 
     side: Side
     capture_ns: int
@@ -153,3 +162,39 @@ def sample_to_json(sample: Sample, channel_names: tuple[str, ...] = (), with_ima
     elif isinstance(sample, ButtonEvent):
         base.update(kind="button", button=sample.button, pressed=sample.pressed, side=sample.side)
     return base
+
+
+#: Plausibility bounds of the wrist frame: keypoint 0 is the origin; a human hand reaches well
+#: under 0.35 m from the wrist and more than 0.03 m (catches mm/cm units, a world frame, zeros).
+_WRIST_AT_ORIGIN_M = 0.01
+_HAND_REACH_M = (0.03, 0.35)
+
+
+def hand_sample_problem(sample: HandSample, driver: str = "") -> str | None:
+    """Why ``sample`` cannot drive a hand, in words for the author, or None when it can. Checks
+    ``keypoints`` (present, (21, 3), finite, metres in the wrist frame) and ``angles`` if given."""
+    who = f"driver {driver}" if driver else "the driver"
+    kp = sample.keypoints
+    if kp is None:
+        filled = [n for n, v in (("angles", sample.angles), ("channels", len(sample.channels) or None),
+                                 ("buttons", sample.buttons or None)) if v is not None]
+        fills = f"fills only {', '.join(filled)}" if filled else "fills none of keypoints, angles, channels"
+        return f"carry no keypoints ({who} {fills})"
+    kp = np.asarray(kp)
+    if kp.shape != (21, 3):
+        return f"carry keypoints of shape {kp.shape}, not (21, 3) ({who})"
+    if not np.all(np.isfinite(kp)):
+        return f"carry keypoints that are not finite (NaN or infinity) ({who})"
+    wrist = float(np.linalg.norm(kp[0]))
+    reach = float(np.linalg.norm(kp - kp[0], axis=1).max())
+    if wrist > _WRIST_AT_ORIGIN_M:
+        return (f"carry keypoints whose wrist (keypoint 0) is {wrist:.3g} from the origin, not at it: "
+                f"keypoints are in the wrist frame ({who})")
+    if not _HAND_REACH_M[0] <= reach <= _HAND_REACH_M[1]:
+        return (f"carry keypoints that reach {reach:.3g} from the wrist, not a hand's "
+                f"{_HAND_REACH_M[0]}..{_HAND_REACH_M[1]} m: keypoints are in metres ({who})")
+    if sample.angles is not None:
+        angles = np.asarray(sample.angles)
+        if angles.shape != (20,) or not np.all(np.isfinite(angles)):
+            return f"carry angles of shape {angles.shape} or not finite, not 20 finite radians ({who})"
+    return None
