@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,10 @@ from teleop.errors import TeleopError
 __all__ = ["add_parsers"]
 
 _CONTROL_OPS = ("start", "stop", "discard", "success", "failure", "task", "note", "status")
+_CONTROL_TIMEOUT_S = 3.0
+_OFFLINE = {"success": "label DATASET:INDEX --success", "failure": "label DATASET:INDEX --failure",
+            "task": "label DATASET:INDEX --task TEXT", "note": "label DATASET:INDEX --note TEXT",
+            "discard": "discard DATASET:INDEX"}
 
 
 def add_parsers(sub: Any) -> None:
@@ -53,10 +56,35 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("episodes", help="list, verify, inspect and control episodes")
     esub = p.add_subparsers(dest="episodes_command", metavar="EPISODES_COMMAND", required=True)
-    e = esub.add_parser("list", help="the episodes of a dataset folder")
+    e = esub.add_parser("list", help="the episodes of a dataset folder",
+                        description="teleop episodes list DATASET: one line per episode (status, outcome, seconds, "
+                        "task, operator, videos, notes, errors, and what degraded the recording). Episodes marked "
+                        "with `teleop episodes discard` are left out unless --include-discarded. Exit status 2 when "
+                        "DATASET is not a folder.")
     e.add_argument("dataset")
+    e.add_argument("--include-discarded", action="store_true", help="list discarded episodes too")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_episodes_list)
+    e = esub.add_parser("label", help="label a finished episode offline: outcome, task, note",
+                        description="teleop episodes label EPISODE [--success|--failure|--unknown] [--task TEXT] "
+                        "[--note TEXT]: EPISODE is a folder or DATASET:INDEX. Changes meta.json atomically (the "
+                        "values replaced are kept in its \"curation\" list); no recorder needed. For the episode "
+                        "being recorded use the live controls (`teleop episodes success`, ...).")
+    e.add_argument("episode")
+    outcome = e.add_mutually_exclusive_group()
+    for flag in ("success", "failure", "unknown"):
+        outcome.add_argument(f"--{flag}", dest="outcome", action="store_const", const=flag,
+                             help=f"outcome = {flag}")
+    e.add_argument("--task", help="task label")
+    e.add_argument("--note", help="a note (appended with a time stamp)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_episodes_label)
+    e = esub.add_parser("restore", help="take back `teleop episodes discard EPISODE`",
+                        description="teleop episodes restore EPISODE: removes the discard mark; the episode is "
+                        "listed, exported and trained on again.")
+    e.add_argument("episode")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_episodes_restore)
     e = esub.add_parser("verify", help="check every log: report damage, cut a torn tail (after a crash, bytes kept) "
                         "and recover the episode",
                         description="teleop episodes verify DATASET|EPISODE: walks each episode log record by "
@@ -78,7 +106,19 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_episodes_inspect)
     for op in _CONTROL_OPS:
-        e = esub.add_parser(op, help=f"episode control: {op} (sent to the running recorder)")
+        if op == "discard":
+            e = esub.add_parser(op, help="mark a finished EPISODE discarded (kept on disk, restorable); without "
+                                "EPISODE: stop and discard the episode being recorded",
+                                description="teleop episodes discard EPISODE: marks the finished episode discarded "
+                                "in its meta.json; nothing is moved or deleted, listing, export and training leave "
+                                "it out unless asked, `teleop episodes restore EPISODE` takes it back. teleop "
+                                "episodes discard (no EPISODE): the live control, sent to the running recorder: "
+                                "stop the open episode and delete it.")
+            e.add_argument("episode", nargs="?", help="episode folder or DATASET:INDEX (offline)")
+            e.add_argument("--reason", default="", help="why (kept in meta.json)")
+            e.add_argument("--json", action="store_true")
+        else:
+            e = esub.add_parser(op, help=f"episode control: {op} (sent to the running recorder)")
         if op in ("task", "note"):
             e.add_argument("text")
         if op == "start":
@@ -92,7 +132,7 @@ def add_parsers(sub: Any) -> None:
         "export", help="export episodes to a LeRobot v3.0 dataset or a robomimic-style HDF5 file",
         description="teleop export DATASET --format lerobot|hdf5 --out OUT: resamples every complete or recovered "
         "episode to --fps by zero-order hold (timestamp = frame_index / fps; real capture times in "
-        "observation.t_capture) and writes the format (docs/data-format.md). Progress goes to stderr, a JSON "
+        "complementary_info.t_capture) and writes the format (docs/data-format.md). Progress goes to stderr, a JSON "
         "summary line to stdout.")
     p.add_argument("dataset", help="dataset folder (episode_NNNNNN subfolders)")
     p.add_argument("--format", required=True, choices=("lerobot", "hdf5"), help="output format")
@@ -100,9 +140,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--fps", type=export_fps, default=30, help="frames per second, a whole number (default %(default)s)")
     p.add_argument("--codec", default="h264", choices=("h264", "av1"), help="video codec of the LeRobot mp4s "
                    "(default %(default)s)")
+    p.add_argument("--episodes", metavar="SELECTION", help="only these episode numbers: indices and ranges, "
+                   "comma-separated; A:B is A..B-1 (as a Python slice), A: to the last, e.g. 0:10,15")
     p.add_argument("--only-success", action="store_true", help="export only episodes marked success")
+    p.add_argument("--include-discarded", action="store_true", help="export episodes marked discarded too")
     p.add_argument("--skip-damaged", action="store_true", help="leave out episodes whose log is damaged (by default "
                    "they are exported from every intact record, with a warning)")
+    p.add_argument("--skip-degraded", action="store_true", help="leave out episodes whose recording is degraded "
+                   "(the loop missed its rate, the tap went silent, messages or frames were lost, the recorder or "
+                   "the session died); by default they are exported with a warning")
+    p.add_argument("--append", action="store_true", help="add the selected episodes that --out does not hold yet "
+                   "to the existing export (same features and fps, else refused)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--json", action="store_true", help="no progress lines; the stdout summary lists every episode")
     p.set_defaults(func=cmd_export)
@@ -191,41 +239,80 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_episodes_list(args: argparse.Namespace) -> int:
-    from recorder.episode import list_episodes
+    from recorder.episode import LOG_NAME, META_NAME, EpisodeError, list_episodes
 
-    eps = list_episodes(Path(args.dataset))
+    dataset = Path(args.dataset)
+    if not dataset.is_dir():
+        raise EpisodeError(f"{dataset}: no such dataset folder" + ("" if not dataset.exists() else " (it is a file)")
+                           + "; give the folder `teleop record --dataset` (or [recorder] dataset) wrote")
+    if (dataset / META_NAME).is_file() or (dataset / LOG_NAME).is_file():
+        raise EpisodeError(f"{dataset} is one episode, not a dataset folder: `teleop episodes list {dataset.parent}`, "
+                           f"or `teleop episodes inspect {dataset}`")
+    every = list_episodes(dataset)
+    eps = every if args.include_discarded else [e for e in every if not e.discarded]
+    hidden = len(every) - len(eps)
     if args.json:
-        print(json.dumps([e.as_dict() for e in eps], indent=1))
+        print(json.dumps([e.as_dict() | {"state": e.state} for e in eps], indent=1))
         return 0
     if not eps:
-        print(f"no episodes in {args.dataset}")
+        more = f" ({hidden} discarded: --include-discarded lists them)" if hidden else ""
+        print(f"no episodes in {dataset}{more}")
         return 0
-    width = 18 if any(e.damaged for e in eps) else 10
+    width = max(10, *(len(_status(e)) for e in eps))
     print(f"{'#':>5}  {'status':{width}} {'outcome':8} {'seconds':>8}  {'task':24} operator / videos / notes / errors")
     for e in eps:
         vids = ",".join(f"{k}:{v}" for k, v in e.frames.items()) or "-"
-        status = f"{e.status} DAMAGED" if e.damaged else e.status  # meta.json "damage": `teleop episodes verify`
-        print(f"{e.index:5d}  {status:{width}} {e.outcome:8} {e.duration_s:8.1f}  {e.task[:24]:24} "
+        print(f"{e.index:5d}  {_status(e):{width}} {e.outcome:8} {e.duration_s:8.1f}  {e.task[:24]:24} "
               f"{e.operator or '-'} / {vids} / {e.notes} / {e.errors}")
+        for why in e.degraded:
+            print(f"{'':7}degraded: {why}")
+    if hidden:
+        print(f"({hidden} discarded episode{'' if hidden == 1 else 's'} not shown: --include-discarded lists them, "
+              "`teleop episodes restore DATASET:INDEX` takes one back)")
+    if any(e.interrupted for e in eps):
+        print(f"(interrupted: its recorder died before closing it; `teleop episodes verify {dataset}` recovers it)")
     return 0
 
 
-def _alive(meta: dict[str, Any]) -> bool:
-    """Is the recorder that wrote this episode still running (same host, pid alive)?"""
-    pid = meta.get("recorder_pid")
-    if not pid or meta.get("recorder_host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    except OSError:
-        return False
-    try:  # a reused pid is not our recorder
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
-    return b"record" in cmdline or b"recorder" in cmdline or b"pytest" in cmdline
+def _status(e: Any) -> str:
+    """What `teleop episodes list` shows as the status: interrupted, DAMAGED (meta.json "damage",
+    `teleop episodes verify`), discarded."""
+    return e.state + (" DAMAGED" if e.damaged else "") + (" discarded" if e.discarded else "")
+
+
+def cmd_episodes_label(args: argparse.Namespace) -> int:
+    from recorder.episode import label_episode
+
+    out = label_episode(args.episode, outcome=args.outcome, task=args.task, note=args.note)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['path']}: outcome {out['outcome']}, task {out['task']!r}, {out['notes']} notes")
+    return 0
+
+
+def cmd_episodes_restore(args: argparse.Namespace) -> int:
+    from recorder.episode import restore_episode
+
+    out = restore_episode(args.episode)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['path']}: " + ("restored" if out["changed"] else "was not discarded; nothing changed"))
+    return 0
+
+
+def _discard_offline(args: argparse.Namespace) -> int:
+    from recorder.episode import discard_episode
+
+    out = discard_episode(args.episode, reason=args.reason)
+    if args.json:
+        print(json.dumps(out))
+    elif out["changed"]:
+        print(f"{out['path']}: discarded (kept on disk; `teleop episodes restore {args.episode}` takes it back)")
+    else:
+        print(f"{out['path']}: already discarded; nothing changed")
+    return 0
 
 
 def _verify_targets(spec: str) -> tuple[list[Path], Path]:
@@ -254,7 +341,7 @@ def cmd_episodes_verify(args: argparse.Namespace) -> int:
     """Exit 0 when every log is intact; 1 when damage, a torn tail or an unreadable episode was
     found (with or without --dry-run: data was lost); 2 (TeleopError) for a path that is not a
     dataset or an episode."""
-    from recorder.episode import META_NAME, EpisodeError, read_meta, verify_episode, write_index
+    from recorder.episode import META_NAME, EpisodeError, read_meta, recorder_alive, verify_episode, write_index
     from recorder.log import LogError
 
     folders, dataset = _verify_targets(args.path)
@@ -264,8 +351,8 @@ def cmd_episodes_verify(args: argparse.Namespace) -> int:
         try:
             meta = read_meta(folder) if (folder / META_NAME).is_file() else {}
             row["status"] = meta.get("status", "?")
-            if meta.get("status") == "recording" and _alive(meta):
-                row["skipped"] = "being recorded right now (recorder pid %s alive)" % meta.get("recorder_pid")
+            if meta.get("status") == "recording" and recorder_alive(meta):
+                row["skipped"] = f"being recorded right now (recorder pid {meta.get('recorder_pid')} alive)"
                 out.append(row)
                 continue
             row = verify_episode(folder, dry_run=args.dry_run)
@@ -353,7 +440,10 @@ def cmd_episodes_inspect(args: argparse.Namespace) -> int:
 
 def cmd_episodes_control(args: argparse.Namespace) -> int:
     from teleop.bus.sockets import Bus
+    from teleop.errors import LinkTimeoutError
 
+    if args.op == "discard" and args.episode:
+        return _discard_offline(args)
     _, control = session_endpoints(port_base=args.port_base)
     endpoint = args.control or control
     values: dict[str, Any] = {}
@@ -364,11 +454,13 @@ def cmd_episodes_control(args: argparse.Namespace) -> int:
     from teleop.bus.security import CurveKeys
 
     with Bus("episodes-cli", keys=CurveKeys.load(args.keys) if args.keys else None) as bus:
-        rpc = bus.rpc_client(endpoint, 3.0)
+        rpc = bus.rpc_client(endpoint, _CONTROL_TIMEOUT_S)
         try:
             reply = rpc.request(args.op, **values)
-        except TeleopError as exc:
-            raise TeleopError(f"{exc} (is `teleop record` running with control {endpoint}?)") from exc
+        except LinkTimeoutError:
+            raise TeleopError(_no_recorder(endpoint, args.op)) from None
+        except TeleopError as exc:  # it answered: an error of its own (e.g. stop with nothing recording)
+            raise TeleopError(f"the recorder at {endpoint}: {exc}") from exc
     print(json.dumps(dict(reply.values)))  # type: ignore[attr-defined]
     return 0
 
@@ -380,7 +472,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"teleop export: {line}", file=sys.stderr, flush=True)
 
     common = dict(fps=args.fps, only_success=args.only_success, overwrite=args.overwrite,
-                  skip_damaged=args.skip_damaged, progress=None if args.json else progress)
+                  skip_damaged=args.skip_damaged, skip_degraded=args.skip_degraded, episodes=args.episodes,
+                  include_discarded=args.include_discarded, append=args.append,
+                  progress=None if args.json else progress)
     if args.format == "lerobot":
         summary = export_lerobot(Path(args.dataset), Path(args.out), codec=args.codec, **common)
     else:
@@ -390,5 +484,21 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"teleop export: warning: {Path(d['episode']).name}: damaged log ({d['summary']}); "
                   + ("left out (--skip-damaged)" if d["skipped"] else "exported from every intact record"),
                   file=sys.stderr)
+        for d in summary.degraded:
+            print(f"teleop export: warning: {Path(d['episode']).name}: degraded recording ({'; '.join(d['reasons'])}); "
+                  + ("left out (--skip-degraded)" if d["skipped"] else "exported"), file=sys.stderr)
+    elif summary.appended:
+        progress(f"appended {summary.episodes} episodes ({summary.frames} frames) to {summary.out}: it holds "
+                 f"{summary.total_episodes} episodes, {summary.total_frames} frames")
     print(json.dumps(summary.as_dict(detail=args.json)))
     return 0
+
+
+def _no_recorder(endpoint: str, op: str) -> str:
+    """What to say when no recorder answers an episode control (it is not the robot server's fault)."""
+    offline = (f"; a finished episode is labelled without a recorder: `teleop episodes {_OFFLINE[op]}`"
+               if op in _OFFLINE else "")
+    return (f"no recorder answered at {endpoint} within {_CONTROL_TIMEOUT_S:.0f} s: episode controls go to a running "
+            "recorder. Start one (`teleop record --dataset DIR`), or run the session with `[recorder] enabled = true` "
+            "(`teleop run SESSION`); pass --port-base N or --control URL when it is not on the defaults, and --keys "
+            f"when it uses CURVE{offline}")

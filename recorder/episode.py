@@ -17,6 +17,11 @@ videos probed) and kept. ``verify_episode`` checks any episode's log the same wa
 damage inside the log is never cut (readers skip it) but recorded in ``meta.json["damage"]``
 and an error line, so the episode shows as damaged whatever its status.
 ``meta.json`` is always replaced atomically, so it is either the old or the new version.
+
+Offline curation (``label_episode``, ``discard_episode``, ``restore_episode``) works on finished
+episodes through the same atomic ``write_meta``. A discarded episode keeps its folder, its number
+and every byte: ``meta.json["discarded"]`` marks it, listing, export and training leave it out
+unless asked, and ``restore_episode`` removes the mark.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,11 @@ __all__ = [
     "verify_episode",
     "resolve_episode",
     "EpisodeSummary",
+    "recorder_alive",
+    "degradation",
+    "label_episode",
+    "discard_episode",
+    "restore_episode",
     "LOG_NAME",
     "META_NAME",
 ]
@@ -120,12 +131,23 @@ class EpisodeSummary:
     notes: int
     errors: int
     damaged: bool = False  # `teleop episodes verify` found damage inside its log (meta.json "damage")
+    discarded: bool = False  # `teleop episodes discard` marked it (meta.json "discarded"); restorable
+    interrupted: bool = False  # status "recording" but its recorder is gone: duration_s is the log's span
+    degraded: list[str] = field(default_factory=list)  # why the recording is not to be trusted (degradation)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @property
+    def state(self) -> str:
+        """The status to show: ``interrupted`` for an episode whose recorder died before closing it."""
+        return "interrupted" if self.interrupted else self.status
 
-def list_episodes(dataset: Path) -> list[EpisodeSummary]:
+
+def list_episodes(dataset: Path, *, include_discarded: bool = True) -> list[EpisodeSummary]:
+    """Every episode folder of ``dataset``, in order (without the discarded ones unless
+    ``include_discarded``). An episode left ``recording`` by a recorder that is gone is
+    ``interrupted``, its duration the span of its log."""
     out = []
     for i in _indices(Path(dataset)):
         folder = episode_dir(dataset, i)
@@ -134,13 +156,161 @@ def list_episodes(dataset: Path) -> list[EpisodeSummary]:
         except EpisodeError as exc:
             out.append(EpisodeSummary(i, str(folder), f"unreadable: {exc}", "unknown", "", "", 0.0, {}, 0, 1))
             continue
+        if m.get("discarded") and not include_discarded:
+            continue
+        status = m.get("status", "?")
+        duration = float(m.get("duration_s", 0.0) or 0.0)
+        interrupted = False
+        if status == "recording":
+            if recorder_alive(m):
+                if m.get("start_ns"):  # the recorder's clock is this host's monotonic clock
+                    duration = max(0.0, (time.monotonic_ns() - int(m["start_ns"])) / 1e9)
+            else:
+                interrupted = True
+                duration = _log_span_s(folder)
         out.append(EpisodeSummary(
-            index=i, path=str(folder), status=m.get("status", "?"), outcome=m.get("outcome", "unknown"),
-            task=m.get("task", ""), operator=m.get("operator", ""), duration_s=float(m.get("duration_s", 0.0)),
+            index=i, path=str(folder), status=status, outcome=m.get("outcome", "unknown"),
+            task=m.get("task", ""), operator=m.get("operator", ""), duration_s=round(duration, 3),
             frames={k: v.get("frames", 0) for k, v in m.get("videos", {}).items()},
             notes=len(m.get("notes", [])), errors=len(m.get("errors", [])), damaged=bool(m.get("damage")),
+            discarded=bool(m.get("discarded")), interrupted=interrupted, degraded=degradation(m, interrupted),
         ))
     return out
+
+
+def _log_span_s(folder: Path) -> float:
+    """Seconds between the first and the last good record of the episode's log (0 without one)."""
+    from recorder.log import LogError, scan
+
+    try:
+        sc = scan(Path(folder) / LOG_NAME, streams=False)
+    except (OSError, LogError):
+        return 0.0
+    return (sc.last_recv_ns - sc.first_recv_ns) / 1e9 if sc.records > 1 else 0.0
+
+
+def recorder_alive(meta: dict[str, Any]) -> bool:
+    """Is the recorder that wrote this episode still running (same host, pid alive, a recorder)?"""
+    pid = meta.get("recorder_pid")
+    if not pid or meta.get("recorder_host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, OverflowError):
+        return False
+    try:  # a reused pid is not our recorder
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"record" in cmdline or b"recorder" in cmdline or b"pytest" in cmdline
+
+
+#: Session faults (meta.json "faults") that make an episode's data suspect.
+DEGRADING_FAULTS = ("rate", "robot_lost", "robot_exited", "robot_changed", "stale_input", "device_error", "estop")
+
+
+def degradation(meta: dict[str, Any], interrupted: bool = False) -> list[str]:
+    """Why an episode's recording is not to be trusted, one short reason each (empty: nothing
+    known against it): the loop did not hold its rate (the session's summary or the command
+    rate in the log), the tap went silent, messages or video frames were lost, the recorder or
+    the session died while recording, or the session reported a fault that spoils the data."""
+    out: list[str] = []
+    loop = meta.get("loop") or {}
+    if loop.get("held_rate") is False:
+        out.append(f"the loop ran at {loop.get('loop_hz', '?')} Hz, below its rate "
+                   f"({loop.get('configured_hz') or meta.get('rate_hz') or '?'} Hz)")
+    if loop.get("held_rate_in_log") is False:
+        out.append(f"commands in the log at {loop.get('commands_logged_hz', '?')} Hz of "
+                   f"{loop.get('configured_hz', '?')} Hz")
+    silences = meta.get("silences") or []
+    if silences:
+        longest = max(silences, key=lambda s: float(s.get("seconds", 0)))
+        out.append(f"{_plural(len(silences), 'tap silence')}, the longest {longest.get('seconds')} s at "
+                   f"{longest.get('after_s')} s")
+    dropped = meta.get("dropped") or {}
+    for key, what in (("bus_gaps", "lost on the bus"), ("overload", "dropped by the recorder (queue full)"),
+                      ("video", "video frames dropped by the encoder")):
+        counts = {k: int(v) for k, v in (dropped.get(key) or {}).items() if isinstance(v, int | float) and v}
+        if counts:
+            n = sum(counts.values())
+            noun = f"{n} {what}" if key == "video" else f"{_plural(n, 'message')} {what}"
+            out.append(f"{noun} ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    errors = [str(e) for e in meta.get("errors") or []]
+    if interrupted:
+        out.append("the recorder died while recording (not recovered yet: `teleop episodes verify`)")
+    elif meta.get("status") == "recovered" or any("the recorder stopped without closing" in e for e in errors):
+        out.append("the recorder died while recording (recovered from its log)")
+    if any("the session that started this recorder died" in e for e in errors):
+        out.append("the session died while recording")
+    faults = {k: v for k, v in (meta.get("faults") or {}).items() if k in DEGRADING_FAULTS}
+    if faults:
+        out.append("session faults: " + ", ".join(f"{k} x{v}" for k, v in faults.items()))
+    return out
+
+
+def _curatable(spec: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The folder and metadata of a finished episode (refused while its recorder records it:
+    the recorder holds that meta.json in memory and would write over the change)."""
+    folder = resolve_episode(spec)
+    meta = read_meta(folder)
+    if meta.get("status") == "recording" and recorder_alive(meta):
+        raise EpisodeError(f"{folder} is being recorded right now (recorder pid {meta.get('recorder_pid')}); label "
+                           "the open episode with the live controls (`teleop episodes success|failure|task|note`) "
+                           "or wait until it is stopped")
+    return folder, meta
+
+
+def _curate(folder: Path, meta: dict[str, Any], op: str, values: dict[str, Any]) -> None:
+    """Write the change atomically, with what it replaced in ``meta["curation"]``, then the index."""
+    meta.setdefault("curation", []).append({"t": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "op": op, **values})
+    write_meta(folder, meta)
+    write_index(folder.parent)
+
+
+def label_episode(spec: str | Path, *, outcome: str | None = None, task: str | None = None,
+                  note: str | None = None) -> dict[str, Any]:
+    """Set a finished episode's outcome (``success``/``failure``/``unknown``) and task, and/or
+    add a note, as the live controls do for the open one. The values replaced are kept in
+    ``meta["curation"]``. Returns ``{"episode", "path", "outcome", "task", "notes"}``."""
+    if outcome is not None and outcome not in ("success", "failure", "unknown"):
+        raise EpisodeError(f"outcome {outcome!r}: use success, failure or unknown")
+    if outcome is None and task is None and note is None:
+        raise EpisodeError("nothing to label: give --success, --failure, --task TEXT and/or --note TEXT")
+    folder, meta = _curatable(spec)
+    change: dict[str, Any] = {}
+    if outcome is not None:
+        change.update(outcome=outcome, was_outcome=meta.get("outcome", "unknown"))
+        meta["outcome"] = outcome
+    if task is not None:
+        change.update(task=task, was_task=meta.get("task", ""))
+        meta["task"] = task
+    if note is not None:
+        meta.setdefault("notes", []).append({"t": time.strftime("%Y-%m-%dT%H:%M:%S"), "text": note})
+        change["note"] = note
+    _curate(folder, meta, "label", change)
+    return {"episode": meta.get("index"), "path": str(folder), "outcome": meta.get("outcome", "unknown"),
+            "task": meta.get("task", ""), "notes": len(meta.get("notes", []))}
+
+
+def discard_episode(spec: str | Path, reason: str = "") -> dict[str, Any]:
+    """Mark a finished episode discarded: nothing is moved or deleted (its folder and number stay),
+    listing, export and training leave it out unless asked; ``restore_episode`` undoes it."""
+    folder, meta = _curatable(spec)
+    if meta.get("discarded"):
+        return {"episode": meta.get("index"), "path": str(folder), "discarded": True, "changed": False}
+    meta["discarded"] = {"t": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "reason": reason}
+    _curate(folder, meta, "discard", {"reason": reason})
+    return {"episode": meta.get("index"), "path": str(folder), "discarded": True, "changed": True}
+
+
+def restore_episode(spec: str | Path) -> dict[str, Any]:
+    """Take a ``discard_episode`` mark away."""
+    folder, meta = _curatable(spec)
+    mark = meta.pop("discarded", None)
+    if not mark:
+        return {"episode": meta.get("index"), "path": str(folder), "discarded": False, "changed": False}
+    _curate(folder, meta, "restore", {"was_discarded": mark})
+    return {"episode": meta.get("index"), "path": str(folder), "discarded": False, "changed": True}
 
 
 def write_index(dataset: Path) -> Path:
@@ -149,7 +319,10 @@ def write_index(dataset: Path) -> Path:
     path = dataset / "index.json"
     tmp = path.with_suffix(".json.tmp")
     data = {"episodes": [e.as_dict() for e in list_episodes(dataset)], "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=1) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
 

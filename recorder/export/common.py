@@ -8,8 +8,13 @@ on the session clock, where ``[t_0, t_end]`` is the span in which the robot stat
 executed command both exist. Every stream is read by **zero-order hold**: the value of the
 latest message with ``t_ns <= t_k`` (before a stream's first message: its first message).
 Camera frames likewise: the latest logged ``VideoFrameRef`` with a usable ``video_index`` at or
-before ``t_k``. The capture time of the state actually used is kept in ``observation.t_capture``
-(seconds since ``t_0``), so ``observation.t_capture - timestamp`` is the age of the observation.
+before ``t_k``. The capture time of the state actually used is kept in
+``complementary_info.t_capture`` (seconds since ``t_0``), so ``timestamp - t_capture`` is the age
+of the observation: never negative, at most the longest interval between two robot states.
+
+Feature names follow LeRobot's reading of them: every ``observation.*`` key is a policy input and
+every ``action*`` key a policy output, so bookkeeping that is neither (who drove, the policy's
+proposal, capture times) lives under ``complementary_info.*``, which LeRobot leaves alone.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ __all__ = [
     "prepare_out",
     "finish_out",
     "note_damage",
+    "link_tree",
+    "parse_selection",
+    "BOOKKEEPING",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,8 +69,13 @@ COMMAND_TOPIC = "session/command"
 SPEC_TOPIC = "session/robot_spec"
 VIDEO_PREFIX = "recorder/video/"
 EXPORTABLE_STATUS = ("complete", "recovered")
-#: ``action_mode`` codes (Sirius): a human demo without a policy, the policy, a human correcting it.
+#: ``complementary_info.action_mode`` codes (Sirius): a human demo without a policy, the policy, a human
+#: correcting it.
 ACTION_MODES = {"demo": -1, "policy": 0, "intervention": 1}
+#: Per-frame features that are neither a policy input nor its output (LeRobot takes every
+#: ``observation.*`` key as an input and every ``action*`` key as an output; it leaves these alone).
+BOOKKEEPING = ("intervention", "complementary_info.is_intervention", "complementary_info.action_mode",
+               "complementary_info.policy_action", "complementary_info.t_capture")
 MAX_FPS = 1000
 
 Progress = Callable[[str], None]
@@ -148,11 +161,17 @@ class ExportSummary:
     skipped: list[dict[str, str]] = field(default_factory=list)
     exported: list[dict[str, Any]] = field(default_factory=list)
     damaged: list[dict[str, Any]] = field(default_factory=list)  # episodes whose log is damaged (note_damage)
+    degraded: list[dict[str, Any]] = field(default_factory=list)  # episodes recorded in trouble (select_episodes)
+    appended: bool = False  # added to an existing export (``episodes``/``frames`` count the new ones)
+    total_episodes: int = 0  # in the export now
+    total_frames: int = 0
 
     def as_dict(self, detail: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {"format": self.format, "out": self.out, "episodes": self.episodes, "frames": self.frames,
                              "fps": self.fps, "seconds": round(self.seconds, 3), "skipped": len(self.skipped),
-                             "damaged": self.damaged}
+                             "damaged": self.damaged, "degraded": self.degraded, "appended": self.appended,
+                             "total_episodes": self.total_episodes or self.episodes,
+                             "total_frames": self.total_frames or self.frames}
         if detail:
             d["skipped_episodes"] = self.skipped
             d["exported_episodes"] = self.exported
@@ -174,11 +193,51 @@ def check_fps(fps: float) -> int:
     return int(f)
 
 
-def select_episodes(dataset: str | Path, *, only_success: bool = False,
+def parse_selection(text: str, available: list[int]) -> list[int]:
+    """``--episodes`` (``"0:10,15"``): comma-separated episode numbers and ranges, ``A:B`` = A..B-1
+    as a Python slice, ``A:`` to the last, ``:B`` from the first. Returns the numbers in
+    ``available`` it names, sorted; ConfigError on bad syntax, an empty range or a number the
+    dataset does not have."""
+    spec = str(text).strip()
+    have = sorted(set(available))
+    span = f"{have[0]}..{have[-1]}" if have else "none"
+    grammar = "write episode numbers and ranges separated by commas, e.g. --episodes 0:10,15 (A:B is A..B-1)"
+    if not spec:
+        raise ConfigError(f"--episodes is empty; {grammar}")
+    chosen: set[int] = set()
+    for item in spec.split(","):
+        part = item.strip()
+        lo_s, colon, hi_s = part.partition(":")
+        lo_s, hi_s = lo_s.strip(), hi_s.strip()
+        if not part or not all(x == "" or x.isdigit() for x in (lo_s, hi_s)) or (not colon and not lo_s) \
+                or ":" in hi_s:
+            raise ConfigError(f"--episodes {spec!r}: {part!r} is not an episode number or a range; {grammar}")
+        lo = int(lo_s) if lo_s else (have[0] if have else 0)
+        if not colon:
+            if lo not in have:
+                raise ConfigError(f"--episodes {spec!r}: there is no episode {lo} (the dataset has {span})")
+            chosen.add(lo)
+            continue
+        hi = int(hi_s) if hi_s else (have[-1] + 1 if have else 0)
+        if not have or lo > have[-1] or hi - 1 > have[-1]:
+            raise ConfigError(f"--episodes {spec!r}: {part!r} goes past the last episode (the dataset has {span}; "
+                              f"A:B is A..B-1, A: runs to the last)")
+        if hi <= lo:
+            raise ConfigError(f"--episodes {spec!r}: {part!r} is an empty range (A:B is A..B-1, so B must be above A)")
+        chosen.update(i for i in have if lo <= i < hi)
+    return sorted(chosen)
+
+
+def select_episodes(dataset: str | Path, *, only_success: bool = False, episodes: str | None = None,
+                    include_discarded: bool = False, skip_degraded: bool = False,
+                    degraded: list[dict[str, Any]] | None = None,
                     progress: Progress | None = None) -> tuple[list[EpisodeSummary], list[dict[str, str]]]:
     """The episodes to export and the skipped ones (``{"episode", "reason"}``). Only ``complete``
     and ``recovered`` episodes are exported (a ``recording`` one is still open, or crashed:
-    `teleop episodes verify` recovers it)."""
+    `teleop episodes verify` recovers it); discarded ones only with ``include_discarded``;
+    ``episodes`` (``parse_selection``) picks by number first. A degraded episode (its recording
+    went wrong: ``recorder.episode.degradation``) is noted in ``degraded`` and, with
+    ``skip_degraded``, skipped."""
     ds = Path(dataset)
     if not ds.is_dir():
         raise ExportError(f"{ds}: no such dataset folder; give the folder `teleop record --dataset` wrote")
@@ -186,14 +245,27 @@ def select_episodes(dataset: str | Path, *, only_success: bool = False,
     if not eps:
         raise ExportError(f"{ds}: no episode folders (episode_NNNNNN/) in it; record some with "
                           f"`teleop record --dataset {ds}` or point at the right folder")
+    if episodes is not None:
+        wanted = set(parse_selection(episodes, [e.index for e in eps]))
+        eps = [e for e in eps if e.index in wanted]
     keep, skipped = [], []
     for e in eps:
         reason = ""
-        if e.status not in EXPORTABLE_STATUS:
+        if e.discarded and not include_discarded:
+            reason = f"discarded (`teleop episodes restore {ds}:{e.index}`, or --include-discarded)"
+        elif e.status not in EXPORTABLE_STATUS:
             reason = f"status {e.status!r} (exported: {', '.join(EXPORTABLE_STATUS)}"
             reason += "; run `teleop episodes verify` to recover a crashed one)" if e.status == "recording" else ")"
         elif only_success and e.outcome != "success":
             reason = f"outcome {e.outcome!r} (--only-success)"
+        elif e.degraded:
+            if degraded is not None:
+                degraded.append({"episode": e.path, "reasons": list(e.degraded), "skipped": skip_degraded})
+            if skip_degraded:
+                reason = f"degraded recording ({'; '.join(e.degraded)}; --skip-degraded)"
+            elif progress:
+                progress(f"warning: {Path(e.path).name}: degraded recording ({'; '.join(e.degraded)}); exported "
+                         "(--skip-degraded leaves it out)")
         if reason:
             skipped.append({"episode": e.path, "reason": reason})
             if progress:
@@ -202,7 +274,8 @@ def select_episodes(dataset: str | Path, *, only_success: bool = False,
             keep.append(e)
     if not keep:
         why = "; ".join(f"{Path(s['episode']).name}: {s['reason']}" for s in skipped[:5])
-        raise ExportError(f"{ds}: none of its {len(eps)} episodes can be exported ({why})")
+        raise ExportError(f"{ds}: none of its {len(eps)} {'selected ' if episodes is not None else ''}episodes can "
+                          f"be exported ({why})")
     return keep, skipped
 
 
@@ -236,7 +309,8 @@ def note_damage(r: Resampled, *, skip_damaged: bool, damaged: list[dict[str, Any
 def prepare_out(out: Path, overwrite: bool) -> Path:
     """A fresh partial path next to ``out`` (renamed to ``out`` when the export succeeds)."""
     if out.exists() and not overwrite:
-        raise ExportError(f"{out} exists; choose another --out or pass --overwrite to replace it")
+        raise ExportError(f"{out} exists; choose another --out, pass --overwrite to replace it or --append to add "
+                          "episodes to it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial")
     if tmp.is_dir():
@@ -247,11 +321,36 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
 
 
 def finish_out(tmp: Path, out: Path) -> None:
-    if out.is_dir() and not out.is_symlink():
-        shutil.rmtree(out)
-    elif out.exists():
-        out.unlink()
+    """Put the finished ``tmp`` in place of ``out``. The old ``out`` is renamed aside first and
+    deleted last, so a crash in between leaves a whole export under one of the two names."""
+    old = out.with_name(f".{out.name}.old")
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    elif old.exists() or old.is_symlink():
+        old.unlink()
+    had = out.exists() or out.is_symlink()
+    if had:
+        os.replace(out, old)
     os.replace(tmp, out)
+    if had:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """``dst`` as a copy of the folder ``src`` made of hard links (no data copied; a copy where
+    links are refused). Files in ``dst`` must then be replaced (``os.replace``), never written
+    in place: that would change ``src`` too."""
+    for root, _, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            try:
+                os.link(Path(root) / name, dst / rel / name)
+            except OSError:
+                shutil.copy2(Path(root) / name, dst / rel / name)
 
 
 # -- resampling ------------------------------------------------------------------------------------
@@ -407,9 +506,9 @@ def resample(ep: Episode, fps: int, *, velocity: bool = True) -> Resampled:
     flags = interv[ci]
     put("intervention", "bool", flags, None)
     put("complementary_info.is_intervention", "bool", flags, None)
-    put("action_mode", "int64", mode[ci], None)
-    put("policy_action", "float32", pol[ci], action_names)
-    put("observation.t_capture", "float64", (state.t[si] - start) / 1e9, None)
+    put("complementary_info.action_mode", "int64", mode[ci], None)
+    put("complementary_info.policy_action", "float32", pol[ci], action_names)
+    put("complementary_info.t_capture", "float64", (state.t[si] - start) / 1e9, None)
 
     times = np.arange(len(t_k)) / fps
     edges = np.diff(flags.astype(np.int8), prepend=np.int8(0))

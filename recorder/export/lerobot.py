@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shutil
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from recorder.export.common import (
     check_fps,
     finish_out,
     iter_track_frames,
+    link_tree,
     note_damage,
     prepare_out,
     resample_path,
@@ -136,10 +140,11 @@ def _downsample(img: np.ndarray, target: int = 150, threshold: int = 300) -> np.
 class _VideoOut:
     """All episodes of one camera, concatenated; pts = frame number in the file, time base 1/fps."""
 
-    def __init__(self, root: Path, key: str, fps: int, codec: str, width: int, height: int) -> None:
+    def __init__(self, root: Path, key: str, fps: int, codec: str, width: int, height: int,
+                 start: tuple[int, int] = (0, 0)) -> None:
         self.root, self.key, self.fps, self.codec = root, key, fps, codec
         self.width, self.height = width, height
-        self.chunk, self.file = 0, 0
+        self.chunk, self.file = start  # an append starts past the export's files
         self.frames = 0
         self._c: Any = None
         self._st: Any = None
@@ -207,9 +212,9 @@ class _VideoOut:
 class _DataOut:
     """Parquet frames of many episodes per file (one row group per episode)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, start: tuple[int, int] = (0, 0)) -> None:
         self.root = root
-        self.chunk, self.file = 0, 0
+        self.chunk, self.file = start  # an append starts past the export's files
         self._w: Any = None
         self.schema: Any = None
 
@@ -264,7 +269,7 @@ def _tolist(st: dict[str, np.ndarray]) -> dict[str, Any]:
     return {k: np.asarray(v).tolist() for k, v in st.items()}
 
 
-def _check_schema(r: Resampled, schema: dict[str, Feature]) -> None:
+def _check_schema(r: Resampled, schema: dict[str, Feature], against: str = "") -> None:
     have = r.all_features()
     if have == schema:
         return
@@ -277,8 +282,131 @@ def _check_schema(r: Resampled, schema: dict[str, Feature]) -> None:
               for k in changed]
     if not parts:  # only the axis names differ: keep the first episode's
         return
+    if against:
+        raise ExportError(f"{r.path}: its features differ from those of the existing export {against} "
+                          f"({'; '.join(parts)}); one dataset needs one feature set: export it to a new --out")
     raise ExportError(f"{r.path}: its features differ from the first exported episode's ({'; '.join(parts)}); "
                       "one dataset needs one feature set: export these episodes into separate datasets")
+
+
+# -- an existing export (--append) -----------------------------------------------------------------
+
+
+@dataclass
+class _Existing:
+    """What an append needs of the LeRobot dataset already at ``out``."""
+
+    info: dict[str, Any]
+    schema: dict[str, Feature]  # its features, without LeRobot's defaults
+    tasks: dict[str, int]
+    episodes_schema: Any  # pyarrow schema of its meta/episodes rows (new rows are written to match)
+    stats: dict[str, dict[str, np.ndarray]]
+    have: set[tuple[str, int | None]]  # (source_episode, source_start_ns) of every episode it holds
+    data_start: tuple[int, int]  # the first (chunk, file) no file of it uses
+    video_start: dict[str, tuple[int, int]]
+    meta_start: tuple[int, int]
+
+    @property
+    def total_episodes(self) -> int:
+        return int(self.info["total_episodes"])
+
+    @property
+    def total_frames(self) -> int:
+        return int(self.info["total_frames"])
+
+    def holds(self, name: str, start_ns: int | None) -> bool:
+        return (name, start_ns) in self.have or (name, None) in self.have  # (exports before source_start_ns)
+
+
+def _after_files(folder: Path, suffix: str) -> tuple[int, int]:
+    """The (chunk, file) after the last ``chunk-NNN/file-NNN<suffix>`` in ``folder``."""
+    last: tuple[int, int] | None = None
+    for p in folder.glob(f"chunk-*/file-*{suffix}"):
+        c, f = re.fullmatch(r"chunk-(\d+)", p.parent.name), re.fullmatch(rf"file-(\d+){re.escape(suffix)}", p.name)
+        if c and f:
+            last = max(last or (0, 0), (int(c.group(1)), int(f.group(1))))
+    return (0, 0) if last is None else _next_file(*last)
+
+
+def _read_existing(out: Path, fps: int, codec: str) -> _Existing:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    info_path = out / "meta" / "info.json"
+    try:
+        info = json.loads(info_path.read_text())
+        tasks_df = pd.read_parquet(out / "meta" / "tasks.parquet")
+        raw_stats = json.loads((out / "meta" / "stats.json").read_text())
+        ep_files = sorted((out / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        tables = [pq.read_table(p) for p in ep_files]
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise ExportError(f"--append: {out} is not a LeRobot dataset this exporter can add to ({exc}); choose "
+                          "another --out, or --overwrite to replace it") from None
+    if info.get("codebase_version") != CODEBASE_VERSION:
+        raise ExportError(f"--append: {out} is LeRobot {info.get('codebase_version')!r}; appending writes "
+                          f"{CODEBASE_VERSION} only: export to a new --out")
+    if info.get("fps") != fps:
+        raise ExportError(f"--append: {out} was exported at {info.get('fps')} fps; append with --fps {info.get('fps')}")
+    feats = info.get("features") or {}
+    codecs = sorted({str(v.get("info", {}).get("video.codec")) for v in feats.values() if v.get("dtype") == "video"})
+    if codecs and codecs != [codec]:
+        raise ExportError(f"--append: the videos of {out} are {', '.join(codecs)}; append with --codec {codecs[0]}")
+    episodes = pa.concat_tables(tables) if tables else None
+    if episodes is None or episodes.num_rows != info.get("total_episodes"):
+        held = 0 if episodes is None else episodes.num_rows
+        raise ExportError(f"--append: {out} is inconsistent (meta/info.json says {info.get('total_episodes')} "
+                          f"episodes, meta/episodes holds {held}); export to a new --out")
+    names = [str(x) for x in episodes.column("source_episode").to_pylist()] if "source_episode" in \
+        episodes.column_names else []
+    starts = episodes.column("source_start_ns").to_pylist() if "source_start_ns" in episodes.column_names \
+        else [None] * len(names)
+    schema = {k: Feature(str(v["dtype"]), tuple(int(x) for x in v["shape"]),
+                         tuple(v["names"]) if isinstance(v.get("names"), list) else None)
+              for k, v in feats.items() if k not in DEFAULT_FEATURES}
+    return _Existing(
+        info=info, schema=schema,
+        tasks={str(t): int(i) for t, i in zip(tasks_df.index, tasks_df["task_index"], strict=True)},
+        episodes_schema=tables[0].schema,
+        stats={k: {st: np.asarray(v) for st, v in d.items()} for k, d in raw_stats.items()},
+        have=set(zip(names, starts, strict=True)),
+        data_start=_after_files(out / "data", ".parquet"),
+        video_start={k: _after_files(out / "videos" / k, ".mp4") for k, v in feats.items()
+                     if v.get("dtype") == "video"},
+        meta_start=_after_files(out / "meta" / "episodes", ".parquet"),
+    )
+
+
+def _episodes_table(rows: list[dict[str, Any]], like: Any = None) -> Any:
+    """The meta/episodes rows as a pyarrow table; with ``like`` (an existing file's schema) in its
+    columns and types, so LeRobot reads all the files as one table."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    for name in ("takeover_t", "return_t"):  # all-empty lists would be list<null>
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(name).cast(pa.list_(pa.float64())))
+    if like is None:
+        return table
+    cols = []
+    for f in like:
+        if f.name in table.column_names:
+            try:
+                cols.append(table.column(f.name).cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ExportError(f"--append: episode column {f.name} is {table.column(f.name).type} here but "
+                                  f"{f.type} in the existing export ({exc}); export to a new --out") from None
+        else:
+            cols.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=like)
+
+
+def _replace_file(path: Path, write: Any) -> None:
+    """``write(tmp_path)`` then rename over ``path``: a new inode, so a hard-linked original
+    (``link_tree``) is never written through."""
+    tmp = path.with_name(f".{path.name}.new")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 # -- the export ------------------------------------------------------------------------------------
@@ -286,9 +414,14 @@ def _check_schema(r: Resampled, schema: dict[str, Feature]) -> None:
 
 def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, codec: str = "h264",
                    only_success: bool = False, overwrite: bool = False, velocity: bool = True,
-                   skip_damaged: bool = False, progress: Progress | None = None) -> ExportSummary:
-    """Export the complete/recovered episodes of ``dataset`` to a LeRobot v3.0 dataset at ``out``
-    (an episode with a damaged log from every intact record, or not at all with ``skip_damaged``)."""
+                   skip_damaged: bool = False, skip_degraded: bool = False, episodes: str | None = None,
+                   include_discarded: bool = False, append: bool = False,
+                   progress: Progress | None = None) -> ExportSummary:
+    """Export the complete/recovered episodes of ``dataset`` (``episodes``: a ``--episodes``
+    selection) to a LeRobot v3.0 dataset at ``out`` (an episode with a damaged log from every
+    intact record, or not at all with ``skip_damaged``; a degraded one with a warning, or not at
+    all with ``skip_degraded``). ``append``: add the episodes ``out`` does not hold yet to it,
+    after its own (new data, video and episodes files; the old ones untouched)."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -297,22 +430,40 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
     fps_i = check_fps(fps)
     if codec not in CODECS:
         raise ConfigError(f"--codec {codec!r}: allowed {sorted(CODECS)}")
+    if append and overwrite:
+        raise ConfigError("--append adds to --out and --overwrite replaces it: give one of them")
     out = Path(out)
-    episodes, skipped = select_episodes(dataset, only_success=only_success, progress=progress)
-    tmp = prepare_out(out, overwrite)
-    tmp.mkdir()
-    data = _DataOut(tmp)
+    existing = _read_existing(out, fps_i, codec) if append and out.exists() else None
+    degraded: list[dict[str, Any]] = []
+    chosen, skipped = select_episodes(dataset, only_success=only_success, episodes=episodes,
+                                      include_discarded=include_discarded, skip_degraded=skip_degraded,
+                                      degraded=degraded, progress=progress)
+    if existing is not None:
+        chosen = [e for e in chosen if not _held(existing, e, out, skipped, progress)]
+        if not chosen:
+            if progress:
+                progress(f"{out} already holds every selected episode; nothing appended")
+            return ExportSummary("lerobot", str(out), 0, 0, fps_i, time.monotonic() - t_start, skipped, [], [],
+                                 degraded, True, existing.total_episodes, existing.total_frames)
+    tmp = prepare_out(out, overwrite or existing is not None)
+    if existing is not None:
+        link_tree(out, tmp)
+    else:
+        tmp.mkdir()
+    data = _DataOut(tmp, existing.data_start if existing else (0, 0))
     videos: dict[str, _VideoOut] = {}
-    schema: dict[str, Feature] | None = None
-    tasks: dict[str, int] = {}
+    schema: dict[str, Feature] | None = dict(existing.schema) if existing else None
+    tasks: dict[str, int] = dict(existing.tasks) if existing else {}
+    ep_base = existing.total_episodes if existing else 0
+    frames_base = total = existing.total_frames if existing else 0
+    meta_chunk, meta_file = existing.meta_start if existing else (0, 0)
     ep_rows: list[dict[str, Any]] = []
     ep_stats: list[dict[str, dict[str, np.ndarray]]] = []
     exported: list[dict[str, Any]] = []
     damaged: list[dict[str, Any]] = []
-    robot_type: str | None = None
-    total = 0
+    robot_type: str | None = existing.info.get("robot_type") if existing else None
     try:
-        for n, summary in enumerate(episodes):
+        for n, summary in enumerate(chosen):
             t_ep = time.monotonic()
             try:
                 r = resample_path(summary.path, fps_i, velocity=velocity)
@@ -327,8 +478,8 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
                 schema = r.all_features()
                 robot_type = r.meta.get("robot") or None
             else:
-                _check_schema(r, schema)
-            ep_index = len(ep_rows)
+                _check_schema(r, schema, against=str(out) if existing else "")
+            ep_index = ep_base + len(ep_rows)
             length = r.length
             task_index = tasks.setdefault(r.task, len(tasks))
             row: dict[str, Any] = {"episode_index": ep_index, "tasks": [r.task], "length": length}
@@ -338,7 +489,8 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
             for key, track in r.videos.items():
                 v = videos.get(key)
                 if v is None:
-                    v = videos[key] = _VideoOut(tmp, key, fps_i, codec, track.width, track.height)
+                    start = existing.video_start.get(key, (0, 0)) if existing else (0, 0)
+                    v = videos[key] = _VideoOut(tmp, key, fps_i, codec, track.width, track.height, start)
                 chunk, file, from_ts = v.begin_episode()
                 picks = set(_sample_indices(length).tolist())
                 samples = []
@@ -374,19 +526,21 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
             chunk, file = data.write(pa.Table.from_arrays(cols, names=names))
             row.update({"data/chunk_index": chunk, "data/file_index": file, "dataset_from_index": total,
                         "dataset_to_index": total + length})
-            row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
+            row.update({"meta/episodes/chunk_index": meta_chunk, "meta/episodes/file_index": meta_file})
             for key, st in stats.items():
                 for stat, value in st.items():
                     row[f"stats/{key}/{stat}"] = np.asarray(value).tolist()
-            # extras (ignored by the loader): where the episode came from, takeover/return times
-            row.update({"source_episode": Path(summary.path).name, "outcome": r.outcome,
+            # extras (ignored by the loader): where the episode came from (which --append checks),
+            # its outcome, takeover/return times
+            row.update({"source_episode": Path(summary.path).name,
+                        "source_start_ns": int(r.meta.get("start_ns") or 0) or None, "outcome": r.outcome,
                         "takeover_t": r.takeover_t, "return_t": r.return_t})
             ep_rows.append(row)
             ep_stats.append(stats)
             total += length
             exported.append({"episode": summary.path, "episode_index": ep_index, "frames": length})
             if progress:
-                progress(f"[{n + 1}/{len(episodes)}] {Path(summary.path).name} -> episode {ep_index}: {length} frames, "
+                progress(f"[{n + 1}/{len(chosen)}] {Path(summary.path).name} -> episode {ep_index}: {length} frames, "
                          f"{len(r.videos)} videos, {time.monotonic() - t_ep:.1f} s")
         data.close()
         for v in videos.values():
@@ -396,31 +550,38 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
             raise ExportError(f"{dataset}: no episode had anything to export ({why})")
 
         meta = tmp / "meta"
-        (meta / "episodes" / "chunk-000").mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(ep_rows), str(tmp / EPISODES_PATH.format(chunk_index=0, file_index=0)))
+        ep_path = tmp / EPISODES_PATH.format(chunk_index=meta_chunk, file_index=meta_file)
+        ep_path.parent.mkdir(parents=True, exist_ok=True)
+        table = _episodes_table(ep_rows, existing.episodes_schema if existing else None)
+        _replace_file(ep_path, lambda p: pq.write_table(table, str(p)))
         task_names = sorted(tasks, key=tasks.__getitem__)
         # the index is the task string (written as __index_level_0__; LeRobot reads it back as the index)
         tasks_df = pd.DataFrame({"task_index": [tasks[t] for t in task_names]}, index=task_names)
-        tasks_df.to_parquet(meta / "tasks.parquet")
-        merged = {key: _tolist(_aggregate([s[key] for s in ep_stats])) for key in ep_stats[0]}
-        (meta / "stats.json").write_text(json.dumps(merged, indent=4))
-        features = {**schema, **DEFAULT_FEATURES}
+        _replace_file(meta / "tasks.parquet", lambda p: tasks_df.to_parquet(p))
+        keys = list(ep_stats[0])
+        merged = {key: _tolist(_aggregate(([existing.stats[key]] if existing and key in existing.stats else [])
+                                          + [s[key] for s in ep_stats])) for key in keys}
+        _replace_file(meta / "stats.json", lambda p: p.write_text(json.dumps(merged, indent=4)))
+        n_episodes = ep_base + len(ep_rows)
+        has_video = bool(videos) or any(f.dtype == "video" for f in schema.values())
         info = {
+            **(existing.info if existing else {}),
             "codebase_version": CODEBASE_VERSION,
             "robot_type": robot_type,
-            "total_episodes": len(ep_rows),
+            "total_episodes": n_episodes,
             "total_frames": total,
             "total_tasks": len(tasks),
             "chunks_size": CHUNKS_SIZE,
             "data_files_size_in_mb": DATA_FILES_SIZE_MB,
             "video_files_size_in_mb": VIDEO_FILES_SIZE_MB,
             "fps": fps_i,
-            "splits": {"train": f"0:{len(ep_rows)}"},
+            "splits": {"train": f"0:{n_episodes}"},
             "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH if videos else None,
-            "features": {k: _feature_json(f, fps_i, codec) for k, f in features.items()},
+            "video_path": VIDEO_PATH if has_video else None,
+            "features": (existing.info["features"] if existing else
+                         {k: _feature_json(f, fps_i, codec) for k, f in {**schema, **DEFAULT_FEATURES}.items()}),
         }
-        (meta / "info.json").write_text(json.dumps(info, indent=4))
+        _replace_file(meta / "info.json", lambda p: p.write_text(json.dumps(info, indent=4)))
         finish_out(tmp, out)
     except BaseException:
         data.close()
@@ -431,5 +592,18 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
                 pass
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportSummary("lerobot", str(out), len(ep_rows), total, fps_i, time.monotonic() - t_start, skipped, exported,
-                         damaged)
+    return ExportSummary("lerobot", str(out), len(ep_rows), total - frames_base, fps_i, time.monotonic() - t_start,
+                         skipped, exported, damaged, degraded, existing is not None, ep_base + len(ep_rows), total)
+
+
+def _held(existing: _Existing, e: Any, out: Path, skipped: list[dict[str, str]], progress: Progress | None) -> bool:
+    """Does the export being appended to hold this episode already? (then it is skipped, said so)"""
+    from recorder.episode import read_meta
+
+    start = read_meta(Path(e.path)).get("start_ns")
+    if not existing.holds(Path(e.path).name, int(start) if start else None):
+        return False
+    skipped.append({"episode": e.path, "reason": f"already in {out}"})
+    if progress:
+        progress(f"skip {Path(e.path).name}: already in {out}")
+    return True

@@ -106,9 +106,10 @@ def test_lerobot_values_are_the_zero_order_hold_of_the_log(dataset, lerobot):
         np.testing.assert_array_equal(np.stack(rows["action"]), t.cmd_q[ci].astype(np.float32))
         np.testing.assert_array_equal(np.stack(rows["observation.object_poses"]),
                                       t.body_pose[si].reshape(len(si), -1).astype(np.float32))
-        np.testing.assert_allclose(rows["observation.t_capture"], (t.t_state[si] - t_k[0]) / 1e9, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(rows["complementary_info.t_capture"], (t.t_state[si] - t_k[0]) / 1e9, rtol=0,
+                                   atol=1e-12)
         # the state used is never newer than the frame time and at most one state period older
-        age = rows["observation.t_capture"].to_numpy() - np.arange(len(t_k)) / FPS
+        age = rows["complementary_info.t_capture"].to_numpy() - np.arange(len(t_k)) / FPS
         assert age.max() <= 1e-9 and age.min() > -3e-3
         th, kp = t.hands["left_glove"]
         np.testing.assert_array_equal(np.stack(rows["observation.hand_keypoints.left_glove"]),
@@ -125,8 +126,9 @@ def test_lerobot_values_are_the_zero_order_hold_of_the_log(dataset, lerobot):
         np.testing.assert_array_equal(rows["complementary_info.is_intervention"], interv)
         policy = e == 0
         want_mode = np.where(interv, 1, 0) if policy else np.full(len(t_k), -1)
-        np.testing.assert_array_equal(rows["action_mode"], want_mode)
-        np.testing.assert_array_equal(np.stack(rows["policy_action"]), t.policy_q[ci].astype(np.float32))
+        np.testing.assert_array_equal(rows["complementary_info.action_mode"], want_mode)
+        np.testing.assert_array_equal(np.stack(rows["complementary_info.policy_action"]),
+                                      t.policy_q[ci].astype(np.float32))
     first = df[df["episode_index"] == 0]
     assert first["intervention"].any() and not first["intervention"].all()
     assert not df[df["episode_index"] == 1]["intervention"].any()
@@ -166,8 +168,9 @@ def test_lerobot_meta_files_agree(dataset, lerobot):
     assert info["splits"] == {"train": "0:2"}
     feats = info["features"]
     for name in ("timestamp", "frame_index", "episode_index", "index", "task_index", "observation.state", "action",
-                 "intervention", "complementary_info.is_intervention", "action_mode", "policy_action",
-                 "observation.t_capture", "observation.images.head", "observation.hand_keypoints.left_glove",
+                 "intervention", "complementary_info.is_intervention", "complementary_info.action_mode",
+                 "complementary_info.policy_action", "complementary_info.t_capture", "observation.images.head",
+                 "observation.hand_keypoints.left_glove",
                  "observation.wrist_pose.left_tracker", "observation.tactile.gel.force",
                  "observation.tactile.gel.displacement", "observation.object_poses", "observation.fingertip_force"):
         assert name in feats, name
