@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import importlib
 import os
@@ -12,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from teleop.bus.endpoints import DEFAULT_HOST, RobotEndpoints
+from teleop.bus.endpoints import DEFAULT_PORT_BASE, free_port_base
+from teleop.errors import ConfigError
 
-__all__ = ["run_doctor", "format_report"]
+__all__ = ["run_doctor", "format_report", "busy_ports", "port_holder", "check_session_ports"]
 
 _PACKAGES = [
     ("numpy", "numpy"),
@@ -25,6 +27,17 @@ _PACKAGES = [
     ("hid", "hidapi"),
     ("mujoco", "mujoco"),
     ("numba", "numba"),
+]
+
+#: Imported only by the feature that needs them: (module, distribution, what needs it, required).
+#: A required one missing breaks that feature (WARN); ``rerun`` is optional (info).
+_FEATURE_PACKAGES = [
+    ("av", "av", "recording: episode video (H.264/AV1, fragmented MP4); LeRobot export videos", True),
+    ("h5py", "h5py", "`teleop export --format hdf5` (robomimic-style HDF5)", True),
+    ("pyarrow", "pyarrow", "`teleop export --format lerobot` (LeRobot v3 parquet files)", True),
+    ("cv2", "opencv-python-headless", "GelSight Mini capture (V4L2, JPEG), episode timeline plots, "
+     "`teleop bench tactile`", True),
+    ("rerun", "rerun-sdk", "live view of a session or an episode in the Rerun viewer", False),
 ]
 
 _RENDER_PROBE = """
@@ -48,9 +61,7 @@ def _packages() -> list[dict[str, str]]:
         except Exception as exc:  # a broken native library shows up here
             out.append(_item(f"package {dist}", "fail", f"cannot import {module}: {exc}", f"pip install {dist}"))
             continue
-        version = getattr(mod, "__version__", None) or getattr(mod, "version", "")
-        version = version() if callable(version) else version
-        detail = f"{dist} {version}"
+        detail = f"{dist} {_version(mod, dist)}"
         if module == "zmq":
             import zmq
 
@@ -128,20 +139,131 @@ def _devices() -> list[dict[str, str]]:
     return out
 
 
-def _ports(port_base: int) -> list[dict[str, str]]:
-    ep = RobotEndpoints.on(DEFAULT_HOST, port_base)
+def _version(module: object, dist: str) -> str:
+    version = getattr(module, "__version__", None) or getattr(module, "version", "")
+    version = version() if callable(version) else version
+    if not isinstance(version, str) or not version:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        try:
+            version = dist_version(dist)
+        except PackageNotFoundError:
+            version = "?"
+    return version
+
+
+def _feature_packages() -> list[dict[str, str]]:
+    out = []
+    for module, dist, used_for, required in _FEATURE_PACKAGES:
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # missing, or a broken native library
+            why = "not installed" if isinstance(exc, ModuleNotFoundError) else f"cannot import {module}: {exc}"
+            out.append(_item(f"package {dist}", "warn" if required else "info",
+                             f"{why}; needed for {used_for}", f"pip install {dist}"))
+            continue
+        out.append(_item(f"package {dist}", "ok", f"{dist} {_version(mod, dist)}: {used_for}"))
+    return out
+
+
+def _tcp_port(endpoint: str) -> tuple[str, int] | None:
+    from urllib.parse import urlsplit
+
+    if not endpoint.startswith("tcp://"):
+        return None
+    parts = urlsplit(endpoint.replace("//*:", "//0.0.0.0:"))
+    return (parts.hostname or "0.0.0.0", parts.port) if parts.port else None
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on tcp ``port`` here: ``"pid N: COMMAND"`` when this user may see it (Linux
+    /proc), a hint when someone else's process does, None when nobody listens."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                cmd = " ".join((proc / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+                return f"pid {proc.name}: {cmd[:160]}"
+        except OSError:  # gone, or another user's
+            continue
+    return "a process of another user (`sudo ss -ltnp` names it)"
+
+
+def busy_ports(endpoints: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """(name, endpoint, holder) of each tcp endpoint that cannot be bound right now. The probe
+    binds with SO_REUSEADDR, as ZeroMQ does: a port left in TIME_WAIT by a session that just
+    ended is not busy, one that something listens on is."""
     busy = []
-    for name, addr in ep.as_dict().items():
-        port = int(addr.rsplit(":", 1)[1])
-        with socket.socket() as s:
+    for name, endpoint in endpoints.items():
+        where = _tcp_port(endpoint)
+        if where is None:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in where[0] else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                s.bind((DEFAULT_HOST, port))
-            except OSError:
-                busy.append(f"{name}:{port}")
+                s.bind(where)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    busy.append((name, endpoint, port_holder(where[1])))
+    return busy
+
+
+def _describe_busy(busy: list[tuple[str, str, str | None]]) -> str:
+    return "; ".join(f"{name} {endpoint} (held by {holder or 'an unknown program'})" for name, endpoint, holder in busy)
+
+
+def check_session_ports(config) -> None:
+    """Before a session starts anything: every port it or its children will bind must be free,
+    else one error naming each port, its holder and a ``--port-base`` that is free now."""
+    from teleop.session.config import bound_endpoints, with_port_base
+
+    busy = busy_ports(bound_endpoints(config))
+    if not busy:
+        return
+    lines = "\n  ".join(f"{name}: {endpoint} is held by {holder or 'another program'}"
+                         for name, endpoint, holder in busy)
+    hint = "pass --port-base N to move every port of the session"
+    preferred = config.robot.port_base + 10
+    for _ in range(50):  # the block free_port_base finds, and the session's ports above it too
+        try:
+            base = free_port_base(preferred, count=6)
+            if base > 65515 or busy_ports(bound_endpoints(with_port_base(config, base))):
+                preferred = base + 10
+                continue
+        except ConfigError:
+            break
+        hint = f"pass --port-base {base} (free now) to move every port of the session"
+        break
+    raise ConfigError(f"ports this session needs are in use:\n  {lines}\nStop what holds them, or {hint}.")
+
+
+def _ports(port_base: int) -> list[dict[str, str]]:
+    """Every default endpoint of the runtime, moved with ``port_base`` the way ``teleop run
+    --port-base`` moves them (teleop/session/config.py ``default_endpoints``)."""
+    from teleop.session.config import default_endpoints
+
+    endpoints = default_endpoints(port_base)
+    busy = busy_ports(endpoints)
+    listed = ", ".join(f"{name} {_tcp_port(url)[1]}" for name, url in endpoints.items() if _tcp_port(url))
     if busy:
-        return [_item("ports", "warn", f"in use: {', '.join(busy)} (a robot server may already be running)",
-                      "stop it, or pass --port-base to use other ports")]
-    return [_item("ports", "ok", f"{port_base}..{port_base + 3} free on {DEFAULT_HOST}")]
+        return [_item("ports", "warn", f"in use: {_describe_busy(busy)}; checked: {listed}",
+                      "stop what holds them (a robot server or session may already run), or use other ports: "
+                      "--port-base N on teleop run / sim / doctor")]
+    return [_item("ports", "ok", f"free on 127.0.0.1: {listed}")]
 
 
 def _numba_cache() -> list[dict[str, str]]:
@@ -153,12 +275,12 @@ def _numba_cache() -> list[dict[str, str]]:
                   "" if ok else "set NUMBA_CACHE_DIR to a writable folder (kernels recompile at every start otherwise)")]
 
 
-def run_doctor(port_base: int = 7610) -> dict:
+def run_doctor(port_base: int = DEFAULT_PORT_BASE) -> dict:
     t0 = time.perf_counter()
     items = [_item("python", "ok" if sys.version_info >= (3, 11) else "fail",
                    f"{platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores",
                    "" if sys.version_info >= (3, 11) else "install Python 3.11 or newer")]
-    items += _packages() + _render() + _devices() + _ports(port_base) + _numba_cache()
+    items += _packages() + _feature_packages() + _render() + _devices() + _ports(port_base) + _numba_cache()
     return {"ok": not any(i["status"] == "fail" for i in items), "checks": items,
             "seconds": round(time.perf_counter() - t0, 2)}
 

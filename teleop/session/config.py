@@ -20,20 +20,33 @@ NaN and +-inf never pass, and whole numbers (port_base, crf) are never truncated
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from robots.description import bundled_description_path
-from teleop.bus.endpoints import DEFAULT_PORT_BASE
+from teleop.bus.endpoints import (
+    DEFAULT_HOST,
+    DEFAULT_INPUT_ENDPOINT,
+    DEFAULT_PORT_BASE,
+    RobotEndpoints,
+    is_loopback,
+    session_endpoints,
+)
 from teleop.errors import ConfigError
+from teleop.policy import DEFAULT_POLICY_ENDPOINT
 from teleop.tomlcfg import NumberRange, check_keys, get, load_toml
 from teleop.types import SIDES, Side
 
 __all__ = [
     "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
     "SessionConfig", "RecorderSettings", "PolicySettings", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
+    "default_endpoints", "bound_endpoints", "with_port_base", "with_sim_args", "has_display",
 ]
+
+logger = logging.getLogger(__name__)
 
 BUNDLED_SESSIONS_DIR = Path(__file__).resolve().parents[1] / "sessions"
 
@@ -126,7 +139,7 @@ class PolicySettings:
     """A policy server drives the robot while engaged; the operator takes over with ``intervene``."""
 
     enabled: bool = False
-    endpoint: str = "tcp://127.0.0.1:7630"
+    endpoint: str = DEFAULT_POLICY_ENDPOINT
     rate_hz: float = _num(50.0, 0, 1000, low_open=True)  # observations sent per second
     timeout_s: float = _num(0.1, 0, 10, low_open=True)  # an answer later than this is late (counted; the robot holds)
     max_hold_s: float = _num(0.2, 0, 10, low_open=True)  # how long past its last row a chunk may still be used
@@ -320,3 +333,119 @@ def load_session(path_or_name: str | Path) -> SessionConfig:
     if not p.suffix and not p.exists():
         p = bundled_session_path(str(path_or_name))
     return parse_session(load_toml(p, "session config"), source=p.resolve())
+
+
+# -- what one run changes: the ports, the robot server's options ------------------------------------
+
+def _loopback_tcp_port(endpoint: str) -> int | None:
+    """The port of a tcp:// endpoint on loopback (what a port base moves); None for the others
+    (ipc://, another host: not ours to move)."""
+    if not endpoint.startswith("tcp://") or not is_loopback(endpoint):
+        return None
+    from urllib.parse import urlsplit
+
+    return urlsplit(endpoint).port
+
+
+def _moved(endpoint: str, delta: int, what: str) -> str:
+    port = _loopback_tcp_port(endpoint)
+    if port is None or delta == 0:
+        return endpoint
+    new = port + delta
+    if not 1024 <= new <= 65535:
+        raise ConfigError(f"{what} {endpoint} would move to port {new}, outside 1024..65535: pick another --port-base")
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0]
+    return f"tcp://{host}:{new}"
+
+
+def default_endpoints(port_base: int = DEFAULT_PORT_BASE) -> dict[str, str]:
+    """Every endpoint the runtime uses by default (teleop/bus/endpoints.py; the policy server's
+    from teleop/policy), moved together the way ``teleop run --port-base`` moves them: the robot
+    server base..+3, the session tap +4, the recorder control +5, the network input +10 and the
+    policy server +20 (7610..7615, 7620, 7630 by default)."""
+    delta = port_base - DEFAULT_PORT_BASE
+    robot = RobotEndpoints.on(DEFAULT_HOST, port_base).as_dict()
+    tap, control = session_endpoints(DEFAULT_HOST, port_base)
+    return {**{f"robot {name}": url for name, url in robot.items()}, "session tap": tap, "recorder control": control,
+            "network input": _moved(DEFAULT_INPUT_ENDPOINT, delta, "the network input"),
+            "policy server": _moved(DEFAULT_POLICY_ENDPOINT, delta, "the policy server")}
+
+
+def _binds(value: Any) -> bool:
+    return value.strip().lower() not in ("false", "0", "no", "off") if isinstance(value, str) else bool(value)
+
+
+def bound_endpoints(config: SessionConfig) -> dict[str, str]:
+    """What the session and the children it starts will bind, so what must be free before it
+    starts: its robot server's four ports (kind "sim"), its tap, the recorder's control (when
+    recording), and the endpoint of every network input device that binds. (The policy server
+    is not here: the session connects to it.)"""
+    out: dict[str, str] = {}
+    if config.robot.kind == "sim":
+        robot = RobotEndpoints.on(DEFAULT_HOST, config.robot.port_base).as_dict()
+        out.update({f"robot {name}": url for name, url in robot.items()})
+    tap, control = session_endpoints(port_base=config.robot.port_base)
+    out["session tap"] = tap
+    if config.recorder.enabled:
+        out["recorder control"] = control
+    for name, dc in config.devices.items():
+        if dc.driver == "network" and _binds(dc.options.get("bind", True)):
+            out[f"device {name} (network input)"] = str(dc.options.get("endpoint", DEFAULT_INPUT_ENDPOINT))
+    return out
+
+
+def with_port_base(config: SessionConfig, port_base: int) -> SessionConfig:
+    """The session on other ports: the robot server it starts (base..+3), its tap (+4) and the
+    recorder's control (+5) from ``port_base``; every other loopback tcp endpoint of the config
+    (network input devices, the policy server) moves by as much as the base did, so the default
+    7620 and 7630 become base + 10 and base + 20. A bridge's endpoint ([robot] rpc with kind =
+    "bridge") is the bridge's own and stays."""
+    _range(RobotConfig, "port_base").check(port_base, "port base", "teleop run --port-base")
+    delta = port_base - config.robot.port_base
+    devices = {}
+    for name, dc in config.devices.items():
+        options = dict(dc.options)
+        if dc.driver == "network" and "endpoint" not in options:
+            options["endpoint"] = DEFAULT_INPUT_ENDPOINT  # its default moves too
+        if isinstance(options.get("endpoint"), str):
+            options["endpoint"] = _moved(options["endpoint"], delta, f"device {name!r} endpoint")
+        devices[name] = dataclasses.replace(dc, options=options)
+    rpc = config.robot.rpc
+    if rpc and config.robot.kind == "sim":
+        rpc = _moved(rpc, delta, "robot.rpc")
+    robot = dataclasses.replace(config.robot, port_base=port_base, rpc=rpc)
+    policy = dataclasses.replace(config.policy, endpoint=_moved(config.policy.endpoint, delta, "policy.endpoint"))
+    return dataclasses.replace(config, robot=robot, devices=devices, policy=policy)
+
+
+def has_display() -> bool:
+    """Whether a window can open here (what the MuJoCo viewer needs)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def with_sim_args(config: SessionConfig, sim_args: list[str] | None = None, *, viewer: bool | None = None,
+                  display: bool | None = None) -> SessionConfig:
+    """The session with the options of the robot server it starts, for this run: ``sim_args``
+    replaces [robot] sim_args; ``viewer`` True adds ``--viewer``, False takes it out (headless).
+    Without a display a viewer asked for here is an error, while one the config asks for is
+    dropped with a warning: a profile written at a desk still runs on a headless machine."""
+    display = has_display() if display is None else display
+    if config.robot.kind != "sim":
+        if sim_args is not None or viewer:
+            raise ConfigError(f"{config.name}: robot.kind = {config.robot.kind!r}: the session starts no robot "
+                              "server, so there are no sim options or viewer to set (drop --sim-args / --viewer)")
+        return config
+    args = list(config.robot.sim_args if sim_args is None else sim_args)
+    asked = viewer is True or (sim_args is not None and "--viewer" in sim_args)
+    if viewer is False:
+        args = [a for a in args if a != "--viewer"]
+    elif asked and not display:
+        raise ConfigError("--viewer needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set): run without it "
+                          "(headless), or from a desktop session")
+    elif viewer is True and "--viewer" not in args:
+        args.append("--viewer")
+    elif "--viewer" in args and not display:
+        logger.warning("%s asks for the MuJoCo viewer (robot.sim_args) but there is no display (DISPLAY, "
+                       "WAYLAND_DISPLAY): running the robot server headless", config.name)
+        args = [a for a in args if a != "--viewer"]
+    return dataclasses.replace(config, robot=dataclasses.replace(config.robot, sim_args=tuple(args)))
