@@ -17,7 +17,6 @@ from teleop.errors import TeleopError
 __all__ = ["add_parsers"]
 
 _CONTROL_OPS = ("start", "stop", "discard", "success", "failure", "task", "note", "status")
-_CONTROL_TIMEOUT_S = 3.0
 _OFFLINE = {"success": "label DATASET:INDEX --success", "failure": "label DATASET:INDEX --failure",
             "task": "label DATASET:INDEX --task TEXT", "note": "label DATASET:INDEX --note TEXT",
             "discard": "discard DATASET:INDEX"}
@@ -126,6 +125,8 @@ def add_parsers(sub: Any) -> None:
         e.add_argument("--port-base", type=port_base(5), default=DEFAULT_PORT_BASE)
         e.add_argument("--control", help="the recorder's control endpoint (default: port base + 5)")
         e.add_argument("--keys", help="CURVE keys folder, when the recorder runs with --keys")
+        e.add_argument("--timeout", type=finite_float(0, 600, low_open=True, unit="s"), default=3.0,
+                       help="seconds to wait for the recorder's answer (default %(default)s)")
         e.set_defaults(func=cmd_episodes_control, op=op)
 
     p = sub.add_parser(
@@ -269,8 +270,6 @@ def cmd_episodes_list(args: argparse.Namespace) -> int:
     if hidden:
         print(f"({hidden} discarded episode{'' if hidden == 1 else 's'} not shown: --include-discarded lists them, "
               "`teleop episodes restore DATASET:INDEX` takes one back)")
-    if any(e.interrupted for e in eps):
-        print(f"(interrupted: its recorder died before closing it; `teleop episodes verify {dataset}` recovers it)")
     return 0
 
 
@@ -454,11 +453,11 @@ def cmd_episodes_control(args: argparse.Namespace) -> int:
     from teleop.bus.security import CurveKeys
 
     with Bus("episodes-cli", keys=CurveKeys.load(args.keys) if args.keys else None) as bus:
-        rpc = bus.rpc_client(endpoint, _CONTROL_TIMEOUT_S)
+        rpc = bus.rpc_client(endpoint, args.timeout)
         try:
             reply = rpc.request(args.op, **values)
         except LinkTimeoutError:
-            raise TeleopError(_no_recorder(endpoint, args.op)) from None
+            raise TeleopError(_no_recorder(endpoint, args.op, args.timeout)) from None
         except TeleopError as exc:  # it answered: an error of its own (e.g. stop with nothing recording)
             raise TeleopError(f"the recorder at {endpoint}: {exc}") from exc
     print(json.dumps(dict(reply.values)))  # type: ignore[attr-defined]
@@ -494,11 +493,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_recorder(endpoint: str, op: str) -> str:
+def _no_recorder(endpoint: str, op: str, timeout_s: float) -> str:
     """What to say when no recorder answers an episode control (it is not the robot server's fault)."""
     offline = (f"; a finished episode is labelled without a recorder: `teleop episodes {_OFFLINE[op]}`"
                if op in _OFFLINE else "")
-    return (f"no recorder answered at {endpoint} within {_CONTROL_TIMEOUT_S:.0f} s: episode controls go to a running "
+    return (f"no recorder answered at {endpoint} within {timeout_s:g} s: episode controls go to a running "
             "recorder. Start one (`teleop record --dataset DIR`), or run the session with `[recorder] enabled = true` "
             "(`teleop run SESSION`); pass --port-base N or --control URL when it is not on the defaults, and --keys "
             f"when it uses CURVE{offline}")

@@ -63,36 +63,61 @@ class Samples(NamedTuple):
     n_bodies: int
 
 
-def _episode_folders(paths: Iterable[str | Path]) -> list[Path]:
+def _episode_folders(paths: Iterable[str | Path], *, only_success: bool = False,
+                     include_discarded: bool = False) -> tuple[list[Path], list[dict[str, str]]]:
     """Episode folders from episode folders, ``DATASET:INDEX`` or dataset folders (complete and
-    recovered episodes only)."""
-    from recorder.episode import LOG_NAME, META_NAME, list_episodes, resolve_episode
+    recovered episodes only; not those marked discarded unless ``include_discarded``; only those
+    labelled success with ``only_success``), and the ones left out with why."""
+    from recorder.episode import LOG_NAME, META_NAME, list_episodes, read_meta, resolve_episode
 
     out: list[Path] = []
+    skipped: list[dict[str, str]] = []
+
+    def take(folder: Path, outcome: str, discarded: bool) -> None:
+        if discarded and not include_discarded:
+            skipped.append({"episode": str(folder), "reason": "discarded (`teleop episodes restore`, or "
+                            "--include-discarded)"})
+        elif only_success and outcome != "success":
+            skipped.append({"episode": str(folder), "reason": f"outcome {outcome!r} (--only-success)"})
+        else:
+            out.append(folder)
+
     for p in paths:
         path = Path(p)
         if (path / LOG_NAME).is_file() or (path / META_NAME).is_file() or (":" in str(p) and not path.exists()):
-            out.append(resolve_episode(p))
+            folder = resolve_episode(p)
+            meta = read_meta(folder) if (folder / META_NAME).is_file() else {}
+            take(folder, str(meta.get("outcome") or "unknown"), bool(meta.get("discarded")))
         elif path.is_dir():
-            out.extend(Path(e.path) for e in list_episodes(path) if e.status in ("complete", "recovered"))
+            for e in list_episodes(path):
+                if e.status in ("complete", "recovered"):
+                    take(Path(e.path), e.outcome, e.discarded)
         else:
             raise ConfigError(f"{p}: not a dataset folder, an episode folder or DATASET:INDEX")
-    return out
+    return out, skipped
 
 
 def build_samples(episode_paths: Iterable[str | Path], *, fps: float = 50, chunk: int = 10,
                   only_interventions: bool = False, intervention_weight: float = 5.0,
-                  policy_weight: float = 0.0) -> Samples:
+                  policy_weight: float = 0.0, only_success: bool = False,
+                  include_discarded: bool = False) -> Samples:
     """Training frames of the episodes (see the module docstring); frames of weight 0 are kept
-    (the caller drops them) so counts stay honest."""
+    (the caller drops them) so counts stay honest. ``only_success``: episodes labelled success
+    only; discarded episodes only with ``include_discarded``."""
     from recorder.reader import load_episode
 
     if not fps > 0 or chunk < 1:
         raise ConfigError(f"fps={fps} must be > 0 and chunk={chunk} >= 1")
+    episode_paths = list(episode_paths)
     step_ns = 1e9 / fps
-    feats, targets, qs, intervs, weights, used, skipped = [], [], [], [], [], [], []
+    feats, targets, qs, intervs, weights, used = [], [], [], [], [], []
+    folders, skipped = _episode_folders(episode_paths, only_success=only_success, include_discarded=include_discarded)
+    if not folders and only_success:
+        raise ConfigError(f"no episode labelled success in {[str(p) for p in episode_paths]} ({len(skipped)} left "
+                          "out); label finished episodes with `teleop episodes label DATASET:INDEX --success`, or "
+                          "train without --only-success")
     n_joints = n_bodies = -1
-    for folder in _episode_folders(episode_paths):
+    for folder in folders:
         ep = load_episode(folder, topics=(STATE_TOPIC, COMMAND_TOPIC))
         missing = [t for t in (STATE_TOPIC, COMMAND_TOPIC) if len(ep.streams.get(t, ())) < 2]
         if missing:
@@ -164,6 +189,8 @@ def train_bc(
     batch: int = 256,
     lr: float = 2e-3,
     time_weight: float = 0.0,
+    only_success: bool = False,
+    include_discarded: bool = False,
 ) -> dict[str, Any]:
     """Train a kNN or MLP chunk predictor on the episodes (dataset folders, episode folders or
     ``DATASET:INDEX``), write it to ``out_path`` (.npz) and return a report (JSON-ready).
@@ -180,7 +207,8 @@ def train_bc(
     t_start = time.perf_counter()
     episode_paths = list(episode_paths)
     s = build_samples(episode_paths, fps=fps, chunk=chunk, only_interventions=only_interventions,
-                      intervention_weight=intervention_weight, policy_weight=policy_weight)
+                      intervention_weight=intervention_weight, policy_weight=policy_weight,
+                      only_success=only_success, include_discarded=include_discarded)
     keep = s.weight > 0
     if not keep.any():
         what = "intervention frames" if only_interventions else "frames commanded by a human while engaged"

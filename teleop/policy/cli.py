@@ -35,6 +35,9 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--chunk", type=int_in(1, 1000), default=10, help="rows per predicted chunk, 1..1000 "
                    "(default %(default)s)")
     t.add_argument("--only-interventions", action="store_true", help="train on intervention frames only (HG-DAgger)")
+    t.add_argument("--only-success", action="store_true", help="train only on episodes labelled success (live: "
+                   "`teleop episodes success`; offline: `teleop episodes label DATASET:INDEX --success`)")
+    t.add_argument("--include-discarded", action="store_true", help="also train on episodes marked discarded")
     t.add_argument("--intervention-weight", type=finite_float(0, 1000), default=5.0, help="weight of intervention "
                    "frames, 0..1000 (default %(default)s)")
     t.add_argument("--policy-weight", type=finite_float(0, 1000), default=0.0, help="weight of frames the policy "
@@ -112,7 +115,8 @@ def cmd_policy_train(args: argparse.Namespace) -> int:
     report = train_bc(args.datasets, Path(args.out), kind=args.kind, fps=args.fps, chunk=args.chunk, seed=args.seed,
                       only_interventions=args.only_interventions, intervention_weight=args.intervention_weight,
                       policy_weight=args.policy_weight, k=args.k, epochs=args.epochs, hidden=args.hidden,
-                      time_weight=args.time_weight)
+                      time_weight=args.time_weight, only_success=args.only_success,
+                      include_discarded=args.include_discarded)
     if args.json:
         print(json.dumps(report))
         return 0
