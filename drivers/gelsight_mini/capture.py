@@ -48,7 +48,7 @@ SYS_VIDEO4LINUX = Path("/sys/class/video4linux")
 DEV = Path("/dev")
 BY_ID = Path("/dev/v4l/by-id")
 
-#: v4l2 controls of the vendor's legacy ``mini_set_cam_params.sh`` (DEVICES.md 3.1), as OpenCV
+#: v4l2 controls of the vendor's legacy ``mini_set_cam_params.sh`` (gsrobotics), as OpenCV
 #: property names -> value (OpenCV's V4L2 backend passes raw control values through).
 SDK_CONTROLS: dict[str, int] = {
     "CAP_PROP_AUTO_WB": 0,  # white_balance_temperature_auto=0

@@ -67,7 +67,7 @@ class TactileParams:
     contact_open_radius_px: int = 1  # removes specks
     contact_close_radius_px: int = 3  # bridges gaps
     contact_fill_holes: bool = True
-    mm_per_px: float = 0.0634  # DEVICES.md 3.1 (README FAQ), at 320x240
+    mm_per_px: float = 0.0634  # the vendor's FAQ (gsrobotics README), at 320x240
 
     def __post_init__(self) -> None:
         for name in ("background_radius_px", "background_passes", "min_marker_area_px", "max_marker_area_px",

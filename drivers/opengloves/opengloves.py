@@ -106,7 +106,7 @@ THUMB_ABD_PER_SPLAY_RAD: Final = 0.50
 _FLEX_IDX: Final = np.array([[1, 2, 3]] + [[4 * f + 1, 4 * f + 2, 4 * f + 3] for f in range(1, 5)])
 _ROWS: Final = np.arange(5)[:, None]
 
-#: Probed USB-serial bridges (DEVICES.md 1.1): CP2102, CH340.
+#: USB-serial bridges the OpenGloves driver probes for: CP2102, CH340.
 _GLOVE_USB_IDS: Final = {(0x10C4, 0xEA60), (0x1A86, 0x7523), (0x1A86, 0x7524)}
 _WRITE_TIMEOUT_S: Final = 0.5
 

@@ -1,6 +1,6 @@
 """LucidGloves / OpenGloves serial protocol: pure byte parsing and encoding, no I/O.
 
-Wire facts (docs: /work/shared/DEVICES.md section 1): one ASCII record per line, ``\\n``
+Wire facts (LucidVR firmware and OpenGloves driver): one ASCII record per line, ``\\n``
 terminated, in one of two encodings.
 
 * Alpha (default): ``key value`` pairs in free order. A key is one letter ``A``-``Z`` or a

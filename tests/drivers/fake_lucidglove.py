@@ -1,6 +1,6 @@
 """A fake LucidGloves firmware on a real pseudo-terminal, for driver tests.
 
-Behaves like the LucidVR firmware (DEVICES.md section 1 and 6): it writes one record (Alpha or
+Behaves like the LucidVR firmware (lucidgloves-firmware): it writes one record (Alpha or
 legacy) and then waits up to ``reply_timeout_s`` (1 s, the Arduino Stream timeout) for a line
 from the host, exactly like ``readBytesUntil('\\n', ...)`` after each send; then it sleeps
 ``loop_s`` (LOOP_TIME, 1 ms). Host lines shorter than 5 characters are ignored (the bare ``\\n``

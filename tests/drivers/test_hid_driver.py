@@ -3,7 +3,7 @@
 The seam: drivers/hid/hid.py reaches hidapi only through its module attribute ``hidapi`` (the
 installed ``hid`` module). The ``backend`` fixture replaces it with ``fake_hid.FakeHidBackend``,
 which implements the same subset (``enumerate``, ``device().open_path/set_nonblocking/read/write/
-close``) and is fed the report bytes below, written in the documented layouts (DEVICES.md sec. 2).
+close``) and is fed the report bytes below, written in the layouts pyspacemouse and robosuite document.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """drivers/hid/mapping.py: strict parsing (errors name the key) and exact decoding of report bytes.
 
-The report fixtures are written in the documented wire layouts (/work/shared/DEVICES.md sec. 2):
+The report fixtures are written in the wire layouts pyspacemouse and robosuite document:
 SpaceMouse combined report 1 (13 bytes), split reports 1 and 2 (7 bytes), button report 3, and
 8-byte boot keyboard reports from a foot pedal.
 """
