@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import zmq
 
-from robots.client import RobotClient
+from robots.client import ClockOffset, RobotClient
 from teleop.bus import Bus, JointCommand, RobotSpec, RobotState
 from teleop.bus.codec import SCHEMA_VERSION, Encoder, encode_raw
 from teleop.bus.endpoints import TOPIC_COMMAND, TOPIC_STATE
 from teleop.errors import TeleopError
 
-__all__ = ["CheckResult", "CheckReport", "run_checks"]
+__all__ = ["CheckResult", "CheckReport", "run_checks", "apply_latency"]
 
 
 @dataclass
@@ -57,6 +57,32 @@ class CheckReport:
 
 class _Failed(Exception):
     pass
+
+
+OFFSET_PINGS = 20  # for the latency's clock offset: the best of many bounds its error tightly
+
+
+def apply_latency(lat_ms: list[float], offset: ClockOffset) -> tuple[bool, str, dict[str, float]]:
+    """Judge command -> applied times [ms] taken across the two clocks with ``offset``.
+
+    The offset is known to +-rtt/2 of its best ping (the server stamped ``t_ns`` somewhere
+    between our send and our receive), so a conforming server's latency can come out below zero
+    by at most that. Further below zero is a clock error, never a latency: the server's
+    ``cmd_applied_ns`` and its ping ``t_ns`` are not the same monotonic clock, or it copies
+    ``cmd_capture_ns`` wrong. Returns (ok, text, values)."""
+    bound = offset.rtt_ns / 2e6
+    if not lat_ms:
+        return True, "command->applied not traced (no state with cmd_applied_ns and cmd_capture_ns set)", {}
+    p50 = float(np.median(lat_ms))
+    if p50 >= 0:
+        return True, f"command->applied p50 {p50:.2f} ms (clock offset +-{bound:.2f} ms)", {"apply_latency_ms_p50": p50}
+    if p50 >= -bound:
+        return True, (f"command->applied below {bound:.2f} ms, the clock offset's resolution (best ping round trip "
+                      f"{offset.rtt_ns / 1e6:.2f} ms)"), {"apply_latency_ms_max": bound}
+    return False, (f"clock error: command->applied came out {p50:.2f} ms, negative beyond the clock offset's "
+                   f"+-{bound:.2f} ms. cmd_applied_ns and the ping's t_ns must both be the server's monotonic clock "
+                   "(time.monotonic_ns()), and cmd_capture_ns the command header's tc, copied (docs/bus.md#times-"
+                   "and-clock-offsets)"), {"clock_error_ms": -p50 - bound}
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -152,7 +178,7 @@ class _Kit:
         j, hi = self.j, self.spec.upper[self.j]
         goal = base.copy()
         goal[j] = base[j] + self.step if base[j] + self.step < hi else base[j] - self.step
-        t0 = time.monotonic()
+        t0, t0_ns = time.monotonic(), time.monotonic_ns()
         seen = self.drive(goal, 3.0, until=lambda s: abs(s.q[j] - goal[j]) < 0.25 * self.step and s.mode == "active")
         _need(bool(seen), "no state while commanding")
         last = seen[-1]
@@ -160,16 +186,18 @@ class _Kit:
         _need(abs(last.target[j] - goal[j]) < 1e-6, f"applied target {last.target[j]:.4f} != commanded {goal[j]:.4f}")
         err = abs(last.q[j] - goal[j])
         _need(err < 0.25 * self.step, f"joint {self.spec.joint_names[j]} reached {last.q[j]:.4f}, goal {goal[j]:.4f} (error {err:.4f} rad)")
-        # capture is on our clock, applied on the server's: correct by the measured offset.
-        off = self.c.offset.offset_ns
-        lat = [(s.cmd_applied_ns - s.cmd_capture_ns - off) / 1e6 for s in seen if s.cmd_applied_ns and s.cmd_capture_ns]
-        p50 = float(np.median(lat)) if lat else float("nan")
+        moved = f"{self.spec.joint_names[j]} moved {goal[j] - base[j]:+.3f} rad in {time.monotonic() - t0:.2f} s"
+        # capture is on our clock, applied on the server's: correct by an offset measured now with
+        # many pings (the client's, from 3 pings at connect, can be off by half a slow round trip:
+        # it once made this -6.96 ms)
+        off = self.c.clock_offset(OFFSET_PINGS)
+        # once per command of ours (a state repeats the trace of the newest command; states from
+        # before our first one trace someone else's, on their clock)
+        ours = {s.cmd_seq: s for s in seen if s.cmd_applied_ns and s.cmd_capture_ns >= t0_ns}
+        lat = [(s.cmd_applied_ns - s.cmd_capture_ns - off.offset_ns) / 1e6 for s in ours.values()]
         self.goal = goal
-        return CheckResult(
-            "command_response", True,
-            f"{self.spec.joint_names[j]} moved {goal[j] - base[j]:+.3f} rad in {time.monotonic() - t0:.2f} s; "
-            f"command->applied p50 {p50:.2f} ms", {"apply_latency_ms_p50": p50},
-        )
+        ok, text, values = apply_latency(lat, off)
+        return CheckResult("command_response", ok, f"{moved}; {text}", values)
 
     def limits_check(self, bus: Bus) -> CheckResult:
         j = self.j
