@@ -29,15 +29,15 @@ _PACKAGES = [
     ("numba", "numba"),
 ]
 
-#: Imported only by the feature that needs them: (module, distribution, what needs it, required).
-#: A required one missing breaks that feature (WARN); ``rerun`` is optional (info).
+#: Imported only by the feature that needs them: (module, name shown, distribution, what needs it,
+#: required). A required one missing breaks that feature (WARN); ``rerun`` is optional (info).
 _FEATURE_PACKAGES = [
-    ("av", "av", "recording: episode video (H.264/AV1, fragmented MP4); LeRobot export videos", True),
-    ("h5py", "h5py", "`teleop export --format hdf5` (robomimic-style HDF5)", True),
-    ("pyarrow", "pyarrow", "`teleop export --format lerobot` (LeRobot v3 parquet files)", True),
-    ("cv2", "opencv-python-headless", "GelSight Mini capture (V4L2, JPEG), episode timeline plots, "
+    ("av", "av", "av", "recording: episode video (H.264/AV1, fragmented MP4); LeRobot export videos", True),
+    ("h5py", "h5py", "h5py", "`teleop export --format hdf5` (robomimic-style HDF5)", True),
+    ("pyarrow", "pyarrow", "pyarrow", "`teleop export --format lerobot` (LeRobot v3 parquet files)", True),
+    ("cv2", "opencv", "opencv-python-headless", "GelSight Mini capture (V4L2, JPEG), episode timeline plots, "
      "`teleop bench tactile`", True),
-    ("rerun", "rerun-sdk", "live view of a session or an episode in the Rerun viewer", False),
+    ("rerun", "rerun", "rerun-sdk", "live view of a session or an episode in the Rerun viewer", False),
 ]
 
 _RENDER_PROBE = """
@@ -104,7 +104,8 @@ def _render() -> list[dict[str, str]]:
         out.append(_item("render backend", "ok", f"MUJOCO_GL={chosen}"))
     display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     out.append(_item("display", "ok" if display else "info",
-                     f"display {display}" if display else "no display: headless only (`teleop sim --viewer` needs one)"))
+                     f"display {display}" if display
+                     else "no display: headless only (`teleop sim --viewer`, `teleop run --viewer` need one)"))
     return out
 
 
@@ -155,15 +156,15 @@ def _version(module: object, dist: str) -> str:
 
 def _feature_packages() -> list[dict[str, str]]:
     out = []
-    for module, dist, used_for, required in _FEATURE_PACKAGES:
+    for module, name, dist, used_for, required in _FEATURE_PACKAGES:
         try:
             mod = importlib.import_module(module)
         except Exception as exc:  # missing, or a broken native library
             why = "not installed" if isinstance(exc, ModuleNotFoundError) else f"cannot import {module}: {exc}"
-            out.append(_item(f"package {dist}", "warn" if required else "info",
-                             f"{why}; needed for {used_for}", f"pip install {dist}"))
+            out.append(_item(f"package {name}", "warn" if required else "info",
+                             f"{dist} {why}; needed for {used_for}", f"pip install {dist}"))
             continue
-        out.append(_item(f"package {dist}", "ok", f"{dist} {_version(mod, dist)}: {used_for}"))
+        out.append(_item(f"package {name}", "ok", f"{dist} {_version(mod, dist)}: {used_for}"))
     return out
 
 

@@ -240,8 +240,9 @@ def test_doctor_checks_every_default_port_and_names_a_holder():
 
 def test_doctor_lists_the_optional_packages_with_versions_and_uses():
     items = {i["check"]: i for i in _feature_packages()}
-    for dist in ("av", "h5py", "pyarrow", "opencv-python-headless", "rerun-sdk"):
-        item = items[f"package {dist}"]
+    for name, dist in (("av", "av"), ("h5py", "h5py"), ("pyarrow", "pyarrow"), ("opencv", "opencv-python-headless"),
+                       ("rerun", "rerun-sdk")):
+        item = items[f"package {name}"]
         if item["status"] == "ok":
             assert re.match(rf"{re.escape(dist)} \d[\w.]*: \S", item["detail"]), item
         else:
