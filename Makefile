@@ -12,6 +12,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/teleop warmup
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

@@ -6,17 +6,28 @@ latency, deadline misses, faults, whether an object was lifted, the recorded epi
 
 from __future__ import annotations
 
-__all__ = ["run_demo", "format_summary"]
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["run_demo", "format_summary", "LIMIT_COUNTERS"]
+
+#: counted, not faults: the safety filter limited a step (expected while a hand moves fast)
+LIMIT_COUNTERS = ("clamped", "rate_limited")
 
 
-def run_demo(port_base: int | None = None, session: str | None = None, status: str = "auto") -> dict:
+def run_demo(port_base: int | None = None, session: str | None = None, status: str = "auto",
+             on_tick: Callable[[Any, int], None] | None = None, dataset: str | None = None) -> dict:
     """Run the demo session (``sim_demo`` if bundled, else ``sim_synthetic``) for one pass of its
-    synthetic script and summarise it. ``port_base`` None: the default ports, or free ones when
-    another session holds them (said on stderr), so the demo runs whatever else is running."""
+    synthetic script and summarise it; ``ok`` only when the whole scripted task happened and no
+    fault occurred. ``port_base`` None: the default ports, or free ones when another session holds
+    them (said on stderr), so the demo runs whatever else is running. ``on_tick`` also sees every
+    tick (tests); ``dataset`` overrides where the episode is recorded."""
     import dataclasses
     import sys
+    import time
 
     from teleop.bus.endpoints import DEFAULT_PORT_BASE, free_port_base
+    from teleop.demo_task import task_judge
 
     if port_base is None:
         port_base = free_port_base(DEFAULT_PORT_BASE)
@@ -31,34 +42,56 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
     name = session or ("sim_demo" if (BUNDLED_SESSIONS_DIR / "sim_demo.toml").is_file() else "sim_synthetic")
     cfg = load_session(name)
     cfg = dataclasses.replace(cfg, robot=dataclasses.replace(cfg.robot, port_base=port_base))
+    if dataset is not None:
+        cfg = dataclasses.replace(cfg, recorder=dataclasses.replace(cfg.recorder, dataset=dataset))
     scripts = {d.options.get("script", "bimanual_demo") for d in cfg.devices.values() if d.driver == "synthetic"}
     seconds = max(BimanualScript(s).duration_s for s in scripts) + 2.0 if scripts else 20.0
     if status == "auto":
         status = "tty" if sys.stderr.isatty() else "quiet"
     sess = Session(cfg, status=status, keys=False)
-    peak: dict[str, float] = {}
-    rest: dict[str, float] = {}
+    script = next(iter(scripts)) if len(scripts) == 1 else None
+    judge = None
+    t0 = [0.0]
 
     def track(s: Session, tick: int) -> None:
+        nonlocal judge
         st = s.robot_state
         if st is None or s.client is None:
             return
-        for i, body in enumerate(s.client.spec.body_names):
-            z = float(st.body_pose[i, 2])
-            rest.setdefault(body, z)
-            peak[body] = max(peak.get(body, z), z)
+        if judge is None:
+            judge = task_judge(script, tuple(s.client.spec.body_names))
+            t0[0] = time.monotonic()
+        judge.update(time.monotonic() - t0[0], st.body_pose)
+        if on_tick is not None:
+            on_tick(s, tick)
 
     sess.on_tick = track
     summary = sess.run(seconds=seconds)
-    lift_cm = {b: round((peak[b] - rest[b]) * 100, 1) for b in rest}
     final = summary.extra.get("final_robot_state")
-    final_cm = {}
-    if final is not None and sess.client is not None:
-        final_cm = {b: round((float(final.body_pose[i, 2]) - rest[b]) * 100, 1) for i, b in enumerate(sess.client.spec.body_names)}
+    verdict = judge.verdict(final.body_pose if final is not None else None) if judge else None
+    faults = {k: v for k, v in summary.faults.items() if k not in LIMIT_COUNTERS}
+    robot_stats = summary.extra.get("robot_stats") or {}
+    failures = []
+    if verdict is None:
+        failures.append("no robot state reached the session")
+    elif not verdict.complete:
+        failures.append(f"task {verdict.task}: {verdict.problem}")
+    if faults:
+        failures.append("faults: " + ", ".join(f"{k} x{v}" for k, v in faults.items()))
+    warnings = []
+    if not summary.held_rate:
+        warnings.append(f"the loop ran at {summary.loop_hz} Hz of {summary.rate_hz:.0f} Hz: the machine is loaded")
+    if robot_stats.get("overruns"):
+        warnings.append(f"the sim fell behind real time {robot_stats['overruns']} times (a loaded machine makes the "
+                        "physics late and the hands miss: close other programs and run again)")
     return {
         "session": name,
         "port_base": port_base,
         "robot": summary.extra.get("robot"),
+        "ok": not failures,
+        "failures": failures,
+        "warnings": warnings,
+        "task": dataclasses.asdict(verdict) if verdict else None,
         "seconds": summary.seconds,
         "loop_hz": summary.loop_hz,
         "rate_hz": summary.rate_hz,
@@ -68,34 +101,44 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
         "latency_ms": summary.latency_ms,
         "commands": summary.commands,
         "engaged_s": summary.engaged_s,
-        "faults": {k: v for k, v in summary.faults.items() if k not in ("clamped", "rate_limited")},
+        "faults": faults,
+        "limits_applied": {k: v for k, v in summary.faults.items() if k in LIMIT_COUNTERS},
         "fault_log": summary.fault_log[-5:],
-        "lift_cm": lift_cm,
-        "final_height_cm": final_cm,
-        "lifted": any(v >= 5.0 for v in lift_cm.values()),
+        "lift_cm": verdict.lift_cm if verdict else {},
         "episode": (summary.extra.get("episodes") or [None])[-1],
         "robot_max_gap_ms": summary.extra.get("robot_max_gap_ms"),
+        "robot_overruns": robot_stats.get("overruns", 0),
         "sim_log": str(sess.sim_log) if sess.sim_log else None,
     }
 
 
 def format_summary(s: dict) -> str:
     lat, jit = s["latency_ms"], s["jitter_ms"]
-    lifted = ", ".join(f"{k} {v:+.1f} cm" for k, v in s["lift_cm"].items())
-    faults = ", ".join(f"{k} {v}" for k, v in s["faults"].items()) or "none"
-    return "\n".join(
-        [
-            f"demo summary ({s['robot']}, session {s['session']}, {s['seconds']} s, ports {s['port_base']}.."
-            f"{s['port_base'] + 5})",
-            f"  loop            {s['loop_hz']} Hz of {s['rate_hz']:.0f} Hz"
-            + ("" if s["held_rate"] else " (BELOW the configured rate)")
-            + f", jitter p99 {jit['p99']} ms, {s['deadline_misses']} deadline misses",
-            f"  latency         device capture -> robot setpoint p50 {lat['p50']} ms, p99 {lat['p99']} ms",
-            f"  engaged         {s['engaged_s']} s, {s['commands']} commands",
-            f"  objects         peak lift: {lifted}",
-            f"  result          {'object lifted' if s['lifted'] else 'NO object lifted'}; faults: {faults}",
-            f"  episode         {s['episode'] or 'not recorded (the session has no [recorder])'}"
-            + (f"  (`teleop episodes inspect {s['episode']}`)" if s["episode"] else ""),
-            f"  server log      {s['sim_log']}",
-        ]
-    )
+    lifted = ", ".join(f"{k} {v:+.1f} cm" for k, v in s["lift_cm"].items()) or "no object seen"
+    latency = (f"p50 {lat['p50']} ms, p99 {lat['p99']} ms" if lat.get("p50") == lat.get("p50")  # nan: no samples
+               else "n/a (no input carried capture times)")
+    lines = [
+        f"demo summary ({s['robot']}, session {s['session']}, {s['seconds']} s, ports {s['port_base']}.."
+        f"{s['port_base'] + 5})",
+        f"  loop            {s['loop_hz']} Hz of {s['rate_hz']:.0f} Hz"
+        + ("" if s["held_rate"] else " (BELOW the configured rate)")
+        + f", jitter p99 {jit['p99']} ms, {s['deadline_misses']} deadline misses",
+        f"  latency         device capture -> robot setpoint {latency}",
+        f"  engaged         {s['engaged_s']} s, {s['commands']} commands",
+        f"  objects         peak lift: {lifted}",
+    ]
+    task = s.get("task")
+    if task:
+        lines.append(f"  task            {task['task']}:")
+        lines += [f"    {'ok ' if t is not None else '-- '} {what}" + (f"  ({t:.1f} s)" if t is not None else "")
+                  for what, t in task["stages"]]
+    lines.append(f"  faults          {', '.join(f'{k} x{v}' for k, v in s['faults'].items()) or 'none'}")
+    lines += [f"    {line}" for line in s["fault_log"]]
+    lines += [f"  warning         {w}" for w in s["warnings"]]
+    lines.append("  result          " + ("TASK COMPLETE" if s["ok"] else "FAILED: " + "; ".join(s["failures"])))
+    lines += [
+        f"  episode         {s['episode'] or 'not recorded (the session has no [recorder])'}"
+        + (f"  (`teleop episodes inspect {s['episode']}`)" if s["episode"] else ""),
+        f"  server log      {s['sim_log']}",
+    ]
+    return "\n".join(lines)
