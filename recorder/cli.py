@@ -101,7 +101,9 @@ def add_parsers(sub: Any) -> None:
                         description="teleop episodes inspect EPISODE [--plot FILE.png]: EPISODE is a folder or "
                         "DATASET:INDEX.")
     e.add_argument("episode")
-    e.add_argument("--plot", help="write a PNG of the stream timelines")
+    e.add_argument("--plot", metavar="FILE.png", help="write a PNG of the episode on one time axis: who drove, the "
+                   "arms' joints (measured and commanded), how closed each hand is, each object's height, every "
+                   "stream with its stalls and gaps")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_episodes_inspect)
     for op in _CONTROL_OPS:
@@ -231,6 +233,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         max_episode_mb=args.max_episode_gb * 1000.0, max_queue_mb=args.max_queue_mb,
         keys=CurveKeys.load(args.keys) if args.keys else None,
     )
+    try:  # recording is queued and bounded, control is not: on a busy machine the sim and the loop go first
+        os.nice(5)
+    except OSError:
+        pass
     rec = run_recorder(cfg, args.seconds)
     for err in rec.errors:
         print(f"teleop record: {err}", file=sys.stderr)
@@ -424,6 +430,12 @@ def cmd_episodes_inspect(args: argparse.Namespace) -> int:
               f"{s['start_ms']:9.1f} {s['end_ms']:9.1f} {s['max_interval_ms']:9.1f}")
     for k, v in report["dropped"].items():
         print(f"  dropped {k}: {v}")
+    for why in report["degraded"]:
+        print(f"  degraded: {why}")
+    if report["discarded"]:
+        mark = report["discarded"]
+        print(f"  discarded {mark.get('t', '')} ({mark.get('reason') or 'no reason given'}); "
+              "`teleop episodes restore` takes it back")
     log = report["log"]
     if log["damaged"]:
         print(f"  DAMAGED log: {log['summary']}; every intact record is used (`teleop episodes verify` marks it)")
