@@ -23,6 +23,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
     them (said on stderr), so the demo runs whatever else is running. ``on_tick`` also sees every
     tick (tests); ``dataset`` overrides where the episode is recorded."""
     import dataclasses
+    import os
     import sys
     import time
 
@@ -66,6 +67,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
             on_tick(s, tick)
 
     sess.on_tick = track
+    load_before, cores = os.getloadavg()[0], os.cpu_count() or 1
     summary = sess.run(seconds=seconds)
     final = summary.extra.get("final_robot_state")
     verdict = judge.verdict(final.body_pose if final is not None else None) if judge else None
@@ -79,6 +81,8 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
     if faults:
         failures.append("faults: " + ", ".join(f"{k} x{v}" for k, v in faults.items()))
     warnings = []
+    if load_before > cores:
+        warnings.append(f"the machine was busy before the demo started (load {load_before:.1f} on {cores} cores)")
     if not summary.held_rate:
         warnings.append(f"the loop ran at {summary.loop_hz} Hz of {summary.rate_hz:.0f} Hz: the machine is loaded")
     if robot_stats.get("overruns"):
