@@ -198,7 +198,7 @@ def segments(v: dict[str, Any]) -> list[str]:
         out.append(_recorder_text(rec) + (f" ({', '.join(ek)})" if ek else ""))
     if pol is not None and (pol.get("late") or pol.get("errors")):
         out.append(f"policy late {pol.get('late', 0)}, errors {pol.get('errors', 0)}")
-    if v.get("loop_low"):
+    if v.get("loop_low") and state not in ("starting", "stopping"):
         out.append(f"LOOP {v.get('loop_hz', 0):.0f} of {v['rate_hz']:.0f} Hz")
     lat = v.get("latency_ms") or {}
     if lat.get("p50") is not None:
@@ -209,6 +209,8 @@ def segments(v: dict[str, Any]) -> list[str]:
 
 
 def _recorder_text(rec: dict[str, Any]) -> str:
+    if rec.get("reachable") is None:
+        return "rec: asking the recorder"
     if not rec.get("reachable"):
         return "REC DOWN: " + (rec.get("error") or "the recorder does not answer")
     outcome = f" {rec['outcome']}" if rec.get("outcome") else ""
@@ -377,11 +379,16 @@ class StatusPrinter:
         return compose(snap, self.controls)
 
     def _run(self) -> None:
+        failed = False
         while not self._stop.is_set():
             try:
                 self.refresh()
             except (OSError, ValueError):  # the terminal or pipe went away: stop showing, never fail the session
                 return
+            except Exception:  # a snapshot it cannot show: say so once, keep showing the next ones
+                if not failed:
+                    logging.getLogger(__name__).exception("the status line could not show the session's state")
+                failed = True
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
@@ -470,14 +477,16 @@ def _json_safe(x: Any) -> Any:
 class RecorderWatch:
     """The recorder's state, asked for every ``interval_s`` on its control socket by a thread of
     its own: recording or not, the episode, its outcome (the episode's meta.json, re-read only
-    when it changed). Two unanswered asks in a row: ``reachable`` False."""
+    when it changed). ``reachable``: None before the first answer, False after two unanswered
+    asks in a row."""
 
-    def __init__(self, endpoint: str, keys: Any = None, interval_s: float = 1.0, timeout_s: float = 0.5) -> None:
+    def __init__(self, endpoint: str, keys: Any = None, interval_s: float = 0.5, timeout_s: float = 0.5) -> None:
         self.endpoint = endpoint
         self.keys = keys
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self._state: dict[str, Any] = {"reachable": True, "recording": False, "episode": -1, "outcome": None}
+        # until its first answer: not known to be up, not known to be down
+        self._state: dict[str, Any] = {"reachable": None, "recording": False, "episode": -1, "outcome": None}
         self._misses = 0
         self._meta: tuple[str, float, str | None] = ("", 0.0, None)  # path, mtime, outcome
         self._stop = threading.Event()

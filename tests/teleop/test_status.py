@@ -201,7 +201,7 @@ def test_the_recorder_state_comes_from_its_control_socket(tmp_path, port_base):
         rec.stop()
         thread.join(30)
         bus.close()
-    until(lambda s: not s["reachable"], "recorder gone")
+    until(lambda s: s["reachable"] is False, "recorder gone")
     watch.stop()
     line = render_line(compose({"state": "idle", "recorder": watch.snapshot()}, CONTROLS), 200)
     assert "REC DOWN" in line and "b record" not in line
