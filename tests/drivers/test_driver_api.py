@@ -112,6 +112,9 @@ def test_external_package_is_discovered_by_entry_point(tmp_path):
     assert echo.returncode == 0, echo.stderr
     lines = [json.loads(line) for line in echo.stdout.splitlines()]
     assert len(lines) >= 5 and lines[0]["channels"] == {"level": 0.75}
+    # it fills only channels: echo says a session cannot drive a hand with that, once
+    assert echo.stderr.count("teleop: warning: hand samples carry no keypoints (driver ext_glove fills only "
+                             "channels): a session cannot drive a hand with them") == 1, echo.stderr
 
 
 class _Flaky(ThreadedDriver):

@@ -52,7 +52,8 @@ def example(tmp_path_factory) -> tuple[Path, Path]:
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
     res = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                           "--no-index", "--target", str(site), str(src)], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 0, res.stdout + res.stderr + (
+        "\n(the venv lacks wheel: `pip install -e '.[test]'` brings it)" if "bdist_wheel" in res.stderr else "")
     assert (site / "teleop_driver_example" / "my_glove.py").is_file()
     return src, site
 
@@ -124,7 +125,7 @@ def test_a_session_engages_with_the_example_and_names_a_hand_without_keypoints(e
     refusals = [line for line in summary.fault_log if "engage_refused" in line]
     assert any("right hand: samples arrive but carry no keypoints (driver replay fills only channels): see "
                "docs/adding-a-driver.md" in line for line in refusals), summary.fault_log
-    assert not any("left hand" in line for line in refusals[1:]), refusals  # the example always has keypoints
+    assert not any("left hand: samples arrive but" in line for line in refusals), refusals  # the example has keypoints
     assert summary.final_state == ENGAGED, summary.fault_log
 
 
