@@ -13,6 +13,9 @@ Most devices fit ``ThreadedDriver``: implement ``_open``, ``_read`` (one blockin
 short timeout, returning a sample, a list of samples or None) and ``_close``; the base runs the
 reader thread, keeps the newest sample, counts errors, re-raises the reader's exception from the
 next ``get_sample``/``read_latest``, and reconnects after an unplug when ``config.reconnect``.
+
+A hand driver's ``HandSample``s carry ``keypoints`` (the hand contract, ``drivers.samples``);
+``drivers.testing.check_driver`` checks a driver against all of this (docs/adding-a-driver.md).
 """
 
 from __future__ import annotations

@@ -214,3 +214,24 @@ def test_drivers_list_shows_allowed_values_and_defaults(capsys):
     shown = capsys.readouterr().out
     assert "Literal" not in shown and "Optional" not in shown and "typing" not in shown
     assert re.search(r"--keypoint-layout +mediapipe21\|openxr26\|webxr25\|avp25 +default mediapipe21", shown)
+
+
+def test_fake_serial_device_streams_lines_takes_writes_and_unplugs():
+    import serial
+
+    with FakeSerialDevice(lambda k: f"line {k}\n".encode(), rate_hz=500) as device:
+        port = serial.Serial(device.path, 115200, timeout=1.0)
+        try:
+            first = int(port.readline().split()[1])
+            assert port.readline() == f"line {first + 1}\n".encode()  # in order, none lost while read
+            port.write(b"feedback\n")
+            deadline = time.monotonic() + 2
+            while b"feedback\n" not in device.received() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert device.received() == b"feedback\n"
+            device.unplug()
+            with pytest.raises(serial.SerialException):
+                for _ in range(1000):  # what was buffered comes out first, then the hang-up
+                    port.read(4096)
+        finally:
+            port.close()
