@@ -52,6 +52,7 @@ __all__ = [
     "EpisodeSummary",
     "recorder_alive",
     "degradation",
+    "tap_silences",
     "label_episode",
     "discard_episode",
     "restore_episode",
@@ -205,6 +206,20 @@ def recorder_alive(meta: dict[str, Any]) -> bool:
     return b"record" in cmdline or b"recorder" in cmdline or b"pytest" in cmdline
 
 
+#: A tap silent this long while recording is a silence (the recorder's ``SILENCE_S``).
+SILENCE_S = 1.0
+
+
+def tap_silences(meta: dict[str, Any]) -> list[dict[str, float]]:
+    """The episode's tap silences (``meta["silences"]``) of at least ``SILENCE_S``. A shorter entry
+    is the recorder running late, not the tap: a busy recorder notes a silence when it has not
+    handled a message for a second, though its receiving thread had them queued all along (their
+    receive times say how long the tap was really quiet)."""
+    return [x for x in meta.get("silences") or [] if isinstance(x, dict)
+            and isinstance(x.get("seconds"), int | float) and isinstance(x.get("after_s"), int | float)
+            and x["seconds"] >= SILENCE_S]
+
+
 #: Session faults (meta.json "faults") that make an episode's data suspect.
 DEGRADING_FAULTS = ("rate", "robot_lost", "robot_exited", "robot_changed", "stale_input", "device_error", "estop")
 
@@ -222,7 +237,7 @@ def degradation(meta: dict[str, Any], interrupted: bool = False) -> list[str]:
     if loop.get("held_rate_in_log") is False:
         out.append(f"commands in the log at {loop.get('commands_logged_hz', '?')} Hz of "
                    f"{loop.get('configured_hz', '?')} Hz")
-    silences = meta.get("silences") or []
+    silences = tap_silences(meta)
     if silences:
         longest = max(silences, key=lambda s: float(s.get("seconds", 0)))
         out.append(f"{_plural(len(silences), 'tap silence')}, the longest {longest.get('seconds')} s at "

@@ -266,7 +266,7 @@ def plot_timelines(spec: str | Path, out: Path, width: int = PLOT_WIDTH) -> Path
     """The episode as a PNG (module docstring). Returns ``out``."""
     import cv2
 
-    from recorder.episode import degradation
+    from recorder.episode import degradation, tap_silences
 
     ep = load_episode(spec)
     t0 = ep.start_ns
@@ -411,8 +411,7 @@ def plot_timelines(spec: str | Path, out: Path, width: int = PLOT_WIDTH) -> Path
     header += [(f"degraded: {why}", _RED) for why in degradation(m)]
     if ep.damaged:
         header.append(("damaged log: some records were lost (`teleop episodes verify`)", _RED))
-    shade = [(float(s_["after_s"]), float(s_["after_s"]) + float(s_["seconds"])) for s_ in m.get("silences") or []
-             if isinstance(s_, dict) and "after_s" in s_ and "seconds" in s_]
+    shade = [(float(x["after_s"]), float(x["after_s"]) + float(x["seconds"])) for x in tap_silences(m)]
     img = fig.render(header, shade)
     out = Path(out)
     if not cv2.imwrite(str(out), img):

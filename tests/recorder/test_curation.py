@@ -121,3 +121,31 @@ def test_live_controls_without_a_recorder_say_so_and_what_to_do(capsys):
     assert "teleop episodes label DATASET:INDEX --success" in err
     assert main(["episodes", "status", "--port-base", str(base), "--timeout", "0.2"]) == 2
     assert "no recorder answered" in capsys.readouterr().err
+
+
+def test_degradation_names_what_went_wrong_while_recording():
+    from recorder.episode import degradation
+
+    assert degradation({"status": "complete", "loop": {"loop_hz": 499.0, "held_rate": True,
+                                                       "held_rate_in_log": True}}) == []
+    reasons = degradation({
+        "status": "recovered", "rate_hz": 500.0,
+        "loop": {"loop_hz": 420.0, "held_rate": False, "commands_logged_hz": 418.0, "configured_hz": 500.0,
+                 "held_rate_in_log": False},
+        # a 28 ms entry is the recorder running late (its queue had the messages), not the tap
+        "silences": [{"after_s": 0.5, "seconds": 0.028}, {"after_s": 3.0, "seconds": 2.5}],
+        "dropped": {"bus_gaps": {"robot/state": 4}, "overload": {"tap": 2}, "video": {"head": 0, "wrist": 3}},
+        "errors": ["the session that started this recorder died without closing the episode; ..."],
+        "faults": {"rate": 1, "engage_refused": 2},
+    })
+    assert reasons == [
+        "the loop ran at 420.0 Hz, below its rate (500.0 Hz)",
+        "commands in the log at 418.0 Hz of 500.0 Hz",
+        "1 tap silence, the longest 2.5 s at 3.0 s",
+        "4 messages lost on the bus (robot/state 4)",
+        "2 messages dropped by the recorder (queue full) (tap 2)",
+        "3 video frames dropped by the encoder (wrist 3)",
+        "the recorder died while recording (recovered from its log)",
+        "the session died while recording",
+        "session faults: rate x1",
+    ]

@@ -21,7 +21,7 @@ def _has(img: np.ndarray, bgr: tuple[int, int, int], at_least: int = 50) -> bool
 def test_the_plot_shows_who_drove_silences_and_every_panel(tmp_path, capsys):
     t = make_episode(tmp_path / "ds", 0, seconds=1.0, policy=True, interventions=((0.3, 0.6),), drop_frames=(3,))
     meta = read_meta(t.path)
-    meta["silences"] = [{"after_s": 0.7, "seconds": 0.2}]
+    meta["silences"] = [{"after_s": 0.2, "seconds": 1.0}]
     meta["loop"] = {"loop_hz": 401.0, "held_rate": False, "configured_hz": 500.0}
     write_meta(t.path, meta)
     out = tmp_path / "timeline.png"
