@@ -134,16 +134,16 @@ def test_intervention_frames_are_flagged_in_the_export(tmp_path):
 
     t = pq.read_table(tmp_path / "lr/data/chunk-000/file-000.parquet").to_pydict()
     flags = np.array([bool(np.asarray(v).ravel()[0]) for v in t["intervention"]])
-    mode = np.array([int(np.asarray(v).ravel()[0]) for v in t["action_mode"]])
+    mode = np.array([int(np.asarray(v).ravel()[0]) for v in t["complementary_info.action_mode"]])
     n_int = int(flags.sum())
     assert 50 * 1.5 <= n_int <= 50 * 2.5, n_int  # about the 2 s between takeover and return
     assert np.all(mode[flags] == 1) and np.all(mode[~flags] != 1)
     # during the intervention the policy's proposal was kept next to the executed action
-    pa = np.array([np.asarray(v, dtype=float) for v in t["policy_action"]])
+    pa = np.array([np.asarray(v, dtype=float) for v in t["complementary_info.policy_action"]])
     act = np.array([np.asarray(v, dtype=float) for v in t["action"]])
     assert np.abs(pa[flags]).sum() > 0 and not np.allclose(pa[flags], act[flags])
     info = json.loads((tmp_path / "lr/meta/info.json").read_text())
-    assert "intervention" in info["features"] and "policy_action" in info["features"]
+    assert "intervention" in info["features"] and "complementary_info.policy_action" in info["features"]
 
 
 def test_a_pinch_gesture_takes_over_from_the_policy():
