@@ -35,7 +35,7 @@ import numpy as np
 
 from drivers.base import Driver
 from drivers.registry import create_driver
-from drivers.samples import HandSample, HapticFeedback, PoseSample
+from drivers.samples import HandSample, HapticFeedback, PoseSample, hand_sample_problem
 from retarget.bimanual import BimanualRetargeter
 from robots.client import RobotClient
 from robots.description import load_description
@@ -53,8 +53,9 @@ from teleop.session.tap import AUTHORS as AUTHOR_NAMES
 from teleop.session.tap import STATES, SessionTap
 from teleop.session.watch import ChildWatch, RobotWatch
 from teleop.types import SIDES
+from teleop.warmup import compile_progress
 
-__all__ = ["Session", "SessionSummary"]
+__all__ = ["Session", "SessionSummary", "open_devices"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,11 @@ class Session:
     def __init__(self, config: SessionConfig, *, status: str = "tty", keys: bool = True) -> None:
         self.config = config
         self.description = load_description(config.robot_description)
-        self.status = StatusPrinter(status)  # type: ignore[arg-type]
+        self.status = StatusPrinter(status, controls=config.controls)  # type: ignore[arg-type]
         self.use_keys = keys
         self.state = IDLE
         self.faults: dict[str, int] = {}
+        self.faults_at: dict[str, tuple[float, str]] = {}  # reason -> (monotonic s, message) of its newest
         self.fault_log: deque[str] = deque(maxlen=200)
         self.devices: dict[str, Driver] = {}
         self._stop = False
@@ -118,6 +120,7 @@ class Session:
     # -- faults and controls --------------------------------------------------------------------
     def fault(self, reason: str, message: str) -> None:
         self.faults[reason] = self.faults.get(reason, 0) + 1
+        self.faults_at[reason] = (time.monotonic(), message)
         line = f"{time.strftime('%H:%M:%S')} {reason}: {message}"
         if not self.fault_log or not self.fault_log[-1].endswith(message):
             self.fault_log.append(line)
@@ -169,27 +172,22 @@ class Session:
         stop_process(self.sim_process, 10.0)
 
     def _open_devices(self, stack: ExitStack) -> None:
-        for name, dc in self.config.devices.items():
-            options = {k: (str(Path(v).expanduser()) if isinstance(v, str) and v.startswith("~") else v)
-                       for k, v in dc.options.items()}
-            drv = create_driver(dc.driver, options)
-            if self.tap is not None:
-                drv.add_tap(functools.partial(self.tap.sample, name))
-            try:
-                drv.connect()
-            except TeleopError as exc:
-                raise TeleopError(f"device {name!r} ({dc.driver}): {exc}") from exc
-            stack.callback(drv.disconnect)
-            self.devices[name] = drv
+        self.devices.update(open_devices(self.config, stack, self.tap))
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, seconds: float | None = None) -> SessionSummary:
         cfg = self.config
         with ExitStack() as stack:
+            self.status.phase("starting the robot server" if cfg.robot.kind == "sim"
+                              else f"connecting to the robot at {cfg.rpc_endpoint()}")
+            self.status.start()  # from the start: the robot server and the kernels can take a while
+            stack.callback(self.status.stop)
             client = self.client = self._start_robot(stack)
             spec = client.spec
+            self.status.phase("compiling retargeting (first run only, up to a minute)")
             retarget = BimanualRetargeter(self.description)
-            retarget.warmup()
+            with compile_progress("the retargeting kernels", logger.info):  # silent when cached
+                retarget.warmup()
             n = retarget.n_command
             sides = self._retarget_sides = retarget.sides
             arms = (sides["left"].arm_slice.start, sides["left"].arm_slice.stop,
@@ -210,6 +208,7 @@ class Session:
             if cfg.policy.enabled:
                 from teleop.policy.client import PolicyClient
 
+                self.status.phase(f"connecting to the policy at {cfg.policy.endpoint}")
                 pc = cfg.policy
                 self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz, keys=self._keys,
                                            timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task,
@@ -217,15 +216,17 @@ class Session:
                 self.policy.start()
                 stack.callback(self.policy.stop)
             if cfg.recorder.enabled:
+                self.status.phase(f"starting the recorder ({cfg.dataset_dir()})")
                 self._start_recorder(stack, client, tap_ep, control_ep, spec)
+            self.status.phase("opening devices: " + ", ".join(cfg.devices))
             self._open_devices(stack)
             tap.set_info(self._session_info(spec), spec)  # now with the devices' channel names
             self._begin_episode()
+            if self.recorder_process is not None:
+                self.status.watch_recorder(control_ep, self._keys)  # after the first episode began
             keys = KeyReader()
             if self.use_keys and keys.start():
                 stack.callback(keys.stop)
-            self.status.start()
-            stack.callback(self.status.stop)
 
             # which device gives what
             hand_dev = {s: self.devices.get(cfg.inputs[s].hand) if cfg.inputs.get(s) and cfg.inputs[s].hand else None for s in SIDES}
@@ -249,10 +250,11 @@ class Session:
             q_next = np.zeros(n)
             captures = np.zeros(4, dtype=np.int64)
             have = np.zeros((2, 2), dtype=bool)  # [side, hand/wrist] fresh this tick
+            no_kp: list[HandSample | None] = [None, None]  # per side: fresh this tick but without keypoints
+            self._inputs_seen = (have, no_kp)  # what an engage refusal reports
             lat = np.zeros(1 << 15)
             n_lat = 0
             last_seq = -1
-            sample_age = np.zeros(4)
 
             self.command = q_cmd  # the command of the current tick (read-only for hooks)
             first = client.get_state(2.0)
@@ -303,6 +305,7 @@ class Session:
                             self._on_source(f"{name}:{ev.button}", ev.pressed, controls)
                     # -- inputs (newest sample of each; stale ones do not count)
                     have[:] = False
+                    no_kp[0] = no_kp[1] = None
                     for i, side in enumerate(SIDES):
                         for role, dev in ((0, hand_dev[side]), (1, wrist_dev[side])):
                             if dev is None:
@@ -320,10 +323,11 @@ class Session:
                                 wpos[i] = s.position_m
                                 wquat[i] = s.quat_wxyz
                             else:
+                                if role == 0 and isinstance(s, HandSample):
+                                    no_kp[i] = s  # it arrives, but cannot drive the hand
                                 continue
                             have[i, role] = True
                             captures[2 * i + role] = s.capture_ns
-                            sample_age[2 * i + role] = (now_ns - s.capture_ns) / 1e6
                     if gestures.names:
                         for source, pressed in gestures.update(kp, have[:, 0]):
                             self._on_source(source, pressed, controls)
@@ -344,7 +348,8 @@ class Session:
                             self.fault("estop", "the robot reports an e-stop (bus or another client)")
                         if st.cmd_seq != last_seq and st.cmd_applied_ns and len(st.cmd_source_capture_ns):
                             last_seq = st.cmd_seq
-                            oldest = int(st.cmd_source_capture_ns.min())
+                            # the oldest sample the command came from; slots of absent inputs are 0
+                            oldest = min((c for c in st.cmd_source_capture_ns.tolist() if c > 0), default=0)
                             if oldest > 0:
                                 lat[n_lat % len(lat)] = (st.cmd_applied_ns - client.offset.offset_ns - oldest) / 1e6
                                 n_lat += 1
@@ -426,7 +431,7 @@ class Session:
                                 dev.send_feedback(HapticFeedback(force=levels[i].copy()))
                     # -- status
                     if tick % status_every == 0:
-                        self._publish_status(timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys.active)
+                        self._publish_status(timer, lat, n_lat, state_msg, captures, hand_dev, wrist_dev, keys.active)
                     if self.on_tick is not None:
                         self.on_tick(self, tick)
                     tick += 1
@@ -443,7 +448,7 @@ class Session:
             summary = timer.summary()
             elapsed = time.monotonic() - t_start
             lat_ms = percentiles(lat[: min(n_lat, len(lat))])
-            self._publish_status(timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys.active)
+            self._publish_status(timer, lat, n_lat, state_msg, captures, hand_dev, wrist_dev, keys.active)
             result = SessionSummary(
                 seconds=round(elapsed, 3), rate_hz=cfg.rate_hz, loop_hz=summary.achieved_hz, ticks=summary.ticks,
                 deadline_misses=summary.deadline_misses, jitter_ms=summary.jitter_ms, latency_ms=lat_ms,
@@ -459,6 +464,7 @@ class Session:
             tap.event("summary", "", loop_hz=float(summary.achieved_hz), held_rate=bool(result.held_rate),
                       deadline_misses=int(summary.deadline_misses), jitter_ms_p99=float(summary.jitter_ms.get("p99", 0.0)))
             if self.recorder_process is not None:
+                self.status.phase("stopping the recorder (closing the episode, finishing its videos)", "stopping")
                 time.sleep(0.05)  # let the tap hand over the last ticks before the episode closes
                 self._stop_recorder()
             result.extra["episodes"] = list(self.episodes)
@@ -714,7 +720,7 @@ class Session:
             elif needed_ok and not self._recentre_pending:
                 self.state = RAMPING  # toward the operator's pose under the mapping set at the policy start
             else:
-                self.fault("engage_refused", "an input has no fresh sample: check the devices (`teleop drivers echo`)")
+                self.fault("engage_refused", self._inputs_not_ready())
             if self.state == RAMPING:
                 self.intervening = True
                 self.interventions.append({"takeover_s": t})
@@ -745,7 +751,7 @@ class Session:
         if self.state in (RAMPING, ENGAGED):
             return
         if not needed_ok:
-            self.fault("engage_refused", "an input has no fresh sample: check the devices (`teleop drivers echo`)")
+            self.fault("engage_refused", self._inputs_not_ready())
             return
         measured = state_msg.q
         self._recentre(retarget, state_msg, wpos, wquat)
@@ -761,6 +767,26 @@ class Session:
                 retarget.disengage(side)
             return
         self.state = RAMPING
+
+    def _inputs_not_ready(self) -> str:
+        """Why the inputs cannot engage, per input: a hand whose samples arrive without keypoints
+        (the driver breaks the hand contract), or an input with no fresh sample."""
+        have, no_kp = self._inputs_seen
+        why = []
+        for i, side in enumerate(SIDES):
+            inp = self.config.inputs.get(side)
+            for role, dev in enumerate((inp.hand, inp.wrist) if inp else ()):
+                if dev is None or have[i, role]:
+                    continue
+                what = f"{side} {'hand' if role == 0 else 'wrist'}"
+                driver = self.config.devices[dev].driver if dev in self.config.devices else dev
+                if role == 0 and no_kp[i] is not None:
+                    why.append(f"{what}: samples arrive but {hand_sample_problem(no_kp[i], driver)}: see "
+                               "docs/adding-a-driver.md (a hand driver fills HandSample.keypoints)")
+                else:
+                    why.append(f"{what}: no fresh sample from device {dev!r} ({driver}): check it with "
+                               f"`teleop drivers echo {driver}`")
+        return "; ".join(why) or "an input has no fresh sample: check the devices (`teleop drivers echo`)"
 
     def _recentre(self, retarget, state_msg, wpos, wquat) -> None:
         """Re-centre the wrist mapping on where the robot is now (the clutch)."""
@@ -779,29 +805,66 @@ class Session:
             if inp is None or inp.wrist is None:
                 q_target[sl.arm_slice] = q_hold[sl.arm_slice]
 
-    def _publish_status(self, timer, lat, n_lat, state_msg, sample_age, hand_dev, wrist_dev, keys_active) -> None:
+    def _publish_status(self, timer, lat, n_lat, state_msg, captures, hand_dev, wrist_dev, keys_active) -> None:
         rate, misses, jitter_p99 = timer.recent()
         recent_lat = lat[max(0, min(n_lat, len(lat)) - 500): min(n_lat, len(lat))]
+        now_ns = time.monotonic_ns()
+        stale_ms = self.config.safety.stale_timeout_s * 1e3
         inputs = {}
         for i, side in enumerate(SIDES):
             for role, dev in (("hand", hand_dev[side]), ("wrist", wrist_dev[side])):
                 if dev is not None:
                     h = dev.health()
-                    inputs[f"{side}_{role}"] = {"hz": h.rate_hz, "age_ms": float(sample_age[2 * i + (role == "wrist")])}
+                    got = int(captures[2 * i + (role == "wrist")])  # the newest fresh sample's capture time
+                    age = (now_ns - got) / 1e6 if got else math.inf
+                    inputs[f"{side}_{role}"] = {"device": getattr(self.config.inputs[side], role), "hz": h.rate_hz,
+                                                "age_ms": round(age, 1), "fresh": age <= stale_ms}
+        pol = self.policy
         self.status.publish({
             "state": self.state,
             "loop_hz": round(rate, 1),
+            "rate_hz": float(self.config.rate_hz),
             "ticks": timer.ticks,
             "deadline_misses": misses,
             "jitter_ms_p99": round(jitter_p99, 3),
             "latency_ms": percentiles(recent_lat),
             "robot_mode": getattr(state_msg, "mode", "?"),
             "inputs": inputs,
+            "policy": None if pol is None else {"intervening": self.intervening, "late": pol.late,
+                                                "errors": pol.errors},
             "faults": dict(self.faults),
+            "faults_at": dict(self.faults_at),
             "fault_count": sum(v for k, v in self.faults.items() if k not in ("clamped", "rate_limited")),
             "last_fault": self.fault_log[-1] if self.fault_log else None,
-            "keys": keys_active,
+            "keys_live": keys_active,
         })
+
+
+def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None = None) -> dict[str, Driver]:
+    """Open every device of ``config`` (``stack`` closes them). Every device that fails is tried
+    anyway, and one error names them all, each with its message: an operator with two gloves
+    unplugged learns it in one go. ``teleop run`` calls this once before the robot server starts."""
+    opened: dict[str, Driver] = {}
+    failed: list[str] = []
+    for name, dc in config.devices.items():
+        options = {k: (str(Path(v).expanduser()) if isinstance(v, str) and v.startswith("~") else v)
+                   for k, v in dc.options.items()}
+        try:
+            drv = create_driver(dc.driver, options)
+            if tap is not None:
+                drv.add_tap(functools.partial(tap.sample, name))
+            drv.connect()
+        except TeleopError as exc:
+            failed.append(f"device {name!r} ({dc.driver}): " + str(exc).replace("\n", "\n    "))
+            continue
+        stack.callback(drv.disconnect)
+        opened[name] = drv
+    if len(failed) == 1:
+        raise TeleopError(failed[0])
+    if failed:
+        raise TeleopError(f"{len(failed)} of {len(config.devices)} devices could not be opened:\n  "
+                          + "\n  ".join(failed))
+    return opened
 
 
 def _held_pose(state, spec) -> np.ndarray:
