@@ -317,8 +317,9 @@ class Session:
                             except TeleopError as exc:
                                 self.fault("device_error", f"{side} {'hand' if role == 0 else 'wrist'}: {exc}")
                                 continue
-                            if role == 0 and isinstance(s, HandSample) and s.keypoints is not None:
-                                kp[i] = s.keypoints
+                            kps = s.keypoints if role == 0 and isinstance(s, HandSample) else None
+                            if getattr(kps, "shape", None) == (21, 3):  # anything else: refused, named at engage
+                                kp[i] = kps
                             elif role == 1 and isinstance(s, PoseSample):
                                 wpos[i] = s.position_m
                                 wquat[i] = s.quat_wxyz
