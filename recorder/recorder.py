@@ -259,8 +259,10 @@ class Recorder:
         self._last_session_ns = recv_ns
 
     def _note_silence(self, meta: dict[str, Any], until_ns: int) -> None:
-        """Into ``silences``: the tap silence under way (if any), from its start to ``until_ns``."""
-        if self._silent_since_ns:
+        """Into ``silences``: the tap silence under way (if any), from its start to ``until_ns``.
+        Judged on receive times: a recorder behind on its queue suspects a silence that its queue
+        already disproves (the next message arrived right after the last one handled)."""
+        if self._silent_since_ns and until_ns - self._silent_since_ns >= SILENCE_S * 1e9:
             meta.setdefault("silences", []).append({
                 "after_s": round((self._silent_since_ns - meta["start_ns"]) / 1e9, 3),
                 "seconds": round((until_ns - self._silent_since_ns) / 1e9, 3)})
