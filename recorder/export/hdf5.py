@@ -1,4 +1,4 @@
-"""``teleop export --format hdf5``: one robomimic-style HDF5 file (/work/shared/DATASETS.md section 3).
+"""``teleop export --format hdf5``: one robomimic-style HDF5 file (the layout robomimic reads).
 
 ::
 

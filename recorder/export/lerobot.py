@@ -1,7 +1,7 @@
 """``teleop export --format lerobot``: a LeRobot dataset v3.0 from recorded episodes.
 
 Written with pyarrow, pandas, json and PyAV only (no lerobot install needed), following
-/work/shared/DATASETS.md section 1::
+the LeRobot dataset v3.0 layout::
 
     OUT/meta/info.json                          codebase_version v3.0, fps (int), features
     OUT/meta/stats.json                         every feature, merged from per-episode stats
