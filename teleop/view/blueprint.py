@@ -26,7 +26,7 @@ def build_blueprint(groups: Iterable[str], cameras: Iterable[str], tactile: Iter
     robot = rrb.Spatial3DView(
         origin="world", name="robot: measured (grey), commanded (orange), operator hands, forces",
         # from the front left, above the table: both hands, the objects and the robot's face
-        eye_controls=rrb.EyeControls3D(position=[1.45, -1.05, 1.55], look_target=[0.35, 0.0, 0.95],
+        eye_controls=rrb.EyeControls3D(position=[1.2, -0.8, 1.45], look_target=[0.4, 0.0, 1.0],
                                        eye_up=[0.0, 0.0, 1.0]),
     )
     # no legends: 16 joint names would cover a hand's plot; hovering a line names it
@@ -43,11 +43,12 @@ def build_blueprint(groups: Iterable[str], cameras: Iterable[str], tactile: Iter
         ),
         rrb.StateTimelineView(origin="states", name="session and robot state"),
         rrb.TextLogView(origin="log", name="events and faults"),
-        row_shares=[4, 2, 1, 2],
+        row_shares=[4, 2, 1.5, 1.5],
     )
     return rrb.Blueprint(
         rrb.Horizontal(rrb.Vertical(robot, lower, row_shares=[3, 2]), right, column_shares=[3, 2]),
         rrb.BlueprintPanel(state="collapsed"),
         rrb.SelectionPanel(state="collapsed"),
-        rrb.TimePanel(play_state="following"),  # the newest data, live; the end of a recording
+        # the newest data, live; the end of a recording. Compact: a time bar without the stream list
+        rrb.TimePanel(play_state="following", state="collapsed"),
     )

@@ -18,7 +18,7 @@ from typing import Any
 from teleop.bus.endpoints import DEFAULT_PORT_BASE, session_endpoints
 from teleop.cli_types import port_base, seconds
 from teleop.errors import TeleopError
-from teleop.view.sink import ViewTarget, open_sink, parse_target
+from teleop.view.sink import ViewTarget, open_sink, parse_target, require_rerun
 
 __all__ = ["add_parsers", "cmd_view"]
 
@@ -63,6 +63,7 @@ def _target(args: argparse.Namespace) -> ViewTarget:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
+    require_rerun()
     import rerun as rr
 
     from teleop.view.rerun_log import ViewLogger
@@ -125,12 +126,16 @@ def _live(args: argparse.Namespace, view: Any, sink: Any, ready: Path | None) ->
         _write(ready, {"url": sink.url, "target": str(sink.target)})
     else:
         _say(f"attached to {tap}: view in {sink.url}; Ctrl-C stops")
+    wall, cpu = time.monotonic(), time.process_time()
     stats = live.run(seconds=args.seconds)
+    wall = time.monotonic() - wall
+    stats["cpu_percent"] = round(100 * (time.process_time() - cpu) / max(wall, 1e-3), 1)  # of one core, all threads
     if ready is not None:
         _write(ready, {"url": sink.url, "target": str(sink.target), "stats": stats})
     else:
         _say(f"stopped: logged {sum(stats['logged'].values())} samples, thinned {sum(stats['thinned'].values())}, "
-             f"skipped {sum(stats['skipped'].values())} (never taken), {stats['late_cycles']} late cycles")
+             f"skipped {sum(stats['skipped'].values())} (never taken), {stats['late_cycles']} late cycles, "
+             f"{stats['cpu_percent']}% of a core")
     return 0
 
 

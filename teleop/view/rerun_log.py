@@ -11,7 +11,7 @@ Entities (the blueprint in ``blueprint.py`` shows them):
 * ``joints/<group>/commanded`` and ``joints/<group>/measured``: scalars, one series per joint
   (the command the session sent after safety; the robot's measured position);
 * ``world/robot/measured``, ``world/robot/commanded``: the robot's stick figure at both;
-  ``world/robot/fingertips`` (red with contact), ``world/robot/forces`` (arrows, 2 cm per N);
+  ``world/robot/fingertips`` (red with contact), ``world/robot/forces`` (arrows, 5 mm per N);
 * ``world/objects/<body>``: each free body's pose (its shapes under it), ``world/static``;
 * ``world/operator/<side>``: the operator's hand keypoints on the robot's measured wrist frame
   (the wrist frame of both is the same convention, docs/hand-keypoints.md);
@@ -56,7 +56,7 @@ TIMELINE = "session_time"
 #: MediaPipe hand topology (docs/hand-keypoints.md): one strip per finger from the wrist.
 HAND_BONES = [[0, 1, 2, 3, 4], [0, 5, 6, 7, 8], [0, 9, 10, 11, 12], [0, 13, 14, 15, 16], [0, 17, 18, 19, 20],
               [5, 9, 13, 17]]
-FORCE_M_PER_N = 0.02  # arrow length per newton of fingertip force
+FORCE_M_PER_N = 0.005  # arrow length per newton of fingertip force
 CONTACT_N = 0.05  # below this a fingertip shows no contact
 _JPEG_QUALITY = 85
 _GREY = (150, 155, 165, 255)

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from teleop.bus.endpoints import ports_free
 from teleop.errors import TeleopError
 
-__all__ = ["ViewTarget", "parse_target", "check_target", "Sink", "open_sink", "rerun_executable"]
+__all__ = ["ViewTarget", "parse_target", "check_target", "require_rerun", "Sink", "open_sink", "rerun_executable"]
 
 #: rerun's own default ports (viewer/gRPC, web page); the next free ones are taken when busy.
 GRPC_PORT, WEB_PORT = 9876, 9090
@@ -78,15 +78,25 @@ def rerun_executable() -> Path:
                       "depends on rerun-sdk, which ships it")
 
 
+def require_rerun() -> None:
+    try:
+        import rerun  # noqa: F401
+    except ImportError:
+        raise TeleopError("the view needs rerun-sdk, which is not installed: pip install 'teleop[view]' (`make "
+                          "install` does)") from None
+
+
 def check_target(target: ViewTarget) -> None:
-    """Refuse what cannot work before anything starts: a viewer window without a display, an
-    .rrd file in a folder that cannot be written."""
+    """Refuse what cannot work before anything starts: no rerun, a viewer window without a
+    display, an .rrd file in a folder that cannot be written."""
+    require_rerun()
     if target.kind == "spawn":
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             raise TeleopError(
-                "--rerun spawn opens a viewer window, but there is no display here (DISPLAY and WAYLAND_DISPLAY "
-                "are unset, e.g. over SSH): use --rerun web (open the printed URL in a browser; through an SSH "
-                "tunnel from another machine) or --rerun FILE.rrd (open it later with `rerun FILE.rrd`)")
+                "spawn opens a viewer window, but there is no display here (DISPLAY and WAYLAND_DISPLAY are unset, "
+                "e.g. over SSH): use the web viewer instead (--rerun web, or teleop view --web: open the printed URL "
+                "in a browser, through an SSH tunnel from another machine) or save a file (--rerun FILE.rrd, or "
+                "teleop view --save FILE.rrd) and open it later with `rerun FILE.rrd`")
         rerun_executable()
     elif target.kind == "web":
         rerun_executable()
