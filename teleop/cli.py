@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 import teleop  # noqa: F401  (render backend default before mujoco loads)
@@ -14,6 +15,7 @@ from teleop.bus.endpoints import DEFAULT_HOST, DEFAULT_PORT_BASE, RobotEndpoints
 from teleop.cli_types import finite_float, int_in, port_base, seconds
 from teleop.errors import TeleopError
 from teleop.lifeline import follow_parent
+from teleop.view.sink import parse_target as parse_view_target
 
 __all__ = ["main", "build_parser"]
 
@@ -128,6 +130,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_warmup(args: argparse.Namespace) -> int:  # noqa: ARG001
+    from teleop.warmup import warm_all
+
+    took = warm_all()
+    print("kernels compiled and cached: " + ", ".join(f"{name} {s:.1f} s" for name, s in took.items()))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "bus":
         from teleop.bench.bus import run
@@ -230,7 +240,7 @@ def cmd_drivers_list(args: argparse.Namespace) -> int:
         except TeleopError as exc:
             desc, opts = f"(cannot load: {exc})", []
         rows.append({"name": name, "entry_point": ep.value, "description": desc,
-                     "options": [{"name": o, "type": t, "default": d} for o, t, d in opts]})
+                     "options": [{"name": o, "type": t, "default": d, "help": h} for o, t, d, h in opts]})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -239,7 +249,8 @@ def cmd_drivers_list(args: argparse.Namespace) -> int:
         if args.verbose:
             print(f"{'':14} {r['entry_point']}")
             for o in r["options"]:
-                print(f"{'':16} --{o['name']:<24} {o['type']:<28} default {o['default']}")
+                default = "required" if o["default"] == "required" else f"default {o['default']}"
+                print(f"{'':16} --{o['name']:<24} {o['type']:<34} {default}" + (f"  {o['help']}" if o["help"] else ""))
     return 0
 
 
@@ -247,13 +258,14 @@ def cmd_drivers_echo(args: argparse.Namespace, extra: list[str]) -> int:
     import time as _time
 
     from drivers.registry import create_driver
-    from drivers.samples import sample_to_json
+    from drivers.samples import HandSample, hand_sample_problem, sample_to_json
     from teleop.errors import DeviceTimeoutError
 
     drv = create_driver(args.name, _parse_driver_options(extra))
     spec = drv.sample_spec
     last_print = 0.0
     printed = 0
+    hand_checked = False  # the first hand sample is checked against the hand contract, once
     drv.connect()
     stop = _time.monotonic() + args.seconds if args.seconds else None
     try:
@@ -263,6 +275,11 @@ def cmd_drivers_echo(args: argparse.Namespace, extra: list[str]) -> int:
             except DeviceTimeoutError as exc:
                 print(f"teleop: waiting: {exc}", file=sys.stderr)
                 continue
+            if isinstance(sample, HandSample) and not hand_checked:
+                hand_checked = True
+                if problem := hand_sample_problem(sample, args.name):
+                    print(f"teleop: warning: hand samples {problem}: a session cannot drive a hand with them; "
+                          "a hand driver fills HandSample.keypoints (docs/adding-a-driver.md)", file=sys.stderr)
             obj = sample_to_json(sample, spec.channel_names)
             if args.json:
                 print(json.dumps(obj, separators=(",", ":")), flush=True)
@@ -369,6 +386,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         config = apply_profile(config, load_profile(operator))
         logger.info("operator profile %r applied", operator)
+    config = _prepare_run(config, args)
     status = "quiet" if args.quiet else "json" if args.json_status else "tty"
     session = Session(config, status=status, keys=not args.no_keys)
 
@@ -376,31 +394,183 @@ def cmd_run(args: argparse.Namespace) -> int:
         session.stop()
 
     signal.signal(signal.SIGTERM, _stop)
-    summary = session.run(seconds=args.seconds)
+    view = _start_view(args.rerun, config)
+    try:
+        summary = session.run(seconds=args.seconds)
+    finally:
+        _stop_view(view)
     out = summary.as_dict()
     extra = out.pop("extra", None) or {}
     for key in ("episodes", "policy", "interventions", "tap_dropped", "stop_reason", "robot_max_gap_ms"):
         if key in extra:
             out[key] = extra[key]
-    print(json.dumps(out, indent=2, default=str) if args.json else _format_session(out))
+    print(json.dumps(_no_nan(out), indent=2, default=str) if args.json else _format_session(out))
     return 1 if out.get("stop_reason") else 0
+
+
+def _start_view(target, config, port_base: int | None = None):
+    """``--rerun``: the live view in its own process (teleop/view/child.py), before the session starts."""
+    if target is None:
+        return None
+    from teleop.view.child import start_view
+
+    view = start_view(target, config, port_base)
+    print(f"teleop: rerun view: {view.url}", file=sys.stderr, flush=True)
+    return view
+
+
+def _stop_view(view) -> None:
+    if view is None:
+        return
+    stats = view.stop()
+    path = view.target.path
+    where = f"saved {path} ({path.stat().st_size / 1e6:.1f} MB; `rerun {path}`)" if path and path.is_file() \
+        else view.url
+    status = "" if stats.get("exit_code") == 0 else f"; it exited with code {stats['exit_code']}, log {stats['log']}"
+    if "logged" in stats:  # what it drew, and whether it kept up (docs/viewing.md, "Cost")
+        status += (f"; drew {sum(stats['logged'].values())} samples, {stats['late_cycles']} late cycles, "
+                   f"{stats['cpu_percent']}% of a core")
+    print(f"teleop: rerun view: {where}{status}", file=sys.stderr, flush=True)
+
+
+def _split_sim_args(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    import shlex
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise TeleopError(f"--sim-args {text!r}: {exc}; write them as one quoted string, e.g. "
+                          "--sim-args='--cameras none --fast'") from None
+
+
+#: ``teleop sim`` options a session sets itself for the robot server it starts, and where to set them.
+_SESSION_SIM_OPTIONS = {
+    "--port-base": "use `teleop run --port-base N` (it moves the session's other ports too)",
+    "--host": "the session's own robot server binds loopback",
+    "--endpoint": "the session's own robot server binds loopback at its port base (`teleop run --port-base`)",
+    "--config": "set [session] robot_description",
+    "--instance-id": "the session gives its server an instance id of its own",
+}
+
+
+class _SimOptionsParser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise TeleopError(f"robot server options: {message} (`teleop sim --help` lists them)")
+
+
+def _check_sim_args(sim_args: tuple[str, ...]) -> None:
+    """The options a session gives its robot server, checked here rather than by a child that
+    dies with a usage error after the devices are open."""
+    for arg in sim_args:
+        name = arg.partition("=")[0]
+        if name in _SESSION_SIM_OPTIONS:
+            raise TeleopError(f"robot server option {name} is the session's own: {_SESSION_SIM_OPTIONS[name]}")
+    parser = _SimOptionsParser(prog="teleop sim", add_help=False, allow_abbrev=False)
+    _add_sim_options(parser)
+    parser.parse_args(list(sim_args))
+
+
+def _prepare_run(config, args: argparse.Namespace):
+    """What ``teleop run`` settles before it starts anything: this run's ports and robot server
+    options, every port the session will bind free, and every device there (each opened once and
+    closed again: a missing glove is reported, with every other missing device, before a robot
+    server or its viewer starts)."""
+    from contextlib import ExitStack
+
+    from teleop.doctor import check_session_ports
+    from teleop.session.config import bound_endpoints, with_port_base, with_sim_args
+    from teleop.session.session import open_devices
+
+    if args.port_base is not None:
+        config = with_port_base(config, args.port_base)
+    viewer = True if args.viewer else False if args.headless else None
+    config = with_sim_args(config, _split_sim_args(args.sim_args), viewer=viewer)
+    if config.robot.kind == "sim":
+        _check_sim_args(config.robot.sim_args)
+    check_session_ports(config)
+    endpoints = bound_endpoints(config)
+    if config.robot.kind != "sim":
+        endpoints = {"robot rpc (bridge)": config.rpc_endpoint(), **endpoints}
+    if config.policy.enabled:
+        endpoints["policy server"] = config.policy.endpoint
+    logger.info("session endpoints: %s", ", ".join(f"{name} {url}" for name, url in endpoints.items()))
+    with ExitStack() as stack:
+        open_devices(config, stack)
+    return config
+
+
+def _no_nan(value):
+    """JSON has no NaN: an empty statistic (no latency sample) is null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+#: What each fault a session counts means (the full table: docs/sessions.md).
+FAULT_MEANINGS = {
+    "stale_input": "a device stopped delivering fresh samples; the robot held until engaged again",
+    "engage_refused": "an engage was refused (no fresh input, e-stopped, robot lost, or too far from its pose)",
+    "estop": "e-stop: the robot server held until released",
+    "hands_too_close": "the wrists would have come too close (safety.min_hand_distance_m); the arms held",
+    "device_error": "a device reported an error while being read",
+    "rate": "the loop ran below its configured rate",
+    "policy_no_action": "ticks without a usable policy action (late or missing); the robot held",
+    "intervene_refused": "an intervention was asked for, but the session has no policy",
+    "recorder": "the recorder did not stop cleanly",
+    "recorder_exited": "the recorder exited; nothing was recorded from then on",
+    "robot_lost": "no robot state for safety.robot_timeout_s; the session held (lost)",
+    "robot_back": "the robot server spoke again after a silence",
+    "robot_changed": "another robot server instance answered; the session held",
+    "robot_exited": "the robot server the session started exited",
+}
+
+#: Counters of the safety filter doing its job (ticks a command was held to a limit): not faults.
+LIMITS_APPLIED = {
+    "clamped": "joint position limits",
+    "rate_limited": "joint velocity limits",
+}
+
+
+def _ms(value) -> str:
+    return "n/a" if value is None or value != value else f"{value} ms"
 
 
 def _format_session(s: dict) -> str:
     lat, jit = s["latency_ms"], s["jitter_ms"]
+    if lat.get("p50") is None or lat["p50"] != lat["p50"]:  # NaN: no command carried capture times
+        latency = "  latency n/a (no input with capture times)"
+    else:
+        latency = f"  latency (device capture -> command applied) p50 {lat['p50']} ms, p99 {lat['p99']} ms, " \
+                  f"max {lat['max']} ms"
+    faults = {k: v for k, v in s["faults"].items() if k not in LIMITS_APPLIED}
+    limits = {k: v for k, v in s["faults"].items() if k in LIMITS_APPLIED}
     lines = [
         f"session: {s['seconds']} s, loop {s['loop_hz']} Hz of {s['rate_hz']:.0f} Hz"
         + ("" if s["held_rate"] else "  (BELOW the configured rate)"),
-        f"  deadline misses {s['deadline_misses']}, jitter p99 {jit['p99']} ms",
-        f"  latency (device capture -> command applied) p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms",
+        f"  deadline misses {s['deadline_misses']}, jitter p99 {_ms(jit.get('p99'))}",
+        latency,
         f"  commands {s['commands']}, engaged {s['engaged_s']} s, final state {s['final_state']}",
-        f"  faults {s['faults'] or 'none'}",
+        "  faults: " + ("none" if not faults else f"{sum(faults.values())}"),
     ]
-    lines += [f"    {line}" for line in s["fault_log"][-10:]]
+    width = max((len(k) for k in faults), default=0)
+    lines += [f"    {name:<{width}} {count:>6}  {FAULT_MEANINGS.get(name, '')}".rstrip()
+              for name, count in sorted(faults.items(), key=lambda kv: -kv[1])]
+    if limits:
+        lines.append("  limits applied (not faults): " + ", ".join(f"{name} {count} ticks ({LIMITS_APPLIED[name]})"
+                                                                  for name, count in limits.items()))
+    if s["fault_log"]:
+        lines.append("  last faults:")
+        lines += [f"    {line}" for line in s["fault_log"][-10:]]
     if s.get("policy"):
         p = s["policy"]
         lines.append(f"  policy: {p.get('answers', 0)} answers, {p.get('late', 0)} late, latency p50 "
-                     f"{p.get('latency_ms', {}).get('p50')} ms; {len(s.get('interventions', []))} takeovers")
+                     f"{_ms(p.get('latency_ms', {}).get('p50'))}; {len(s.get('interventions', []))} takeovers")
     for ep in s.get("episodes", []):
         lines.append(f"  episode recorded: {ep}")
     if s.get("stop_reason"):
@@ -411,28 +581,63 @@ def _format_session(s: dict) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from teleop.demo import format_summary, run_demo
 
-    summary = run_demo(port_base=args.port_base, session=args.session, status="quiet" if args.json else "auto")
+    port_base, view = args.port_base, None
+    if args.rerun is not None:  # the view needs the ports before the demo would pick them
+        from teleop.bus.endpoints import free_port_base
+        from teleop.session.config import BUNDLED_SESSIONS_DIR, load_session
+
+        if port_base is None:
+            port_base = free_port_base(DEFAULT_PORT_BASE)
+            if port_base != DEFAULT_PORT_BASE:
+                print(f"teleop demo: ports {DEFAULT_PORT_BASE}.. are in use (another session?); using {port_base}..",
+                      file=sys.stderr, flush=True)
+        name = args.session or ("sim_demo" if (BUNDLED_SESSIONS_DIR / "sim_demo.toml").is_file() else "sim_synthetic")
+        view = _start_view(args.rerun, load_session(name), port_base)
+    try:
+        summary = run_demo(port_base=port_base, session=args.session, status="quiet" if args.json else "auto")
+    finally:
+        _stop_view(view)
     print(json.dumps(summary, indent=2, default=str) if args.json else format_summary(summary))
-    return 0
+    return 0 if summary["ok"] else 1
 
 
 #: ``teleop bench intervention`` runs a session and a policy server from port base + 100, the policy
 #: at + 20 of that: the highest port a benchmark uses.
 _BENCH_PORTS = 120
+#: ``teleop run --port-base``: the policy endpoint moves to port base + 20 (teleop/session/config.py).
+_RUN_PORTS = 20
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="teleop",
-        description="Real-time bimanual teleoperation runtime for dexterous humanoid robots.",
-        epilog=describe_defaults() + "\n\nDocs: docs/ (operator guide, robot bridge contract, bus).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+def _run_keys_epilog() -> str:
+    """The key bindings, from the defaults of [controls] (teleop/session/config.py); ``q`` is the
+    session's own (teleop/session/session.py)."""
+    from teleop.session.config import ControlsConfig
 
-    p = sub.add_parser("sim", help="run the MuJoCo robot server (bundled humanoid by default)",
-                       epilog=describe_defaults(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    c = ControlsConfig()
+    rows = [
+        (c.engage, "engage / disengage (engage_mode \"hold\": while held); with a policy: hand it the robot"),
+        (c.estop, "e-stop: the robot server holds, commands stop"),
+        (c.release, "release the e-stop (then engage again)"),
+        (("key:q",), "quit (Ctrl-C too); the robot is left holding"),
+        (c.episode_start, "episode: start one (recorder.start \"auto\" starts one with the session)"),
+        (c.episode_stop, "episode: stop and keep it"),
+        (c.episode_success, "episode: mark success (the open episode, else the last one)"),
+        (c.episode_failure, "episode: mark failure"),
+        (c.episode_discard, "episode: stop and discard it"),
+        (c.intervene, "intervention: take over from the policy / hand back (intervene_mode \"hold\": while held)"),
+    ]
+    lines = ["keys, when a terminal is attached (the defaults of a session's [controls]; a session may bind",
+             "other keys, device buttons such as pedal:clutch, or gestures; episode keys need [recorder],",
+             "intervention keys [policy]):"]
+    for sources, meaning in rows:
+        keys = " / ".join(src.partition(":")[2] for src in sources if src.startswith("key:"))
+        lines.append(f"  {keys:<7} {meaning}")
+    lines.append("\nPorts: teleop doctor lists the default ones and who holds them.")
+    return "\n".join(lines)
+
+
+def _add_sim_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``teleop sim`` (also what ``teleop run`` checks a session's sim options against)."""
     p.add_argument("--config", help="robot description TOML (default: robots/dexhumanoid/dexhumanoid.toml)")
     p.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default %(default)s; others need --keys)")
     p.add_argument("--port-base", type=port_base(3), default=DEFAULT_PORT_BASE,
@@ -456,6 +661,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=seconds, help="stop after this many simulated seconds (> 0)")
     p.add_argument("--instance-id", help="this run's instance id (in the spec and every state; default: random); "
                    "a session starting its own server sets it, to drive no other")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teleop",
+        description="Real-time bimanual teleoperation runtime for dexterous humanoid robots.",
+        epilog=describe_defaults() + "\n\nDocs: docs/ (operator guide, robot bridge contract, bus).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("sim", help="run the MuJoCo robot server (bundled humanoid by default)",
+                       epilog=describe_defaults(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_sim_options(p)
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("robot", help="robot tools")
@@ -477,10 +697,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_keys_generate)
 
     p = sub.add_parser("doctor", help="check this machine: versions, rendering, devices, ports")
-    p.add_argument("--port-base", type=port_base(3), default=DEFAULT_PORT_BASE,
-                   help="check the four ports from here, 1024..65532 (default %(default)s)")
+    p.add_argument("--port-base", type=port_base(_RUN_PORTS), default=DEFAULT_PORT_BASE,
+                   help="check the runtime's ports moved to this base, as `teleop run --port-base` moves them, "
+                   f"1024..{65535 - _RUN_PORTS} (default %(default)s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("warmup", help="compile every numba kernel now (`make install` does), not in the first session")
+    p.set_defaults(func=cmd_warmup)
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
     p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention",
@@ -543,9 +767,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_drivers_echo, takes_extra=True)
 
     p = sub.add_parser("run", help="run a teleop session: devices -> retargeting -> robot",
-                       description="teleop run SESSION: a session config file (TOML) or the name of a bundled one "
-                       "(teleop/sessions/: sim_synthetic, sim_opengloves_spacemouse, bridge_gloves_gelsight). "
-                       "Keys when a terminal is attached: space engage/disengage, e e-stop, r release, q quit.")
+                       description=textwrap.fill(
+                           "teleop run SESSION: a session config file (TOML) or the name of a bundled one "
+                           "(teleop/sessions/: sim_synthetic, sim_opengloves_spacemouse, bridge_gloves_gelsight). "
+                           "Before it starts anything it checks that every port it will bind is free and opens "
+                           "every device once (all missing ones are reported together).", 90),
+                       epilog=_run_keys_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("session", nargs="?", default="sim_synthetic")
     p.add_argument("--operator", help="operator profile to load (`teleop operators list`); default: the session's "
                    "[session] operator, if set")
@@ -554,6 +781,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json-status", action="store_true", help="live status as one JSON object per line (stdout)")
     p.add_argument("--no-keys", action="store_true", help="do not read keys from the terminal")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    p.add_argument("--port-base", type=port_base(_RUN_PORTS), default=None,
+                   help="move every port of the session: its robot server base..+3, tap +4, recorder control +5, "
+                   f"and the network input and policy endpoints (+10, +20 by default); 1024..{65535 - _RUN_PORTS} "
+                   "(default: the session's [robot] port_base, 7610)")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--viewer", action="store_true",
+                      help="open the MuJoCo viewer of the robot server the session starts (needs a display)")
+    view.add_argument("--headless", action="store_true",
+                      help="no viewer for the robot server the session starts, whatever its [robot] sim_args say")
+    p.add_argument("--sim-args", metavar="'OPTIONS'",
+                   help="options for the robot server the session starts, instead of its [robot] sim_args "
+                   "(`teleop sim --help`), as one string: --sim-args='--cameras none --fast'")
+    p.add_argument("--rerun", type=parse_view_target, metavar="spawn|web|OUT.rrd",
+                   help="draw the session live in rerun, in its own process: a viewer window (spawn), the web viewer "
+                   "on 127.0.0.1 (web; the URL is printed) or a recording file (OUT.rrd); docs/viewing.md")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calibrate", help="calibrate an operator (profile) or one device (e.g. glove channel ranges)",
@@ -583,6 +825,9 @@ def build_parser() -> argparse.ArgumentParser:
     from teleop.policy.cli import add_parsers as add_policy_parsers
 
     add_policy_parsers(sub)
+    from teleop.view.cli import add_parsers as add_view_parsers
+
+    add_view_parsers(sub)
 
     p = sub.add_parser("dagger", help="HG-DAgger rounds on the bundled pick task in simulation (JSON report)",
                        description="teleop dagger --rounds N: the synthetic operator demonstrates the bundled pick "
@@ -618,6 +863,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"{DEFAULT_PORT_BASE}, or the next free ones when those are in use)")
     p.add_argument("--session", help="session to run (default: the bundled sim_demo, else sim_synthetic)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--rerun", type=parse_view_target, metavar="spawn|web|OUT.rrd",
+                   help="draw the demo live in rerun: a viewer window, the web viewer, or OUT.rrd (docs/viewing.md)")
     p.set_defaults(func=cmd_demo)
     return parser
 
