@@ -81,7 +81,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
     if faults:
         failures.append("faults: " + ", ".join(f"{k} x{v}" for k, v in faults.items()))
     warnings = []
-    if load_before > cores:
+    if failures and load_before > cores:  # the 1-min average lags: named only as a likely cause
         warnings.append(f"the machine was busy before the demo started (load {load_before:.1f} on {cores} cores)")
     if not summary.held_rate:
         warnings.append(f"the loop ran at {summary.loop_hz} Hz of {summary.rate_hz:.0f} Hz: the machine is loaded")
