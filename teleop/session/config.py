@@ -12,6 +12,7 @@ controls, safety limits, haptics. Parsed strictly: every error names the key and
     [haptics]   enabled, rate_hz, full_force_n, deadband_n, exponent, max_change_per_s
     [recorder]  enabled, dataset, task, start, codec, crf, preset
     [policy]    enabled, endpoint, rate_hz, timeout_s, max_hold_s, blend_max_step_rad, recentre_on_takeover, task
+    [realtime]  priority, cpu, lock_memory (the loop thread; applied where permitted, reported in the summary)
 
 Every number has an allowed range, declared with its field (``_num``) and checked on parsing;
 NaN and +-inf never pass, and whole numbers (port_base, crf) are never truncated.
@@ -42,7 +43,8 @@ from teleop.types import SIDES, Side
 
 __all__ = [
     "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
-    "SessionConfig", "RecorderSettings", "PolicySettings", "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
+    "SessionConfig", "RecorderSettings", "PolicySettings", "RealtimeSettings",
+    "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
     "default_endpoints", "bound_endpoints", "with_port_base", "with_sim_args", "has_display",
 ]
 
@@ -165,6 +167,15 @@ class RecorderSettings:
 
 
 @dataclass(frozen=True)
+class RealtimeSettings:
+    """The loop thread's scheduling (teleop/session/realtime.py; docs/sessions.md "Real-time settings")."""
+
+    priority: int = _num(0, 0, 99, integer=True)  # SCHED_FIFO priority 1..99; 0 = the normal scheduler
+    cpu: int = _num(-1, -1, 1023, integer=True)  # pin the loop thread to this CPU; -1 = any
+    lock_memory: bool = False  # mlockall: the loop's pages never fault to disk
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     rate_hz: float = field(metadata={"range": NumberRange(10, 1000)})  # [session] rate_hz; default 500
     robot_description: Path
@@ -177,6 +188,7 @@ class SessionConfig:
     operator: str | None = None
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     source: Path | None = None
 
     @property
@@ -195,7 +207,7 @@ class SessionConfig:
         return RobotEndpoints.on(port_base=self.robot.port_base).rpc
 
 
-_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy"}
+_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy", "realtime"}
 
 
 def _dataclass_from(table: dict[str, Any], cls: type, where: str, prefix: str) -> Any:
@@ -299,13 +311,18 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     if recorder.codec not in ("h264", "av1"):
         raise ConfigError(f"{where}: key 'recorder.codec' = {recorder.codec!r}; allowed: 'h264', 'av1'")
     policy = _dataclass_from(get(raw, "policy", dict, where, required=False) or {}, PolicySettings, where, "policy.")
+    realtime = _dataclass_from(get(raw, "realtime", dict, where, required=False) or {}, RealtimeSettings, where,
+                               "realtime.")
+    if realtime.cpu >= 0 and hasattr(os, "sched_getaffinity") and realtime.cpu not in (cpus := os.sched_getaffinity(0)):
+        raise ConfigError(f"{where}: key 'realtime.cpu' = {realtime.cpu} is not a CPU this process may use; "
+                          f"allowed: {sorted(cpus)}, or -1 for any")
     if not any(ic.hand or ic.wrist for ic in inputs.values()) and not policy.enabled:
         raise ConfigError(f"{where}: no inputs: add [input.left] / [input.right] with hand = and wrist = device names "
                           "(or enable [policy] for a session driven by a policy alone)")
     return SessionConfig(
         rate_hz=rate, robot_description=desc_path, robot=robot, devices=devices, inputs=inputs, controls=controls,
         safety=safety, haptics=haptics, operator=get(sess, "operator", str, where, "session.", required=False),
-        recorder=recorder, policy=policy, source=source,
+        recorder=recorder, policy=policy, realtime=realtime, source=source,
     )
 
 

@@ -47,6 +47,8 @@ from teleop.loop import LoopTimer, percentiles
 from teleop.session.config import SessionConfig
 from teleop.session.haptics import HapticsMapper
 from teleop.session.keys import KeyReader
+from teleop.session.realtime import apply as apply_realtime
+from teleop.session.realtime import restore as restore_realtime
 from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, RAMPED, RATE_LIMITED, SafetyFilter
 from teleop.session.status import StatusPrinter
 from teleop.session.tap import AUTHORS as AUTHOR_NAMES
@@ -287,6 +289,8 @@ class Session:
             # not the default 5 ms, whenever the loop waits for it.
             switch = sys.getswitchinterval()
             sys.setswitchinterval(0.0002)
+            rt = cfg.realtime  # on this thread only, after every other thread started; reported, never fatal
+            realtime = apply_realtime(rt.priority, rt.cpu, rt.lock_memory)
             timer.start()
             tick = 0
             prev_ns = time.monotonic_ns()
@@ -440,6 +444,7 @@ class Session:
             except KeyboardInterrupt:
                 pass
             finally:
+                restore_realtime(realtime)
                 sys.setswitchinterval(switch)
                 gc.enable()
                 gc.unfreeze()
@@ -457,7 +462,8 @@ class Session:
                 fault_log=list(self.fault_log), held_rate=summary.achieved_hz >= 0.95 * cfg.rate_hz,
                 final_state=self.state,
                 extra={"robot": spec.name, "final_robot_state": state_msg, "robot_stats": self._robot_stats(client),
-                       "robot_max_gap_ms": round(robot_watch.max_gap_s * 1e3, 1), "stop_reason": self.stop_reason},
+                       "robot_max_gap_ms": round(robot_watch.max_gap_s * 1e3, 1), "stop_reason": self.stop_reason,
+                       "realtime": realtime.report},
             )
             if not result.held_rate:
                 self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 from support.ports import free_port_base
 
@@ -20,9 +21,15 @@ def test_a_one_input_session_has_a_latency_and_a_status_from_start_to_end(capsys
         "input": {"right": {"hand": "glove"}},  # one input: three capture slots stay 0
         "controls": {"engage": ["auto"], "estop": ["key:e"], "release": ["key:r"]},
         "haptics": {"enabled": False},
+        "realtime": {"priority": 10},  # applied to the loop thread (as root) and restored after the run
     }
     session = Session(parse_session(raw), status="json", keys=False)
+    sched = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
     summary = session.run(seconds=1.0)
+    rt = summary.extra["realtime"]
+    assert set(rt) == {"priority", "cpu", "lock_memory"} and rt["cpu"]["why"].startswith("off"), rt
+    assert rt["priority"]["in_effect"] or "not permitted" in rt["priority"]["why"], rt
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == sched  # restored
     lat = summary.latency_ms
     assert all(math.isfinite(lat[k]) for k in ("p50", "p99", "max")), lat  # was nan: the min over the slots was 0
     assert 0 < lat["p50"] < 1000, lat
