@@ -18,6 +18,7 @@ in flight (lost on a crash), so av1 suits offline export better than live record
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import math
 import os
@@ -64,6 +65,42 @@ _MUX_OPTIONS: dict[str, str] = {
     "flush_packets": "1",
 }
 _QUEUE_END = None  # sentinel that tells the encoder thread to finish the file
+
+
+def _thread_policies() -> dict[int, tuple[int, int]]:
+    """(policy, priority) of every thread of this process (Linux; empty elsewhere)."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except (OSError, ValueError):
+        return out
+    for tid in tids:
+        try:
+            out[tid] = (os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority)
+        except (OSError, AttributeError):
+            pass
+    return out
+
+
+@contextlib.contextmanager
+def encoder_without_realtime() -> Iterator[None]:
+    """SVT-AV1 started as root moves the thread that opens it and every worker it starts to
+    SCHED_FIFO priority 99 (measured): an encoder that outranks the control loop and the physics.
+    Around an encoder's start, every thread whose scheduling changed goes back to what it was (a new
+    thread to the normal policy)."""
+    before = _thread_policies()
+    try:
+        yield
+    finally:
+        normal = (os.SCHED_OTHER, 0) if hasattr(os, "SCHED_OTHER") else (0, 0)
+        for tid, now in _thread_policies().items():
+            want = before.get(tid, normal)
+            if now != want:
+                try:
+                    os.sched_setscheduler(tid, want[0], os.sched_param(want[1]))
+                except OSError:
+                    logger.warning("video encoder thread %d runs at real-time priority %d and could not be "
+                                   "lowered", tid, now[1])
 
 
 class VideoError(TeleopError):
@@ -283,7 +320,8 @@ class VideoWriter:
             stream.codec_context.options = {"crf": str(crf), "preset": preset}
             # opens the encoder and the file and writes the header now, so a bad path or option fails in
             # the constructor instead of in the thread (PyAV defers all of it to the first mux otherwise)
-            container.start_encoding()
+            with encoder_without_realtime():
+                container.start_encoding()
         except (av.FFmpegError, OSError, ValueError) as e:
             try:
                 container.close()

@@ -189,7 +189,14 @@ class _VideoOut:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts, frame.time_base = self.frames, Fraction(1, self.fps)
         try:
-            for packet in self._st.encode(frame):
+            if self.frames == 0:  # the encoder starts here (SVT-AV1 as root would run at real-time priority)
+                from recorder.video import encoder_without_realtime
+
+                with encoder_without_realtime():
+                    packets = self._st.encode(frame)
+            else:
+                packets = self._st.encode(frame)
+            for packet in packets:
                 self._c.mux(packet)
         except av.error.FFmpegError as exc:
             raise ExportError(f"{self.path}: encoding frame {self.frames} failed ({exc})") from exc
