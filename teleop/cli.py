@@ -146,7 +146,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "e2e":
         from teleop.bench.e2e import run
 
-        result = run(seconds=args.seconds or 10.0, rate_hz=args.rate, input_hz=args.input_hz)
+        result = run(seconds=args.seconds or 10.0, rate_hz=args.rate, input_hz=args.input_hz,
+                     port_base=args.port_base + 40, load=args.load, realtime=args.realtime)
     elif args.what == "intervention":
         from teleop.bench.intervention import run
 
@@ -724,6 +725,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e2e: session loop rate, 10..1000 Hz (default 500 Hz)")
     p.add_argument("--input-hz", type=finite_float(0, 2000, low_open=True, unit="Hz"), default=1000.0,
                    help="e2e: synthetic device sample rate, at most 2000 Hz (default 1000 Hz)")
+    p.add_argument("--load", choices=["none", "demo"], default="none",
+                   help="e2e: demo also runs the head camera and the recorder, as make demo does (default none)")
+    p.add_argument("--realtime", type=int_in(0, 99), default=0, metavar="PRIORITY",
+                   help="e2e: SCHED_FIFO priority of the session loop thread, 0 (off, the default) .. 99")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("retarget", help="offline: human hand keypoint sequences -> robot hand joints",

@@ -66,13 +66,37 @@ def _raw_probe(endpoint: str, size: int, stop: threading.Event, period_s: float 
     ctx.term()
 
 
-def run(seconds: float = 10.0, rate_hz: float = 500.0, input_hz: float = 1000.0, port_base: int = 17750) -> dict:
+#: what ``--load`` adds around the session: ``demo`` runs the head camera and the recorder as
+#: ``make demo`` does (the sim renders on the CPU, the recorder encodes the video)
+LOADS = ("none", "demo")
+
+
+def _bench_config(rate_hz: float, input_hz: float, port_base: int, load: str, realtime: int, dataset: str):
     cfg = load_session("sim_synthetic")
-    devices = {name: DeviceConfig(d.name, d.driver, {**d.options, "rate_hz": input_hz}) for name, d in cfg.devices.items()}
-    cfg = dataclasses.replace(
-        cfg, rate_hz=rate_hz, devices=devices,
-        robot=dataclasses.replace(cfg.robot, port_base=port_base, sim_args=("--cameras", "none")),
+    devices = {name: DeviceConfig(d.name, d.driver, {**d.options, "rate_hz": input_hz})
+               for name, d in cfg.devices.items()}
+    sim_args: tuple[str, ...] = ("--cameras", "none")
+    recorder = cfg.recorder
+    if load == "demo":
+        demo = load_session("sim_demo")
+        sim_args = tuple(demo.robot.sim_args)
+        recorder = dataclasses.replace(demo.recorder, dataset=dataset)
+    return dataclasses.replace(
+        cfg, rate_hz=rate_hz, devices=devices, recorder=recorder,
+        robot=dataclasses.replace(cfg.robot, port_base=port_base, sim_args=sim_args),
+        realtime=dataclasses.replace(cfg.realtime, priority=realtime),
     )
+
+
+def run(seconds: float = 10.0, rate_hz: float = 500.0, input_hz: float = 1000.0, port_base: int = 17750,
+        load: str = "none", realtime: int = 0) -> dict:
+    """``load``: one of ``LOADS``; ``realtime``: the loop thread's SCHED_FIFO priority (0 = off)."""
+    import tempfile
+
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {LOADS}, got {load!r}")
+    tmp = tempfile.TemporaryDirectory(prefix="teleop-bench-e2e-")
+    cfg = _bench_config(rate_hz, input_hz, port_base, load, realtime, tmp.name)
     size = len(Encoder("session").encode(JointCommand(q=np.zeros(46), source_capture_ns=np.zeros(4, dtype=np.int64)),
                                          "robot/command"))
     endpoint = f"tcp://127.0.0.1:{port_base + 20}"
@@ -95,10 +119,13 @@ def run(seconds: float = 10.0, rate_hz: float = 500.0, input_hz: float = 1000.0,
         if probe.is_alive():
             probe.join(5)
         raw = json.loads(rx.communicate(timeout=30)[0].strip().splitlines()[-1] or "[]")
+        tmp.cleanup()
     raw_ms = np.array(raw[20:], dtype=np.float64) / 1e6
     return {
         "bench": "e2e",
         "session": "sim_synthetic (bundled humanoid, MuJoCo real time, synthetic hands and wrists)",
+        "load": load + (" (the head camera at 10 Hz and the recorder, as make demo runs them)" * (load == "demo")),
+        "realtime": summary.extra.get("realtime"),
         "seconds": summary.seconds,
         "rate_hz": rate_hz,
         "input_hz": input_hz,

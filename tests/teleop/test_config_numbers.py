@@ -401,6 +401,7 @@ def test_every_numeric_default_is_allowed_by_its_own_type():
     (["robot", "check", "--step", "inf"], "--step", "0 < value <= 0.5"),
     (["doctor", "--port-base", "nan"], "--port-base", "1024..65515"),
     (["bench", "bus", "--count", "0"], "--count", "1..10000000"),
+    (["bench", "e2e", "--realtime", "100"], "--realtime", "0..99"),
     (["bench", "sim", "--seconds", "nan"], "--seconds", "0 < value"),
     (["bench", "bus", "--port-base", "65500"], "--port-base", "1024..65415"),
     (["bench", "e2e", "--rate", "5000"], "--rate", "10 <= value <= 1000"),
