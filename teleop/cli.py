@@ -531,18 +531,14 @@ FAULT_MEANINGS = {
     "robot_exited": "the robot server the session started exited",
 }
 
-#: Counters of the safety filter doing its job (ticks a command was held to a limit): not faults.
-LIMITS_APPLIED = {
-    "clamped": "joint position limits",
-    "rate_limited": "joint velocity limits",
-}
-
 
 def _ms(value) -> str:
     return "n/a" if value is None or value != value else f"{value} ms"
 
 
 def _format_session(s: dict) -> str:
+    from teleop.session.safety import LIMITS_APPLIED
+
     lat, jit = s["latency_ms"], s["jitter_ms"]
     if lat.get("p50") is None or lat["p50"] != lat["p50"]:  # NaN: no command carried capture times
         latency = "  latency n/a (no input with capture times)"

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["run_demo", "format_summary", "LIMIT_COUNTERS"]
-
-#: counted, not faults: the safety filter limited a step (expected while a hand moves fast)
-LIMIT_COUNTERS = ("clamped", "rate_limited")
+__all__ = ["run_demo", "format_summary"]
 
 
 def run_demo(port_base: int | None = None, session: str | None = None, status: str = "auto",
@@ -29,6 +26,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
 
     from teleop.bus.endpoints import DEFAULT_PORT_BASE, free_port_base
     from teleop.demo_task import task_judge
+    from teleop.session.safety import LIMITS_APPLIED
 
     if port_base is None:
         port_base = free_port_base(DEFAULT_PORT_BASE)
@@ -71,7 +69,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
     summary = sess.run(seconds=seconds)
     final = summary.extra.get("final_robot_state")
     verdict = judge.verdict(final.body_pose if final is not None else None) if judge else None
-    faults = {k: v for k, v in summary.faults.items() if k not in LIMIT_COUNTERS}
+    faults = {k: v for k, v in summary.faults.items() if k not in LIMITS_APPLIED}
     robot_stats = summary.extra.get("robot_stats") or {}
     failures = []
     if verdict is None:
@@ -107,7 +105,7 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
         "commands": summary.commands,
         "engaged_s": summary.engaged_s,
         "faults": faults,
-        "limits_applied": {k: v for k, v in summary.faults.items() if k in LIMIT_COUNTERS},
+        "limits_applied": {k: v for k, v in summary.faults.items() if k in LIMITS_APPLIED},
         "fault_log": summary.fault_log[-5:],
         "lift_cm": verdict.lift_cm if verdict else {},
         "episode": (summary.extra.get("episodes") or [None])[-1],

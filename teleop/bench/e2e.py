@@ -18,6 +18,7 @@ import numpy as np
 from teleop.bus import Encoder, JointCommand
 from teleop.loop import percentiles
 from teleop.session.config import DeviceConfig, load_session
+from teleop.session.safety import LIMITS_APPLIED
 from teleop.session.session import Session
 
 __all__ = ["run"]
@@ -138,6 +139,6 @@ def run(seconds: float = 10.0, rate_hz: float = 500.0, input_hz: float = 1000.0,
         "ticks": summary.ticks,
         "commands": summary.commands,
         "engaged_s": summary.engaged_s,
-        "faults": {k: v for k, v in summary.faults.items() if k not in ("clamped", "rate_limited")},
+        "faults": {k: v for k, v in summary.faults.items() if k not in LIMITS_APPLIED},
         "latency_note": "capture -> setpoint includes the sample's age when the loop reads it (up to one input period)",
     }

@@ -577,6 +577,7 @@ def _estop_under_flood(client) -> dict:
 def _robot_loss(port_base: int) -> dict:
     from teleop.bus.endpoints import free_port_base
     from teleop.session.config import parse_session
+    from teleop.session.safety import LIMITS_APPLIED
     from teleop.session.session import ENGAGED, IDLE, LOST, Session
 
     hands = {s: {"driver": "synthetic", "options": {"side": s, "rate_hz": 200}} for s in ("left", "right")}
@@ -647,7 +648,7 @@ def _robot_loss(port_base: int) -> dict:
         "reengaged_after_sigcont_s": round(marks["back"] - marks["freeze"], 3) if "back" in marks else None,
         "final_state": summary.final_state,
         "stop_reason": summary.extra.get("stop_reason", ""),
-        "faults": {k: v for k, v in summary.faults.items() if k not in ("clamped", "rate_limited")},
+        "faults": {k: v for k, v in summary.faults.items() if k not in LIMITS_APPLIED},
         "targets": {"sigstop_ms": 100.0, "sigkill_ms": 100.0},
         "pass": ok,
         "note": "times from the signal to the first session tick in state 'lost' (on_tick timestamps); the session "

@@ -18,6 +18,7 @@ from teleop.bus.messages import PolicyObservation
 from teleop.loop import percentiles
 from teleop.policy.base import Policy
 from teleop.session.config import load_session
+from teleop.session.safety import LIMITS_APPLIED
 from teleop.session.session import HUMAN_STATES, POLICY, Session
 
 __all__ = ["run", "SwayPolicy"]
@@ -154,5 +155,5 @@ def run(cycles: int = 10, port_base: int = 17810, hold_s: float = 1.5) -> dict:
         "loop_hz": summary.loop_hz,
         "jitter_ms": summary.jitter_ms,
         "policy": summary.extra.get("policy", {}),
-        "faults": {k: v for k, v in summary.faults.items() if k not in ("clamped", "rate_limited")},
+        "faults": {k: v for k, v in summary.faults.items() if k not in LIMITS_APPLIED},
     }

@@ -13,12 +13,16 @@ import numpy.typing as npt
 from retarget.kernels.kinematics import fk_frames, fk_nodes
 from retarget.kernels.packed import tree_views
 
-__all__ = ["command_step", "CLAMPED", "RATE_LIMITED", "RAMPED", "HANDS_TOO_CLOSE", "SafetyFilter"]
+__all__ = ["command_step", "CLAMPED", "RATE_LIMITED", "RAMPED", "HANDS_TOO_CLOSE", "LIMITS_APPLIED", "SafetyFilter"]
 
 CLAMPED = 1
 RATE_LIMITED = 2
 RAMPED = 4
 HANDS_TOO_CLOSE = 8
+
+#: The session's counters of this filter doing its job (ticks a command was held to a limit), by
+#: what held it: totals in every summary, never faults.
+LIMITS_APPLIED = {"clamped": "joint position limits", "rate_limited": "joint velocity limits"}
 
 
 @numba.njit(cache=True, nogil=True)

@@ -49,7 +49,7 @@ from teleop.session.haptics import HapticsMapper
 from teleop.session.keys import KeyReader
 from teleop.session.realtime import apply as apply_realtime
 from teleop.session.realtime import restore as restore_realtime
-from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, RAMPED, RATE_LIMITED, SafetyFilter
+from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, LIMITS_APPLIED, RAMPED, RATE_LIMITED, SafetyFilter
 from teleop.session.status import StatusPrinter
 from teleop.session.tap import AUTHORS as AUTHOR_NAMES
 from teleop.session.tap import STATES, SessionTap
@@ -841,7 +841,7 @@ class Session:
                                                 "errors": pol.errors},
             "faults": dict(self.faults),
             "faults_at": dict(self.faults_at),
-            "fault_count": sum(v for k, v in self.faults.items() if k not in ("clamped", "rate_limited")),
+            "fault_count": sum(v for k, v in self.faults.items() if k not in LIMITS_APPLIED),
             "last_fault": self.fault_log[-1] if self.fault_log else None,
             "keys_live": keys_active,
         })

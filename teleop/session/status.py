@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from teleop.session.safety import LIMITS_APPLIED
+
 __all__ = ["StatusPrinter", "RecorderWatch", "compose", "render_line", "available_keys", "episode_keys"]
 
 Mode = Literal["tty", "plain", "json", "quiet"]
@@ -40,7 +42,7 @@ ALARM_STATES = ("estop", "lost", "stale")
 # the faults that put the session in each alarm state: the newest one is the state's reason
 STATE_FAULTS = {"estop": ("estop",), "lost": ("robot_lost", "robot_changed", "robot_exited"), "stale": ("stale_input",)}
 # counted every tick they happen: totals in the summary, never news on the status line
-COUNTERS = ("clamped", "rate_limited", "policy_no_action")
+COUNTERS = (*LIMITS_APPLIED, "policy_no_action")
 FRESH_FAULT_S = 5.0  # a fault this recent is shown on the line
 SEP = " | "
 KEYS_ROOM = 32  # what the line keeps for the keys (the first ones: e-stop, the state's way on)
