@@ -30,11 +30,7 @@ def _warm_retargeting() -> None:
     retarget = BimanualRetargeter(description)
     retarget.warmup()
     n = retarget.n_command
-    sides = retarget.sides
-    arms = (sides["left"].arm_slice.start, sides["left"].arm_slice.stop,
-            sides["right"].arm_slice.start, sides["right"].arm_slice.stop)
-    lower, upper = np.full(n, -10.0), np.full(n, 10.0)
-    safety = SafetyFilter(lower, upper, np.ones(n), 500.0, arms, sides["left"].arm, sides["right"].arm, 0.1)
+    safety = SafetyFilter.for_retargeter(retarget, np.full(n, -10.0), np.full(n, 10.0), np.ones(n), 500.0, 0.1)
     q = np.zeros(n)
     safety.step(q, q, q.copy())
 

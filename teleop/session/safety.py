@@ -108,6 +108,14 @@ class SafetyFilter:
         self.work = np.zeros(1420)
         self.wrists = np.zeros((2, 3))
 
+    @classmethod
+    def for_retargeter(cls, retarget, lower, upper, velocity, rate_hz: float,
+                       min_hand_distance_m: float) -> SafetyFilter:
+        """The filter for a ``BimanualRetargeter``'s robot: its arm slices and arm trees."""
+        left, right = retarget.sides["left"], retarget.sides["right"]
+        arms = (left.arm_slice.start, left.arm_slice.stop, right.arm_slice.start, right.arm_slice.stop)
+        return cls(lower, upper, velocity, rate_hz, arms, left.arm, right.arm, min_hand_distance_m)
+
     def step(self, target: npt.NDArray[np.float64], prev: npt.NDArray[np.float64], out: npt.NDArray[np.float64],
              ramp_step: float = math.inf) -> int:
         return command_step(target, prev, out, self.lower, self.upper, self.max_step, ramp_step, self.arms,

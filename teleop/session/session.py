@@ -191,11 +191,9 @@ class Session:
             with compile_progress("the retargeting kernels", logger.info):  # silent when cached
                 retarget.warmup()
             n = retarget.n_command
-            sides = self._retarget_sides = retarget.sides
-            arms = (sides["left"].arm_slice.start, sides["left"].arm_slice.stop,
-                    sides["right"].arm_slice.start, sides["right"].arm_slice.stop)
-            safety = SafetyFilter(spec.lower, spec.upper, spec.velocity, cfg.rate_hz, arms, sides["left"].arm,
-                                  sides["right"].arm, cfg.safety.min_hand_distance_m)
+            self._retarget_sides = retarget.sides
+            safety = SafetyFilter.for_retargeter(retarget, spec.lower, spec.upper, spec.velocity, cfg.rate_hz,
+                                                 cfg.safety.min_hand_distance_m)
             haptics = HapticsMapper(cfg.haptics, tuple(spec.fingertip_names))
             warm = np.clip(np.zeros(n), spec.lower, spec.upper)
             safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
