@@ -7,7 +7,10 @@ open if it fails); ``disconnect()`` releases it. Reading:
   ``DeviceTimeoutError``;
 * ``read_latest(max_age_s)``: the newest sample without blocking, ``DeviceTimeoutError`` if there
   is none younger than ``max_age_s`` (the control loop uses this: latest-sample semantics);
-* ``send_feedback(HapticFeedback)`` for devices that take output.
+* ``send_feedback(HapticFeedback)`` for devices that take output;
+* ``add_waker(fn)``: ``fn()`` is called as soon as a new hand or pose sample is there (the session
+  acts on a sample when it arrives, not at its next tick); ``delivered_ns(kind)`` says when the
+  newest one was (per-stage latency tracing).
 
 Most devices fit ``ThreadedDriver``: implement ``_open``, ``_read`` (one blocking read with a
 short timeout, returning a sample, a list of samples or None) and ``_close``; the base runs the
@@ -125,6 +128,16 @@ class Driver(ABC):
         taps = self.__dict__.setdefault("_taps", [])
         taps.append(fn)
 
+    def add_waker(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` (no arguments, must be quick: e.g. ``threading.Event.set``) whenever a new
+        hand or pose sample can be read. A driver that never calls it is read at the loop's tick."""
+        self.__dict__.setdefault("_wakers", []).append(fn)
+
+    def delivered_ns(self, kind: SampleKind) -> int:
+        """When (``time.monotonic_ns``) the newest sample of ``kind`` was handed to readers; 0 when
+        the driver does not know (then the trace counts from the sample's capture time)."""
+        return 0
+
     def health(self) -> DriverHealth:
         return DriverHealth(connected=self.is_connected)
 
@@ -150,6 +163,7 @@ class ThreadedDriver(Driver):
         self._latest: Sample | None = None
         self._latest_t = 0.0
         self._latest_kind: dict[str, tuple[Sample, float]] = {}
+        self._delivered_ns: dict[str, int] = {}  # kind -> monotonic ns its newest sample was delivered
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -246,15 +260,21 @@ class ThreadedDriver(Driver):
                 continue
             if got is None:
                 continue
-            now = time.monotonic()
+            now_ns = time.monotonic_ns()
+            now = now_ns / 1e9
+            wake = False
             with self._lock:
                 for sample in got if isinstance(got, list) else (got,):
                     self._queue.append(sample)
                     self._latest = sample
                     self._latest_t = now
-                    self._latest_kind[_KINDS[type(sample)]] = (sample, now)
+                    kind = _KINDS[type(sample)]
+                    self._latest_kind[kind] = (sample, now)
                     if type(sample) is ButtonEvent:
                         self._events.append(sample)
+                    elif kind in ("hand", "pose"):
+                        self._delivered_ns[kind] = now_ns
+                        wake = True
                 self._times.append(now)  # one per device read: the rate is reads per second
                 self._lock.notify_all()
             for fn in self.__dict__.get("_taps", ()):
@@ -263,6 +283,9 @@ class ThreadedDriver(Driver):
                         fn(sample)
                     except Exception:  # an observer's bug must not stop the device
                         logger.exception("%s: a sample tap failed", self.name)
+            if wake:  # last: this thread goes back to its blocking read (and lets go of the GIL) next
+                for fn in self.__dict__.get("_wakers", ()):
+                    fn()
 
     def _reopen(self) -> bool:
         """After an unplug: close, then retry ``_open`` until it works or we are stopped."""
@@ -324,6 +347,9 @@ class ThreadedDriver(Driver):
                 raise DeviceTimeoutError(f"{self.name}: newest sample is {age * 1e3:.0f} ms old (limit {max_age_s * 1e3:.0f} ms)")
             self._queue.clear()
             return sample
+
+    def delivered_ns(self, kind: SampleKind) -> int:
+        return self._delivered_ns.get(kind, 0)
 
     def drain_events(self) -> list[ButtonEvent]:
         """Every ButtonEvent since the last call, in order, without blocking. Independent of

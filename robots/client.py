@@ -62,6 +62,7 @@ class RobotClient(Robot):
         self.rpc_endpoint = rpc_endpoint
         self.expected_instance = instance
         self.instance = ""  # the instance this client is bound to (from the spec)
+        self.last_command_seq = -1  # header sequence of the newest command sent
         self.last_state_ns = 0  # local monotonic time the newest state of our instance arrived
         self.keys_dir = keys
         self.source = source
@@ -204,8 +205,10 @@ class RobotClient(Robot):
             raise ValueError("command contains NaN or inf; refusing to send it")
         sent = np.clip(q, spec.lower, spec.upper)
         src = np.zeros(0, dtype=np.int64) if source_capture_ns is None else np.asarray(source_capture_ns, dtype=np.int64)
-        self._cmd_pub.publish(JointCommand(q=sent, source_capture_ns=src, author=author, instance=self.instance),
-                              TOPIC_COMMAND, capture_ns)
+        # its sequence comes back in RobotState.cmd_seq: how a tracer finds which command a state answers
+        self.last_command_seq = self._cmd_pub.publish(
+            JointCommand(q=sent, source_capture_ns=src, author=author, instance=self.instance), TOPIC_COMMAND,
+            capture_ns)
         return sent
 
     @_requires_connected

@@ -52,6 +52,10 @@ class LoopTimer:
     def start(self) -> None:
         self._t0 = self._next = time.perf_counter()
 
+    def next_deadline(self) -> float:
+        """When (``time.perf_counter``) the next tick is due: what work between ticks must not pass."""
+        return self._next + self.period_s
+
     def wait(self) -> None:
         self._next += self.period_s
         now = time.perf_counter()

@@ -13,6 +13,7 @@ controls, safety limits, haptics. Parsed strictly: every error names the key and
     [recorder]  enabled, dataset, task, start, codec, crf, preset
     [policy]    enabled, endpoint, rate_hz, timeout_s, max_hold_s, blend_max_step_rad, recentre_on_takeover, task
     [realtime]  priority, cpu, lock_memory (the loop thread; applied where permitted, reported in the summary)
+    [loop]      mode = "on_sample" | "fixed", feed_s (teleop/session/pipeline.py)
 
 Every number has an allowed range, declared with its field (``_num``) and checked on parsing;
 NaN and +-inf never pass, and whole numbers (port_base, crf) are never truncated.
@@ -43,7 +44,7 @@ from teleop.types import SIDES, Side
 
 __all__ = [
     "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
-    "SessionConfig", "RecorderSettings", "PolicySettings", "RealtimeSettings",
+    "SessionConfig", "RecorderSettings", "PolicySettings", "RealtimeSettings", "LoopSettings",
     "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
     "default_endpoints", "bound_endpoints", "with_port_base", "with_sim_args", "has_display",
 ]
@@ -176,6 +177,15 @@ class RealtimeSettings:
 
 
 @dataclass(frozen=True)
+class LoopSettings:
+    """When commands go out (teleop/session/pipeline.py; docs/sessions.md "The pipeline")."""
+
+    mode: str = "on_sample"  # "on_sample": a new hand or wrist sample is acted on at once; "fixed": at the tick
+    # on_sample: the longest pause between the operator's commands before a tick sends one anyway
+    feed_s: float = _num(0.01, 0.001, 0.05)
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     rate_hz: float = field(metadata={"range": NumberRange(10, 1000)})  # [session] rate_hz; default 500
     robot_description: Path
@@ -189,6 +199,7 @@ class SessionConfig:
     recorder: RecorderSettings = field(default_factory=RecorderSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    loop: LoopSettings = field(default_factory=LoopSettings)
     source: Path | None = None
 
     @property
@@ -207,7 +218,7 @@ class SessionConfig:
         return RobotEndpoints.on(port_base=self.robot.port_base).rpc
 
 
-_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy", "realtime"}
+_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy", "realtime", "loop"}
 
 
 def _dataclass_from(table: dict[str, Any], cls: type, where: str, prefix: str) -> Any:
@@ -316,13 +327,16 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     if realtime.cpu >= 0 and hasattr(os, "sched_getaffinity") and realtime.cpu not in (cpus := os.sched_getaffinity(0)):
         raise ConfigError(f"{where}: key 'realtime.cpu' = {realtime.cpu} is not a CPU this process may use; "
                           f"allowed: {sorted(cpus)}, or -1 for any")
+    loop = _dataclass_from(get(raw, "loop", dict, where, required=False) or {}, LoopSettings, where, "loop.")
+    if loop.mode not in ("on_sample", "fixed"):
+        raise ConfigError(f"{where}: key 'loop.mode' = {loop.mode!r}; allowed: 'on_sample', 'fixed'")
     if not any(ic.hand or ic.wrist for ic in inputs.values()) and not policy.enabled:
         raise ConfigError(f"{where}: no inputs: add [input.left] / [input.right] with hand = and wrist = device names "
                           "(or enable [policy] for a session driven by a policy alone)")
     return SessionConfig(
         rate_hz=rate, robot_description=desc_path, robot=robot, devices=devices, inputs=inputs, controls=controls,
         safety=safety, haptics=haptics, operator=get(sess, "operator", str, where, "session.", required=False),
-        recorder=recorder, policy=policy, realtime=realtime, source=source,
+        recorder=recorder, policy=policy, realtime=realtime, loop=loop, source=source,
     )
 
 

@@ -1,21 +1,16 @@
-"""The teleop session: devices -> retargeting -> safety -> robot, at a fixed rate.
+"""The teleop session: devices -> retargeting -> safety -> robot, as a pipeline of stages.
 
-Per tick (``rate_hz``, default 500): controls (keys, device buttons, the robot's own e-stop),
-the newest hand and wrist samples (latest-sample semantics, never waiting on a device),
-retargeting (one numba call), the state machine, the safety filter (one numba call), one command
-with the capture times of the samples it came from, haptics at their own rate, the status
-snapshot. Garbage collection is frozen and disabled inside the loop; deadline misses are counted
-and shown, and the summary says when the loop could not hold its rate.
-
-States: ``idle`` (holding, not engaged) -> engage -> ``ramping`` (toward the operator's pose, at
-most ``engage_max_step_rad`` per tick) -> ``engaged``; disengage -> ``idle``; a stale input
-(a glove unplugged) -> ``stale`` (holding; only a fresh engage resumes); e-stop from a key, a
-device button or the bus -> ``estop`` (the robot server holds; ``release`` then engage resumes).
+``Session.run`` sets up (the robot server, the retargeting kernels, the tap, the policy, the
+recorder, the devices), builds the frame (teleop/session/frame.py), the state machine
+(machine.py), the arbiter (arbiter.py) and the stage list (stages/), runs the pipeline
+(pipeline.py: a fixed-rate tick of every stage, and in ``on_sample`` mode a pass of the command
+path as soon as a sample arrives), and tears down with a summary: loop rate and jitter, the
+command path per stage (trace.py), faults, episodes. Garbage collection is frozen and disabled
+while the pipeline runs; the real-time settings (realtime.py) apply to its thread.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gc
 import logging
@@ -35,37 +30,49 @@ import numpy as np
 
 from drivers.base import Driver
 from drivers.registry import create_driver
-from drivers.samples import HandSample, HapticFeedback, PoseSample, hand_sample_problem
 from retarget.bimanual import BimanualRetargeter
 from robots.client import RobotClient
 from robots.description import load_description
 from teleop.bus.endpoints import session_endpoints
 from teleop.bus.messages import SessionInfo
-from teleop.errors import ConfigError, DeviceTimeoutError, TeleopError
+from teleop.errors import ConfigError, TeleopError
 from teleop.lifeline import child_env
-from teleop.loop import LoopTimer, percentiles
+from teleop.loop import LoopTimer
+from teleop.session import stages as st
+from teleop.session.arbiter import Arbiter
 from teleop.session.config import SessionConfig
+from teleop.session.frame import Frame
 from teleop.session.haptics import HapticsMapper
 from teleop.session.keys import KeyReader
+from teleop.session.machine import (
+    ENGAGED,
+    ESTOP,
+    HUMAN_STATES,
+    IDLE,
+    LOST,
+    POLICY,
+    POLICY_STATES,
+    RAMPING,
+    RETURNING,
+    STALE,
+    StateMachine,
+)
+from teleop.session.pipeline import Cadence, Pipeline
 from teleop.session.realtime import apply as apply_realtime
 from teleop.session.realtime import restore as restore_realtime
-from teleop.session.safety import CLAMPED, HANDS_TOO_CLOSE, LIMITS_APPLIED, RAMPED, RATE_LIMITED, SafetyFilter
+from teleop.session.safety import SafetyFilter
+from teleop.session.stages.robot import held_pose
 from teleop.session.status import StatusPrinter
-from teleop.session.tap import AUTHORS as AUTHOR_NAMES
-from teleop.session.tap import STATES, SessionTap
+from teleop.session.tap import SessionTap
+from teleop.session.trace import CommandTrace
 from teleop.session.watch import ChildWatch, RobotWatch
 from teleop.types import SIDES
 from teleop.warmup import compile_progress
 
-__all__ = ["Session", "SessionSummary", "open_devices"]
+__all__ = ["Session", "SessionSummary", "open_devices", "IDLE", "RAMPING", "ENGAGED", "STALE", "ESTOP", "LOST",
+           "POLICY", "RETURNING", "HUMAN_STATES", "POLICY_STATES"]
 
 logger = logging.getLogger(__name__)
-
-IDLE, RAMPING, ENGAGED, STALE, ESTOP = "idle", "ramping", "engaged", "stale", "estop"
-LOST = "lost"  # the robot server went silent or another instance answers: nothing is sent
-POLICY, RETURNING = "policy", "returning"  # a policy drives; control is blending back to it
-HUMAN_STATES = (RAMPING, ENGAGED)
-POLICY_STATES = (POLICY, RETURNING)
 
 
 @dataclass
@@ -95,7 +102,8 @@ class Session:
         self.description = load_description(config.robot_description)
         self.status = StatusPrinter(status, controls=config.controls)  # type: ignore[arg-type]
         self.use_keys = keys
-        self.state = IDLE
+        self.machine: StateMachine | None = None
+        self._state = IDLE  # before the machine exists
         self.faults: dict[str, int] = {}
         self.faults_at: dict[str, tuple[float, str]] = {}  # reason -> (monotonic s, message) of its newest
         self.fault_log: deque[str] = deque(maxlen=200)
@@ -104,20 +112,48 @@ class Session:
         self.sim_process: subprocess.Popen | None = None
         self.sim_log: Path | None = None
         self.client: RobotClient | None = None
-        self.on_tick = None  # optional callable(session, tick) for tests and tools
+        self.on_tick = None  # optional callable(session, tick) for tests and tools, once per tick
         self.robot_state = None  # the newest robot state the loop has read (read-only for hooks)
-        self._requests: deque[str] = deque()
+        self.requests: deque[str] = deque()
         self.tap: SessionTap | None = None
         self.recorder_process: subprocess.Popen | None = None
         self.recorder_log: Path | None = None
         self.episodes: list[str] = []  # episode folders the recorder kept
         self.policy = None  # teleop.policy.client.PolicyClient when [policy] is enabled
-        self.intervening = False  # the human has taken over from the policy
-        self.interventions: list[dict[str, float]] = []  # takeover/return times (s since start)
-        self._recentre_pending = False
         self.children = ChildWatch()  # the robot server and recorder this session started
         self.stop_reason = ""  # why the session ended by itself (its robot server died...)
-        self._rec_status_path = ""  # the episode the recorder said it was writing
+        self.rec_status_path = ""  # the episode the recorder said it was writing
+        self.frame: Frame | None = None
+        self.pipeline: Pipeline | None = None
+
+    # -- what hooks read (the frame's arrays and the machine's state) -----------------------------
+    @property
+    def state(self) -> str:
+        return self.machine.state if self.machine is not None else self._state
+
+    @property
+    def intervening(self) -> bool:
+        return self.machine is not None and self.machine.intervening
+
+    @property
+    def interventions(self) -> list[dict[str, float]]:
+        return self.machine.interventions if self.machine is not None else []
+
+    @property
+    def _recentre_pending(self) -> bool:
+        return self.machine is not None and self.machine.recentre_pending
+
+    @property
+    def command(self) -> np.ndarray:  # what the robot is commanded now
+        return self.frame.q_cmd  # type: ignore[union-attr]
+
+    @property
+    def target(self) -> np.ndarray:  # the operator's retargeted target
+        return self.frame.q_target  # type: ignore[union-attr]
+
+    @property
+    def policy_command(self) -> np.ndarray:
+        return self.frame.q_policy  # type: ignore[union-attr]
 
     # -- faults and controls --------------------------------------------------------------------
     def fault(self, reason: str, message: str) -> None:
@@ -127,12 +163,32 @@ class Session:
         if not self.fault_log or not self.fault_log[-1].endswith(message):
             self.fault_log.append(line)
             logger.warning("%s: %s", reason, message)
-            if self.tap is not None:
-                self.tap.event("fault", reason, message=message)
+            self.tap_event("fault", reason, message=message)
+
+    def tap_event(self, event: str, detail: str = "", **values: Any) -> None:
+        if self.tap is not None:
+            self.tap.event(event, detail, **values)
 
     def request(self, action: str) -> None:
-        """engage, disengage, toggle, estop, release, stop (also used by keys and buttons)."""
-        self._requests.append(action)
+        """engage, disengage, toggle, estop, release, stop, takeover, return, intervene (also used
+        by keys, buttons and the bus); carried out by the state machine at the next tick."""
+        self.requests.append(action)
+
+    def input_device(self, side: str, role: int) -> Driver | None:
+        """The device that gives ``side``'s hand (role 0) or wrist (role 1), if any."""
+        inp = self.config.inputs.get(side)
+        name = (inp.hand if role == 0 else inp.wrist) if inp else None
+        return self.devices.get(name) if name else None
+
+    def hold_unsourced(self, q_target: np.ndarray, q_hold: np.ndarray) -> None:
+        """Groups with no input device (no glove on the left, no wrist tracker...) hold."""
+        for side in SIDES:
+            inp = self.config.inputs.get(side)
+            sl = self._retarget_sides[side]
+            if inp is None or inp.hand is None:
+                q_target[sl.hand_slice] = q_hold[sl.hand_slice]
+            if inp is None or inp.wrist is None:
+                q_target[sl.arm_slice] = q_hold[sl.arm_slice]
 
     # -- setup ----------------------------------------------------------------------------------
     def _start_robot(self, stack: ExitStack) -> RobotClient:
@@ -176,110 +232,103 @@ class Session:
     def _open_devices(self, stack: ExitStack) -> None:
         self.devices.update(open_devices(self.config, stack, self.tap))
 
+    def _set_up(self, stack: ExitStack) -> tuple[RobotClient, BimanualRetargeter, SafetyFilter, str]:
+        """The robot, the kernels (compiled before anything moves), the tap, the policy, the
+        recorder and the devices, in that order. Returns the client, the retargeter, the safety
+        filter and the recorder's control endpoint."""
+        cfg = self.config
+        self.status.phase("starting the robot server" if cfg.robot.kind == "sim"
+                          else f"connecting to the robot at {cfg.rpc_endpoint()}")
+        self.status.start()  # from the start: the robot server and the kernels can take a while
+        stack.callback(self.status.stop)
+        client = self.client = self._start_robot(stack)
+        spec = client.spec
+        self.status.phase("compiling retargeting (first run only, up to a minute)")
+        retarget = BimanualRetargeter(self.description)
+        with compile_progress("the retargeting kernels", logger.info):  # silent when cached
+            retarget.warmup()
+        self._retarget_sides = retarget.sides
+        safety = SafetyFilter.for_retargeter(retarget, spec.lower, spec.upper, spec.velocity, cfg.rate_hz,
+                                             cfg.safety.min_hand_distance_m)
+        warm = np.clip(np.zeros(retarget.n_command), spec.lower, spec.upper)
+        safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
+        tap_ep, control_ep = session_endpoints(port_base=cfg.robot.port_base)
+        tap = self.tap = SessionTap(tap_ep, retarget.n_command, keys=self._keys,
+                                    source=f"session-{secrets.token_hex(6)}")
+        tap.start()
+        stack.callback(tap.stop)
+        tap.set_info(self._session_info(spec), spec)
+        client.get_state(2.0)
+        tap.event("clock", source=client.server_source, offset_ns=-client.offset.offset_ns,
+                  rtt_ns=client.offset.rtt_ns)
+        if cfg.policy.enabled:
+            from teleop.policy.client import PolicyClient
+
+            self.status.phase(f"connecting to the policy at {cfg.policy.endpoint}")
+            pc = cfg.policy
+            self.policy = PolicyClient(pc.endpoint, retarget.n_command, len(spec.body_names), rate_hz=pc.rate_hz,
+                                       keys=self._keys, timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s,
+                                       task=pc.task, n_hands=2, n_tactile=len(spec.fingertip_names))
+            self.policy.start()
+            stack.callback(self.policy.stop)
+        if cfg.recorder.enabled:
+            self.status.phase(f"starting the recorder ({cfg.dataset_dir()})")
+            self._start_recorder(stack, client, tap_ep, control_ep, spec)
+        self.status.phase("opening devices: " + ", ".join(cfg.devices))
+        self._open_devices(stack)
+        tap.set_info(self._session_info(spec), spec)  # now with the devices' channel names
+        return client, retarget, safety, control_ep
+
+    def _build(self, client: RobotClient, retarget: BimanualRetargeter, safety: SafetyFilter, keys: KeyReader,
+               timer: LoopTimer, trace: CommandTrace) -> Pipeline:
+        """The frame, the state machine, the arbiter and the stage list, in pipeline order."""
+        cfg, spec = self.config, client.spec
+        frame = self.frame = Frame(retarget.n_command)
+        machine = self.machine = StateMachine(self, client, retarget)
+        frame.robot_state = self.robot_state = first = client.get_state(2.0)
+        frame.q_cmd[:] = held_pose(first, spec)
+        period_s = max(1.0 / cfg.rate_hz, 1.0 / spec.state_hz)  # at most one command per robot tick
+        cadence = Cadence(cfg.loop.mode, machine, period_s, cfg.loop.feed_s)
+        arbiter = self.arbiter = Arbiter(self, machine)
+        output = self.output = st.OutputStage(client, machine, trace)
+        robot = self.robot_stage = st.RobotStage(self, machine, RobotWatch(client, cfg.safety.robot_timeout_s), trace)
+        stages = [
+            st.InputsStage(self, cfg.safety.stale_timeout_s),
+            st.ControlsStage(self, keys),
+            robot,
+            *([st.PolicyStage(self.policy, time.monotonic_ns())] if self.policy is not None else []),
+            st.MachineStage(self, machine, cadence),
+            st.RetargetStage(retarget),
+            st.SafetyStage(arbiter, safety),
+            output,
+            st.TapStage(self.tap, machine, int(1e9 / cfg.rate_hz)),  # type: ignore[arg-type]
+            st.HapticsStage(self, HapticsMapper(cfg.haptics, tuple(spec.fingertip_names))),
+            st.StatusStage(self, machine, timer, trace, keys),
+        ]
+        pipeline = self.pipeline = Pipeline(stages, frame, cadence, timer)
+        pipeline.stale_s = cfg.safety.stale_timeout_s
+        if cadence.on_sample:
+            for side in SIDES:
+                for role in (0, 1):
+                    if (dev := self.input_device(side, role)) is not None:
+                        dev.add_waker(pipeline.wake.set)
+        return pipeline
+
     # -- the loop -------------------------------------------------------------------------------
     def run(self, seconds: float | None = None) -> SessionSummary:
         cfg = self.config
         with ExitStack() as stack:
-            self.status.phase("starting the robot server" if cfg.robot.kind == "sim"
-                              else f"connecting to the robot at {cfg.rpc_endpoint()}")
-            self.status.start()  # from the start: the robot server and the kernels can take a while
-            stack.callback(self.status.stop)
-            client = self.client = self._start_robot(stack)
-            spec = client.spec
-            self.status.phase("compiling retargeting (first run only, up to a minute)")
-            retarget = BimanualRetargeter(self.description)
-            with compile_progress("the retargeting kernels", logger.info):  # silent when cached
-                retarget.warmup()
-            n = retarget.n_command
-            self._retarget_sides = retarget.sides
-            safety = SafetyFilter.for_retargeter(retarget, spec.lower, spec.upper, spec.velocity, cfg.rate_hz,
-                                                 cfg.safety.min_hand_distance_m)
-            haptics = HapticsMapper(cfg.haptics, tuple(spec.fingertip_names))
-            warm = np.clip(np.zeros(n), spec.lower, spec.upper)
-            safety.step(warm, warm, warm.copy())  # compile/load before the loop, not in it
-            tap_ep, control_ep = session_endpoints(port_base=cfg.robot.port_base)
-            tap = self.tap = SessionTap(tap_ep, n, keys=self._keys, source=f"session-{secrets.token_hex(6)}")
-            tap.start()
-            stack.callback(tap.stop)
-            tap.set_info(self._session_info(spec), spec)
-            first = client.get_state(2.0)
-            tap.event("clock", source=client.server_source, offset_ns=-client.offset.offset_ns,
-                      rtt_ns=client.offset.rtt_ns)
-            if cfg.policy.enabled:
-                from teleop.policy.client import PolicyClient
-
-                self.status.phase(f"connecting to the policy at {cfg.policy.endpoint}")
-                pc = cfg.policy
-                self.policy = PolicyClient(pc.endpoint, n, len(spec.body_names), rate_hz=pc.rate_hz, keys=self._keys,
-                                           timeout_s=pc.timeout_s, max_hold_s=pc.max_hold_s, task=pc.task,
-                                           n_hands=2, n_tactile=len(spec.fingertip_names))
-                self.policy.start()
-                stack.callback(self.policy.stop)
-            if cfg.recorder.enabled:
-                self.status.phase(f"starting the recorder ({cfg.dataset_dir()})")
-                self._start_recorder(stack, client, tap_ep, control_ep, spec)
-            self.status.phase("opening devices: " + ", ".join(cfg.devices))
-            self._open_devices(stack)
-            tap.set_info(self._session_info(spec), spec)  # now with the devices' channel names
+            client, retarget, safety, control_ep = self._set_up(stack)
             self._begin_episode()
             if self.recorder_process is not None:
                 self.status.watch_recorder(control_ep, self._keys)  # after the first episode began
             keys = KeyReader()
             if self.use_keys and keys.start():
                 stack.callback(keys.stop)
-
-            # which device gives what
-            hand_dev = {s: self.devices.get(cfg.inputs[s].hand) if cfg.inputs.get(s) and cfg.inputs[s].hand else None for s in SIDES}
-            wrist_dev = {s: self.devices.get(cfg.inputs[s].wrist) if cfg.inputs.get(s) and cfg.inputs[s].wrist else None for s in SIDES}
-            controls = {a: tuple(getattr(cfg.controls, a)) for a in ("engage", "estop", "release")}
-            from teleop.session.gestures import GestureDetector
-
-            all_sources = [src for f in dataclasses.fields(cfg.controls) if isinstance(getattr(cfg.controls, f.name), tuple)
-                           for src in getattr(cfg.controls, f.name)]
-            gestures = GestureDetector([src.partition(":")[2] for src in all_sources if src.startswith("gesture:")],
-                                       cfg.rate_hz)
-            stale_s = cfg.safety.stale_timeout_s
-
-            # preallocated per-tick buffers
-            kp = np.zeros((2, 21, 3))
-            kp[:, 1:, 0] = np.linspace(0.02, 0.18, 20)
-            wpos = np.zeros((2, 3))
-            wquat = np.tile([1.0, 0.0, 0.0, 0.0], (2, 1))
-            q_target = np.zeros(n)
-            q_cmd = np.zeros(n)
-            q_next = np.zeros(n)
-            captures = np.zeros(4, dtype=np.int64)
-            have = np.zeros((2, 2), dtype=bool)  # [side, hand/wrist] fresh this tick
-            no_kp: list[HandSample | None] = [None, None]  # per side: fresh this tick but without keypoints
-            self._inputs_seen = (have, no_kp)  # what an engage refusal reports
-            lat = np.zeros(1 << 15)
-            n_lat = 0
-            last_seq = -1
-
-            self.command = q_cmd  # the command of the current tick (read-only for hooks)
-            first = client.get_state(2.0)
-            state_index = {name: i for i, name in enumerate(STATES)}
-            last_state = self.state
-            policy = self.policy
-            q_policy = np.zeros(n)
-            self.target, self.policy_command = q_target, q_policy  # read-only for hooks
-            have_policy = False
-            t_start_ns = time.monotonic_ns()
-            q_cmd[:] = _held_pose(first, spec)
-            state_msg = first
             timer = LoopTimer(cfg.rate_hz)
-            dt = 1.0 / cfg.rate_hz
-            haptic_every = max(1, round(cfg.rate_hz / cfg.haptics.rate_hz)) if cfg.haptics.enabled else 0
-            status_every = max(1, round(cfg.rate_hz / 10))
-            state_every = max(1, round(cfg.rate_hz / 200))  # robot state at ~200 Hz: freshness, e-stop, latency
-            child_every = max(1, round(cfg.rate_hz / 10))
-            robot_watch = RobotWatch(client, cfg.safety.robot_timeout_s)
+            trace = CommandTrace()
+            pipeline = self._build(client, retarget, safety, keys, timer, trace)
             t_start = time.monotonic()
-            engaged_ticks = 0
-            commands = 0
-            # "auto": engage as soon as every input is fresh (retried once a second until it takes)
-            auto_next = time.monotonic() if "auto" in controls["engage"] else math.inf
-
             gc.collect()
             gc.freeze()  # setup objects never get scanned again
             gc.disable()
@@ -290,154 +339,12 @@ class Session:
             rt = cfg.realtime  # on this thread only, after every other thread started; reported, never fatal
             realtime = apply_realtime(rt.priority, rt.cpu, rt.lock_memory)
             timer.start()
-            tick = 0
-            prev_ns = time.monotonic_ns()
             try:
                 while not self._stop and (seconds is None or time.monotonic() - t_start < seconds):
-                    now_ns = time.monotonic_ns()
-                    # the loop itself was away (the process stalled): the drivers were too, so a sample
-                    # looking old on this tick says nothing about the device; judge staleness next tick
-                    loop_was_away = now_ns - prev_ns > stale_s * 5e8
-                    prev_ns = now_ns
-                    # -- controls
-                    for key in keys.drain() if keys.active else ():
-                        self._on_source(f"key:{key}", True, controls)
-                    for name, drv in self.devices.items():
-                        for ev in drv.drain_events():
-                            self._on_source(f"{name}:{ev.button}", ev.pressed, controls)
-                    # -- inputs (newest sample of each; stale ones do not count)
-                    have[:] = False
-                    no_kp[0] = no_kp[1] = None
-                    for i, side in enumerate(SIDES):
-                        for role, dev in ((0, hand_dev[side]), (1, wrist_dev[side])):
-                            if dev is None:
-                                continue
-                            try:
-                                s = dev.read_latest(stale_s, "hand" if role == 0 else "pose")
-                            except DeviceTimeoutError:
-                                continue
-                            except TeleopError as exc:
-                                self.fault("device_error", f"{side} {'hand' if role == 0 else 'wrist'}: {exc}")
-                                continue
-                            kps = s.keypoints if role == 0 and isinstance(s, HandSample) else None
-                            if getattr(kps, "shape", None) == (21, 3):  # anything else: refused, named at engage
-                                kp[i] = kps
-                            elif role == 1 and isinstance(s, PoseSample):
-                                wpos[i] = s.position_m
-                                wquat[i] = s.quat_wxyz
-                            else:
-                                if role == 0 and isinstance(s, HandSample):
-                                    no_kp[i] = s  # it arrives, but cannot drive the hand
-                                continue
-                            have[i, role] = True
-                            captures[2 * i + role] = s.capture_ns
-                    if gestures.names:
-                        for source, pressed in gestures.update(kp, have[:, 0]):
-                            self._on_source(source, pressed, controls)
-                    needed_ok = all(
-                        (hand_dev[s] is None or have[i, 0]) and (wrist_dev[s] is None or have[i, 1])
-                        for i, s in enumerate(SIDES)
-                    )
-                    # -- robot state (e-stop from the bus shows here), fresh and from our instance
-                    st = None
-                    if tick % state_every == 0:
-                        st = self._watch_robot(robot_watch, client, not loop_was_away, q_cmd)
-                    if tick % child_every == 0:
-                        self._watch_children()
-                    if st is not None:
-                        state_msg = self.robot_state = st
-                        if st.mode == "estop" and self.state != ESTOP:
-                            self.state = ESTOP
-                            self.fault("estop", "the robot reports an e-stop (bus or another client)")
-                        if st.cmd_seq != last_seq and st.cmd_applied_ns and len(st.cmd_source_capture_ns):
-                            last_seq = st.cmd_seq
-                            # the oldest sample the command came from; slots of absent inputs are 0
-                            oldest = min((c for c in st.cmd_source_capture_ns.tolist() if c > 0), default=0)
-                            if oldest > 0:
-                                lat[n_lat % len(lat)] = (st.cmd_applied_ns - client.offset.offset_ns - oldest) / 1e6
-                                n_lat += 1
-                    # -- policy: observe at the state rate, read the action for this tick
-                    if policy is not None:
-                        if st is not None:
-                            # the operator's hands too (what they would do, for policies that use it) and
-                            # the fingertip contact forces
-                            policy.observe(now_ns, (now_ns - t_start_ns) / 1e9, st.q, st.dq, q_cmd, st.body_pose,
-                                           kp, st.fingertip_force)
-                        have_policy = policy.action_at(now_ns, q_policy)
-                    # -- state machine
-                    if (needed_ok or policy is not None) and self.state == IDLE and time.monotonic() >= auto_next:
-                        self.request("engage")
-                        auto_next = time.monotonic() + 1.0
-                    if self.state in HUMAN_STATES + POLICY_STATES:
-                        auto_next = math.inf  # auto engages once; after that the operator decides
-                    self._handle_requests(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
-                    if self._recentre_pending and needed_ok:
-                        self._recentre(retarget, state_msg, wpos, wquat)
-                        self._recentre_pending = False
-                    if self.state in (RAMPING, ENGAGED) and not needed_ok and not loop_was_away:
-                        self.state = STALE
-                        missing = [f"{s} {r}" for i, s in enumerate(SIDES) for r, d in (("hand", hand_dev[s]), ("wrist", wrist_dev[s]))
-                                   if d is not None and not have[i, 0 if r == "hand" else 1]]
-                        self.fault("stale_input", f"no fresh sample for {stale_s * 1e3:.0f} ms from {', '.join(missing)}: "
-                                                  "holding; re-engage when the device is back")
-                    flags = 0
-                    # -- retarget (always, so the filters and warm starts stay current)
-                    if needed_ok:
-                        retarget.tick(now_ns / 1e9, kp, wpos, wquat, q_target)
-                    if self.state in POLICY_STATES:
-                        if have_policy:
-                            ramp = cfg.policy.blend_max_step_rad if self.state == RETURNING else math.inf
-                            flags = safety.step(q_policy, q_cmd, q_next, ramp)
-                            if self.state == RETURNING and not flags & RAMPED:
-                                self.state = POLICY
-                            if flags & HANDS_TOO_CLOSE:
-                                self.fault("hands_too_close", f"the policy would bring the wrists closer than "
-                                                              f"{cfg.safety.min_hand_distance_m} m: arms held")
-                            q_cmd[:] = q_next
-                            engaged_ticks += 1
-                        else:  # late or missing answer: hold where we are, counted
-                            self.faults["policy_no_action"] = self.faults.get("policy_no_action", 0) + 1
-                    elif self.state in (RAMPING, ENGAGED):
-                        self._hold_unsourced(q_target, q_cmd)
-                        ramp = cfg.safety.engage_max_step_rad if self.state == RAMPING else math.inf
-                        flags = safety.step(q_target, q_cmd, q_next, ramp)
-                        if self.state == RAMPING and not flags & RAMPED:
-                            self.state = ENGAGED
-                        if flags & HANDS_TOO_CLOSE:
-                            self.fault("hands_too_close", f"wrists would come closer than {cfg.safety.min_hand_distance_m} m: arms held")
-                        if flags & CLAMPED:
-                            self.faults["clamped"] = self.faults.get("clamped", 0) + 1
-                        if flags & RATE_LIMITED:
-                            self.faults["rate_limited"] = self.faults.get("rate_limited", 0) + 1
-                        q_cmd[:] = q_next
-                        engaged_ticks += 1
-                    human = self.state in HUMAN_STATES
-                    by_policy = self.state in POLICY_STATES and have_policy
-                    author = 0 if human else (1 if by_policy else 2)
-                    if self.state not in (ESTOP, LOST):
-                        client.send_command(q_cmd, source_capture_ns=captures if human else None,
-                                            author=AUTHOR_NAMES[author])
-                        commands += 1
-                    interv = human and self.intervening
-                    tap.command(tick, now_ns, state_index[self.state], q_cmd, q_policy if by_policy else q_target, flags,
-                                captures if human else None, author, interv,
-                                q_policy if interv and have_policy else None)
-                    if self.state != last_state:
-                        last_state = self.state
-                        tap.event("state", self.state)
-                    # -- haptics
-                    if haptic_every and tick % haptic_every == 0 and state_msg is not None:
-                        levels = haptics.update(state_msg.fingertip_force, now_ns / 1e9)
-                        for i, side in enumerate(SIDES):
-                            dev = hand_dev[side]
-                            if dev is not None and dev.sample_spec.feedback:
-                                dev.send_feedback(HapticFeedback(force=levels[i].copy()))
-                    # -- status
-                    if tick % status_every == 0:
-                        self._publish_status(timer, lat, n_lat, state_msg, captures, hand_dev, wrist_dev, keys.active)
+                    pipeline.tick()
                     if self.on_tick is not None:
-                        self.on_tick(self, tick)
-                    tick += 1
+                        self.on_tick(self, pipeline.frame.tick - 1)
+                    pipeline.between_ticks()
                     timer.wait()
             except KeyboardInterrupt:
                 pass
@@ -446,40 +353,54 @@ class Session:
                 sys.setswitchinterval(switch)
                 gc.enable()
                 gc.unfreeze()
-            # leave the robot holding where it is
-            if self.state not in (ESTOP, LOST):
-                client.send_command(q_cmd)
-            summary = timer.summary()
-            elapsed = time.monotonic() - t_start
-            lat_ms = percentiles(lat[: min(n_lat, len(lat))])
-            self._publish_status(timer, lat, n_lat, state_msg, captures, hand_dev, wrist_dev, keys.active)
-            result = SessionSummary(
-                seconds=round(elapsed, 3), rate_hz=cfg.rate_hz, loop_hz=summary.achieved_hz, ticks=summary.ticks,
-                deadline_misses=summary.deadline_misses, jitter_ms=summary.jitter_ms, latency_ms=lat_ms,
-                commands=commands, engaged_s=round(engaged_ticks * dt, 3), faults=dict(self.faults),
-                fault_log=list(self.fault_log), held_rate=summary.achieved_hz >= 0.95 * cfg.rate_hz,
-                final_state=self.state,
-                extra={"robot": spec.name, "final_robot_state": state_msg, "robot_stats": self._robot_stats(client),
-                       "robot_max_gap_ms": round(robot_watch.max_gap_s * 1e3, 1), "stop_reason": self.stop_reason,
-                       "realtime": realtime.report},
-            )
-            if not result.held_rate:
-                self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")
-                result.fault_log = list(self.fault_log)
-            tap.event("summary", "", loop_hz=float(summary.achieved_hz), held_rate=bool(result.held_rate),
-                      deadline_misses=int(summary.deadline_misses), jitter_ms_p99=float(summary.jitter_ms.get("p99", 0.0)))
-            if self.recorder_process is not None:
-                self.status.phase("stopping the recorder (closing the episode, finishing its videos)", "stopping")
-                time.sleep(0.05)  # let the tap hand over the last ticks before the episode closes
-                self._stop_recorder()
-            result.extra["episodes"] = list(self.episodes)
-            result.extra["recorder_log"] = str(self.recorder_log) if self.recorder_log else None
-            result.extra["tap_dropped"] = tap.dropped
-            if self.policy is not None:
-                result.extra["policy"] = self.policy.stats
-                result.extra["interventions"] = [
-                    {k: round(v - t_start, 3) for k, v in iv.items()} for iv in self.interventions]
-            return result
+            return self._tear_down(client, timer, trace, t_start, realtime.report)
+
+    def _tear_down(self, client: RobotClient, timer: LoopTimer, trace: CommandTrace, t_start: float,
+                   realtime: dict[str, Any]) -> SessionSummary:
+        cfg, frame, tap = self.config, self.frame, self.tap
+        assert frame is not None and tap is not None and self.pipeline is not None
+        if self.state not in (ESTOP, LOST):  # leave the robot holding where it is
+            client.send_command(frame.q_cmd)
+        summary = timer.summary()
+        elapsed = time.monotonic() - t_start
+        self.pipeline.stages[-1].publish(frame)
+        stages_ms = trace.table()
+        result = SessionSummary(
+            seconds=round(elapsed, 3), rate_hz=cfg.rate_hz, loop_hz=summary.achieved_hz, ticks=summary.ticks,
+            deadline_misses=summary.deadline_misses, jitter_ms=summary.jitter_ms, latency_ms=stages_ms["total"],
+            commands=self.output.commands, engaged_s=round(self.arbiter.engaged_ticks / cfg.rate_hz, 3),
+            faults=dict(self.faults), fault_log=list(self.fault_log),
+            held_rate=summary.achieved_hz >= 0.95 * cfg.rate_hz, final_state=self.state,
+            extra={"robot": client.spec.name, "final_robot_state": frame.robot_state,
+                   "robot_stats": self._robot_stats(client), "stop_reason": self.stop_reason,
+                   "robot_max_gap_ms": round(self.robot_stage.watch.max_gap_s * 1e3, 1),
+                   "realtime": realtime, "loop_mode": cfg.loop.mode, "stages_ms": stages_ms,
+                   "traced_commands": trace.n, "sample_passes": self.pipeline.sample_passes,
+                   "stage_compute_us": self.pipeline.clock.table_us()},
+        )
+        logger.info("command path per stage [ms] (%d commands traced, %s mode): %s", trace.n, cfg.loop.mode,
+                    "; ".join(f"{k} p50 {v['p50']:.3f} p99 {v['p99']:.3f} max {v['max']:.3f}"
+                              for k, v in stages_ms.items()))
+        if not result.held_rate:
+            self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")
+            result.fault_log = list(self.fault_log)
+        values = trace.second()
+        if values:
+            tap.event("stages", "", **values)
+        tap.event("summary", "", loop_hz=float(summary.achieved_hz), held_rate=bool(result.held_rate),
+                  deadline_misses=int(summary.deadline_misses), jitter_ms_p99=float(summary.jitter_ms.get("p99", 0.0)))
+        if self.recorder_process is not None:
+            self.status.phase("stopping the recorder (closing the episode, finishing its videos)", "stopping")
+            time.sleep(0.05)  # let the tap hand over the last ticks before the episode closes
+            self._stop_recorder()
+        result.extra["episodes"] = list(self.episodes)
+        result.extra["recorder_log"] = str(self.recorder_log) if self.recorder_log else None
+        result.extra["tap_dropped"] = tap.dropped
+        if self.policy is not None:
+            result.extra["policy"] = self.policy.stats
+            result.extra["interventions"] = [
+                {k: round(v - t_start, 3) for k, v in iv.items()} for iv in self.interventions]
+        return result
 
     def stop(self) -> None:
         self._stop = True
@@ -555,8 +476,8 @@ class Session:
             return
         time.sleep(0.05)  # the info and clock events just published reach the recorder first
         reply = self._rec_rpc.request("start", 5.0)
-        self._rec_status_path = str(reply.values.get("path", ""))  # type: ignore[attr-defined]
-        logger.info("recording episode %s", self._rec_status_path)
+        self.rec_status_path = str(reply.values.get("path", ""))  # type: ignore[attr-defined]
+        logger.info("recording episode %s", self.rec_status_path)
 
     def _stop_recorder(self) -> None:
         p = self.recorder_process
@@ -589,261 +510,6 @@ class Session:
         except TeleopError:
             return {}
 
-    # -- what the session depends on -------------------------------------------------------------
-    def _watch_robot(self, watch: RobotWatch, client: RobotClient, judge: bool, q_cmd: np.ndarray):
-        """Read the robot state; hold (LOST) when it goes silent or another instance answers.
-        Back from LOST only to IDLE, commanding where the robot now is: a fresh engage and its
-        start-pose check come before any motion."""
-        reading = watch.read(judge)
-        if reading.fault:
-            if self.state != LOST:
-                self._end_intervention("robot lost")
-                self.state = LOST
-            self.fault(reading.fault, reading.message)
-            if reading.fault == "robot_changed" and self.config.robot.kind == "bridge":
-                return self._adopt_new_instance(watch, client, q_cmd)
-            return None
-        st = reading.state
-        if st is not None and self.state == LOST:
-            watch.lost = False
-            q_cmd[:] = _held_pose(st, client.spec)
-            self.state = IDLE
-            self.fault("robot_back", f"states from {client.instance} again after a silence: engage to drive")
-        return st
-
-    def _adopt_new_instance(self, watch: RobotWatch, client: RobotClient, q_cmd: np.ndarray):
-        """A bridge restarted: bind to the new instance (a fresh spec, same joints) but stay held
-        until the operator engages again."""
-        try:
-            old = client.instance
-            spec = client.rebind()
-        except TeleopError as exc:
-            self.fault("robot_changed", f"could not reconnect to the new robot server instance: {exc}")
-            return None
-        if tuple(spec.joint_names) != self.description.joint_names:
-            self.fault("robot_changed", f"the new robot server ({spec.name}) has other joints: not driving it; "
-                       "restart the session")
-            self._stop = True
-            return None
-        try:
-            st = client.get_state(0.5)
-        except TeleopError:  # WrongRobotError included
-            return None
-        watch.lost = False
-        q_cmd[:] = np.clip(st.q, spec.lower, spec.upper)
-        self.state = IDLE
-        self.fault("robot_changed", f"now bound to robot server instance {client.instance} (was {old}): held; "
-                   "engage to drive it (start-pose check first)")
-        return st
-
-    def _watch_children(self) -> None:
-        for ex in self.children.exited():
-            if ex.name == "robot server":
-                self.state = LOST
-                self._stop = True
-                self.stop_reason = f"{ex.message}; the session stopped (a new server would be another robot)"
-                self.fault("robot_exited", self.stop_reason)
-            else:
-                ep = self._rec_status_path or "the open episode"
-                self.fault("recorder_exited", f"{ex.message}. Nothing is being recorded; {ep} is recovered (kept, "
-                           "marked 'recovered') when a recorder next starts on the dataset, or now with "
-                           "`teleop episodes verify DATASET`")
-
-    def _on_source(self, source: str, pressed: bool, controls: dict[str, tuple[str, ...]]) -> None:
-        if source in ("key:q",) and pressed:
-            self.request("stop")
-        c = self.config.controls
-        if source in c.intervene:
-            if c.intervene_mode == "hold":
-                self.request("takeover" if pressed else "return")
-            elif pressed:
-                self.request("intervene")
-            return
-        for action in ("start", "stop", "discard", "success", "failure"):
-            if pressed and source in getattr(c, f"episode_{action}") and self.tap is not None:
-                self.tap.event("episode", action)  # the recorder acts on it; the loop never waits
-                return
-        if source in controls["estop"] and pressed:
-            self.request("estop")
-        elif source in controls["release"] and pressed:
-            self.request("release")
-        elif source in controls["engage"]:
-            if self.config.controls.engage_mode == "hold":
-                self.request("engage" if pressed else "disengage")
-            elif pressed:
-                self.request("toggle")
-
-    def _handle_requests(self, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
-        while self._requests:
-            action = self._requests.popleft()
-            if action == "stop":
-                self._stop = True
-            elif action == "estop":
-                try:
-                    client.estop()
-                except TeleopError as exc:
-                    self.fault("estop", f"could not reach the robot to e-stop it: {exc}")
-                self.state = ESTOP
-                self.fault("estop", "e-stop: the robot holds; release (r), then engage")
-            elif action == "release":
-                if self.state == ESTOP:
-                    client.release()
-                    self.state = IDLE
-                    # restart from where the robot holds (its setpoint since the e-stop)
-                    held = client.get_state(1.0)
-                    q_cmd[:] = np.clip(held.target, client.spec.lower, client.spec.upper)
-            elif action == "disengage" or (action == "toggle" and self.state in HUMAN_STATES + POLICY_STATES):
-                if self.state in HUMAN_STATES + POLICY_STATES:
-                    self.state = IDLE
-                    self._end_intervention("disengage")
-            elif action in ("engage", "toggle"):
-                if self.policy is not None:
-                    if self.state == ESTOP:
-                        self.fault("engage_refused", "e-stopped: release first (r)")
-                    elif self.state in (IDLE, STALE):
-                        self._end_intervention("stale")
-                        self.state = RETURNING  # the policy takes over from where the robot is, blended
-                        # the operator's mapping starts here too (what a takeover ramps to), as soon as the
-                        # operator's devices have fresh samples
-                        self._recentre_pending = True
-                else:
-                    self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
-            elif action in ("takeover", "return", "intervene"):
-                self._intervene(action, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
-
-    def _intervene(self, action, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
-        """Takeover: the operator's wrists are re-centred on the robot's pose and the human
-        command ramps in (bounded step). Return: the policy's command blends back in."""
-        if self.policy is None:
-            self.fault("intervene_refused", "no policy in this session ([policy] enabled = false)")
-            return
-        t = time.monotonic()
-        if action in ("takeover", "intervene") and self.state in POLICY_STATES:
-            self.state = IDLE
-            if self.config.policy.recentre_on_takeover:
-                self._engage(client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd)
-            elif needed_ok and not self._recentre_pending:
-                self.state = RAMPING  # toward the operator's pose under the mapping set at the policy start
-            else:
-                self.fault("engage_refused", self._inputs_not_ready())
-            if self.state == RAMPING:
-                self.intervening = True
-                self.interventions.append({"takeover_s": t})
-                if self.tap is not None:
-                    self.tap.event("intervention", "takeover")
-            else:  # refused (no fresh hand input, too far): the policy keeps control
-                self.state = POLICY
-        elif action in ("return", "intervene") and self.state in HUMAN_STATES and self.intervening:
-            self.state = RETURNING
-            self._end_intervention("return")
-
-    def _end_intervention(self, why: str) -> None:
-        if not self.intervening:
-            return
-        self.intervening = False
-        if self.interventions:
-            self.interventions[-1]["return_s"] = time.monotonic()
-        if self.tap is not None:
-            self.tap.event("intervention", why)
-
-    def _engage(self, client, retarget, state_msg, needed_ok, wpos, wquat, kp, q_target, q_cmd) -> None:
-        if self.state == ESTOP:
-            self.fault("engage_refused", "e-stopped: release first (r)")
-            return
-        if self.state == LOST:
-            self.fault("engage_refused", "the robot server is lost (no fresh state from it): nothing to engage")
-            return
-        if self.state in (RAMPING, ENGAGED):
-            return
-        if not needed_ok:
-            self.fault("engage_refused", self._inputs_not_ready())
-            return
-        measured = state_msg.q
-        self._recentre(retarget, state_msg, wpos, wquat)
-        retarget.tick(time.monotonic_ns() / 1e9, kp, wpos, wquat, q_target)
-        self._hold_unsourced(q_target, measured)
-        delta = np.abs(q_target - measured)
-        worst = int(np.argmax(delta))
-        if delta[worst] > self.config.safety.max_start_distance_rad:
-            name = client.spec.joint_names[worst]
-            self.fault("engage_refused", f"{name} would have to move {delta[worst]:.2f} rad (limit "
-                       f"{self.config.safety.max_start_distance_rad} rad): bring your hand to the robot's pose and engage again")
-            for side in SIDES:
-                retarget.disengage(side)
-            return
-        self.state = RAMPING
-
-    def _inputs_not_ready(self) -> str:
-        """Why the inputs cannot engage, per input: a hand whose samples arrive without keypoints
-        (the driver breaks the hand contract), or an input with no fresh sample."""
-        have, no_kp = self._inputs_seen
-        why = []
-        for i, side in enumerate(SIDES):
-            inp = self.config.inputs.get(side)
-            for role, dev in enumerate((inp.hand, inp.wrist) if inp else ()):
-                if dev is None or have[i, role]:
-                    continue
-                what = f"{side} {'hand' if role == 0 else 'wrist'}"
-                driver = self.config.devices[dev].driver if dev in self.config.devices else dev
-                if role == 0 and no_kp[i] is not None:
-                    why.append(f"{what}: samples arrive but {hand_sample_problem(no_kp[i], driver)}: see "
-                               "docs/adding-a-driver.md (a hand driver fills HandSample.keypoints)")
-                else:
-                    why.append(f"{what}: no fresh sample from device {dev!r} ({driver}): check it with "
-                               f"`teleop drivers echo {driver}`")
-        return "; ".join(why) or "an input has no fresh sample: check the devices (`teleop drivers echo`)"
-
-    def _recentre(self, retarget, state_msg, wpos, wquat) -> None:
-        """Re-centre the wrist mapping on where the robot is now (the clutch)."""
-        for side in SIDES:
-            sl = retarget.sides[side].arm_slice
-            if self.config.inputs.get(side) and self.config.inputs[side].wrist:
-                retarget.engage(side, wpos[SIDES.index(side)], wquat[SIDES.index(side)], state_msg.q[sl])
-
-    def _hold_unsourced(self, q_target, q_hold) -> None:
-        """Groups with no input device (no glove on the left, no wrist tracker...) hold."""
-        for side in SIDES:
-            inp = self.config.inputs.get(side)
-            sl = self._retarget_sides[side]
-            if inp is None or inp.hand is None:
-                q_target[sl.hand_slice] = q_hold[sl.hand_slice]
-            if inp is None or inp.wrist is None:
-                q_target[sl.arm_slice] = q_hold[sl.arm_slice]
-
-    def _publish_status(self, timer, lat, n_lat, state_msg, captures, hand_dev, wrist_dev, keys_active) -> None:
-        rate, misses, jitter_p99 = timer.recent()
-        recent_lat = lat[max(0, min(n_lat, len(lat)) - 500): min(n_lat, len(lat))]
-        now_ns = time.monotonic_ns()
-        stale_ms = self.config.safety.stale_timeout_s * 1e3
-        inputs = {}
-        for i, side in enumerate(SIDES):
-            for role, dev in (("hand", hand_dev[side]), ("wrist", wrist_dev[side])):
-                if dev is not None:
-                    h = dev.health()
-                    got = int(captures[2 * i + (role == "wrist")])  # the newest fresh sample's capture time
-                    age = (now_ns - got) / 1e6 if got else math.inf
-                    inputs[f"{side}_{role}"] = {"device": getattr(self.config.inputs[side], role), "hz": h.rate_hz,
-                                                "age_ms": round(age, 1), "fresh": age <= stale_ms}
-        pol = self.policy
-        self.status.publish({
-            "state": self.state,
-            "loop_hz": round(rate, 1),
-            "rate_hz": float(self.config.rate_hz),
-            "ticks": timer.ticks,
-            "deadline_misses": misses,
-            "jitter_ms_p99": round(jitter_p99, 3),
-            "latency_ms": percentiles(recent_lat),
-            "robot_mode": getattr(state_msg, "mode", "?"),
-            "inputs": inputs,
-            "policy": None if pol is None else {"intervening": self.intervening, "late": pol.late,
-                                                "errors": pol.errors},
-            "faults": dict(self.faults),
-            "faults_at": dict(self.faults_at),
-            "fault_count": sum(v for k, v in self.faults.items() if k not in LIMITS_APPLIED),
-            "last_fault": self.fault_log[-1] if self.fault_log else None,
-            "keys_live": keys_active,
-        })
-
 
 def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None = None) -> dict[str, Driver]:
     """Open every device of ``config`` (``stack`` closes them). Every device that fails is tried
@@ -870,9 +536,3 @@ def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None
         raise TeleopError(f"{len(failed)} of {len(config.devices)} devices could not be opened:\n  "
                           + "\n  ".join(failed))
     return opened
-
-
-def _held_pose(state, spec) -> np.ndarray:
-    """Where the robot holds now: its applied target once it has taken commands (active, hold),
-    else its measured pose; within the limits."""
-    return np.clip(state.target if state.mode in ("active", "hold") else state.q, spec.lower, spec.upper)
