@@ -147,7 +147,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.e2e import run
 
         result = run(seconds=args.seconds or 10.0, rate_hz=args.rate, input_hz=args.input_hz,
-                     port_base=args.port_base + 40, load=args.load, realtime=args.realtime)
+                     port_base=args.port_base + 40, load=args.load, realtime=args.realtime,
+                     modes=("on_sample", "fixed") if args.mode == "both" else (args.mode,))
     elif args.what == "intervention":
         from teleop.bench.intervention import run
 
@@ -725,6 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e2e: demo also runs the head camera and the recorder, as make demo does (default none)")
     p.add_argument("--realtime", type=int_in(0, 99), default=0, metavar="PRIORITY",
                    help="e2e: SCHED_FIFO priority of the session loop thread, 0 (off, the default) .. 99")
+    p.add_argument("--mode", choices=["both", "on_sample", "fixed"], default="both",
+                   help="e2e: the session loop mode(s) to run, one session each (default both: on_sample's "
+                   "figures on top, fixed's under \"fixed\")")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("retarget", help="offline: human hand keypoint sequences -> robot hand joints",

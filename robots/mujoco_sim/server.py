@@ -15,6 +15,7 @@ import math
 import os
 import re
 import secrets
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -158,11 +159,8 @@ class SimServer:
         self._spec = self._build_spec()
         import zmq
 
-        self._poller = zmq.Poller()
-        self._poller.register(self.rpc.sock, zmq.POLLIN)
-        self._poller.register(self.cmd_sub.sock, zmq.POLLIN)
-        self._command_poller = zmq.Poller()  # once the tick's request budget is spent
-        self._command_poller.register(self.cmd_sub.sock, zmq.POLLIN)
+        # what idle waits on: commands, then requests (left out once the tick's request budget is spent)
+        self._wake_fds = [self.cmd_sub.sock.getsockopt(zmq.FD), self.rpc.sock.getsockopt(zmq.FD)]
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self, shifts: dict[str, object] | None = None) -> None:
@@ -399,23 +397,23 @@ class SimServer:
         return self.stats()
 
     def _idle_until(self, deadline: float) -> float:
-        """Sleep until ``deadline`` (perf_counter s), answering requests meanwhile so an e-stop
-        is applied at once, not at the next tick. Returns how early (+) or late (-) we were."""
+        """Sleep until ``deadline`` (perf_counter s), taking commands and answering requests the
+        moment they arrive, so a command becomes the setpoint at once and an e-stop is applied at
+        once, not at the next tick. Returns how early (+) or late (-) we were."""
+        import zmq
+
+        cmd, rpc = self.cmd_sub.sock, self.rpc.sock
         delay = deadline - time.perf_counter()
         while delay > 0:
-            # zmq polls in whole milliseconds: use them while they fit, then short sleeps, so a
-            # command never waits more than ~0.2 ms to become the setpoint
-            timeout_ms = int(delay * 1000) - 1 if delay > 0.0015 else 0
-            poller = self._poller if self._requests_left > 0 else self._command_poller
-            for sock, _ in poller.poll(timeout_ms):
-                if sock is self.rpc.sock:
-                    self._serve_requests()
-                else:
-                    self._take_command()
+            # ZMQ_EVENTS says what is queued (and re-arms the sockets' edge-triggered FDs); select
+            # then waits on those FDs with a microsecond timeout (zmq's own poll counts whole ms)
+            if cmd.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                self._take_command()
+            elif self._requests_left > 0 and rpc.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                self._serve_requests()
+            else:
+                select.select(self._wake_fds if self._requests_left > 0 else self._wake_fds[:1], [], [], delay)
             delay = deadline - time.perf_counter()
-            if 0 < delay <= 0.0015:
-                time.sleep(min(delay, 0.0002))
-                delay = deadline - time.perf_counter()
         return delay
 
     def _serve_requests(self) -> None:

@@ -145,6 +145,7 @@ def compose(snap: dict[str, Any], controls: Any = None, now: float | None = None
     # judged once the loop ran a second: the first ticks' rate says nothing
     v["loop_low"] = bool(rate and loop is not None and v.get("ticks", 0) >= rate and loop < 0.95 * rate)
     v["latency_ms"] = {k: _finite(x) for k, x in (v.get("latency_ms") or {}).items()}
+    v["stages_ms"] = {stage: {k: _finite(x) for k, x in stats.items()} for stage, stats in (v.get("stages_ms") or {}).items()}
     rec = v.setdefault("recorder", None)  # None: this session has no recorder (no policy, likewise)
     pol = v.setdefault("policy", None)
     live = bool(v.get("keys_live"))
@@ -204,10 +205,20 @@ def segments(v: dict[str, Any]) -> list[str]:
         out.append(f"LOOP {v.get('loop_hz', 0):.0f} of {v['rate_hz']:.0f} Hz")
     lat = v.get("latency_ms") or {}
     if lat.get("p50") is not None:
-        out.append(f"latency p50 {lat['p50']:.1f} p99 {lat.get('p99') or 0:.1f} ms")
+        out.append(f"latency p50 {lat['p50']:.1f} p99 {lat.get('p99') or 0:.1f} ms" + _slowest_stage(v))
     if v.get("inputs") and not v.get("stale_inputs"):
         out.append("inputs ok: " + ", ".join(f"{n} {inp.get('hz') or 0:.0f} Hz" for n, inp in v["inputs"].items()))
     return out
+
+
+def _slowest_stage(v: dict[str, Any]) -> str:
+    """Where most of the command path's p99 goes (docs/sessions.md, the per-stage table)."""
+    stages = {k: st.get("p99") for k, st in (v.get("stages_ms") or {}).items() if k not in ("total", "oldest_input")}
+    stages = {k: x for k, x in stages.items() if x is not None}
+    if not stages:
+        return ""
+    name = max(stages, key=stages.__getitem__)
+    return f" (most: {name} {stages[name]:.1f})"
 
 
 def _recorder_text(rec: dict[str, Any]) -> str:
