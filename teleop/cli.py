@@ -403,7 +403,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _stop_view(view)
     out = summary.as_dict()
     extra = out.pop("extra", None) or {}
-    for key in ("episodes", "policy", "interventions", "tap_dropped", "stop_reason", "robot_max_gap_ms"):
+    for key in ("episodes", "policy", "interventions", "tap_dropped", "stop_reason", "robot_max_gap_ms", "loop_mode",
+                "stages_ms", "realtime"):
         if key in extra:
             out[key] = extra[key]
     print(json.dumps(_no_nan(out), indent=2, default=str) if args.json else _format_session(out))
@@ -539,6 +540,7 @@ def _ms(value) -> str:
 
 def _format_session(s: dict) -> str:
     from teleop.session.safety import LIMITS_APPLIED
+    from teleop.session.trace import format_stages
 
     lat, jit = s["latency_ms"], s["jitter_ms"]
     if lat.get("p50") is None or lat["p50"] != lat["p50"]:  # NaN: no command carried capture times
@@ -553,6 +555,7 @@ def _format_session(s: dict) -> str:
         + ("" if s["held_rate"] else "  (BELOW the configured rate)"),
         f"  deadline misses {s['deadline_misses']}, jitter p99 {_ms(jit.get('p99'))}",
         latency,
+        *[f"  per stage {line}" for line in [format_stages(s.get("stages_ms") or {}, s.get("loop_mode", ""))] if line],
         f"  commands {s['commands']}, engaged {s['engaged_s']} s, final state {s['final_state']}",
         "  faults: " + ("none" if not faults else f"{sum(faults.values())}"),
     ]

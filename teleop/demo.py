@@ -110,12 +110,16 @@ def run_demo(port_base: int | None = None, session: str | None = None, status: s
         "lift_cm": verdict.lift_cm if verdict else {},
         "episode": (summary.extra.get("episodes") or [None])[-1],
         "robot_max_gap_ms": summary.extra.get("robot_max_gap_ms"),
+        "loop_mode": summary.extra.get("loop_mode"),
+        "stages_ms": summary.extra.get("stages_ms"),
         "robot_overruns": robot_stats.get("overruns", 0),
         "sim_log": str(sess.sim_log) if sess.sim_log else None,
     }
 
 
 def format_summary(s: dict) -> str:
+    from teleop.session.trace import format_stages
+
     lat, jit = s["latency_ms"], s["jitter_ms"]
     lifted = ", ".join(f"{k} {v:+.1f} cm" for k, v in s["lift_cm"].items()) or "no object seen"
     latency = (f"p50 {lat['p50']} ms, p99 {lat['p99']} ms" if lat.get("p50") == lat.get("p50")  # nan: no samples
@@ -127,6 +131,8 @@ def format_summary(s: dict) -> str:
         + ("" if s["held_rate"] else " (BELOW the configured rate)")
         + f", jitter p99 {jit['p99']} ms, {s['deadline_misses']} deadline misses",
         f"  latency         device capture -> robot setpoint {latency}",
+        *[f"  per stage       {line}" for line in [format_stages(s.get("stages_ms") or {}, s.get("loop_mode") or "")]
+          if line],
         f"  engaged         {s['engaged_s']} s, {s['commands']} commands",
         f"  objects         peak lift: {lifted}",
     ]

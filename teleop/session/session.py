@@ -382,7 +382,8 @@ class Session:
                     "; ".join(f"{k} p50 {v['p50']:.3f} p99 {v['p99']:.3f} max {v['max']:.3f}"
                               for k, v in stages_ms.items()))
         if not result.held_rate:
-            self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured {cfg.rate_hz:.0f} Hz")
+            self.fault("rate", f"the loop ran at {summary.achieved_hz:.0f} Hz, below the configured "
+                       f"{cfg.rate_hz:.0f} Hz")
             result.fault_log = list(self.fault_log)
         values = trace.second()
         if values:

@@ -145,7 +145,8 @@ def compose(snap: dict[str, Any], controls: Any = None, now: float | None = None
     # judged once the loop ran a second: the first ticks' rate says nothing
     v["loop_low"] = bool(rate and loop is not None and v.get("ticks", 0) >= rate and loop < 0.95 * rate)
     v["latency_ms"] = {k: _finite(x) for k, x in (v.get("latency_ms") or {}).items()}
-    v["stages_ms"] = {stage: {k: _finite(x) for k, x in stats.items()} for stage, stats in (v.get("stages_ms") or {}).items()}
+    v["stages_ms"] = {stage: {k: _finite(x) for k, x in stats.items()}
+                      for stage, stats in (v.get("stages_ms") or {}).items()}
     rec = v.setdefault("recorder", None)  # None: this session has no recorder (no policy, likewise)
     pol = v.setdefault("policy", None)
     live = bool(v.get("keys_live"))

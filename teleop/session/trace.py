@@ -21,7 +21,7 @@ import numpy as np
 
 from teleop.loop import percentiles
 
-__all__ = ["CommandTrace", "StageClock", "PATH", "PATH_MEANING"]
+__all__ = ["CommandTrace", "StageClock", "PATH", "PATH_MEANING", "format_stages"]
 
 #: The command path's intervals, in order, with what each is.
 PATH_MEANING = {
@@ -131,3 +131,12 @@ class StageClock:
             if n:
                 out[name] = {**percentiles(self.ns[k, :n], 1e-3), "passes": int(self.count[k])}
         return out
+
+
+def format_stages(stages: dict[str, dict[str, float]], mode: str = "") -> str:
+    """One line of the command path's stages, p50/p99 [ms] ("" when nothing was traced)."""
+    shown = [(k, v) for k, v in stages.items() if k not in ("total", "oldest_input") and v.get("p50") == v.get("p50")]
+    if not shown:
+        return ""
+    return (f"p50/p99 ms{f' ({mode})' if mode else ''}: "
+            + ", ".join(f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in shown))

@@ -26,7 +26,8 @@ def _raw(mode: str = "on_sample", rate_hz: float = 500.0) -> dict:
         "session": {"rate_hz": rate_hz},
         "robot": {"kind": "sim", "port_base": free_port_base(), "sim_args": ["--cameras", "none"]},
         # hands and wrists at 200 Hz, slower than the loop (as gloves and headsets are)
-        "device": {side: {"driver": "synthetic", "options": {"side": side, "rate_hz": 200.0}} for side in ("left", "right")},
+        "device": {side: {"driver": "synthetic", "options": {"side": side, "rate_hz": 200.0}}
+                   for side in ("left", "right")},
         "input": {side: {"hand": side, "wrist": side} for side in ("left", "right")},
         "controls": {"engage": ["auto"], "estop": ["key:e"], "release": ["key:r"]},
         "haptics": {"enabled": False},
