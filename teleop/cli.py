@@ -563,7 +563,7 @@ def _format_session(s: dict) -> str:
     lines += [f"    {name:<{width}} {count:>6}  {FAULT_MEANINGS.get(name, '')}".rstrip()
               for name, count in sorted(faults.items(), key=lambda kv: -kv[1])]
     if limits:
-        lines.append("  limits applied (not faults): " + ", ".join(f"{name} {count} ticks ({LIMITS_APPLIED[name]})"
+        lines.append("  limits applied (not faults): " + ", ".join(f"{name} {count} commands ({LIMITS_APPLIED[name]})"
                                                                   for name, count in limits.items()))
     if s["fault_log"]:
         lines.append("  last faults:")
