@@ -266,11 +266,13 @@ def cmd_episodes_list(args: argparse.Namespace) -> int:
         print(f"no episodes in {dataset}{more}")
         return 0
     width = max(10, *(len(_status(e)) for e in eps))
-    print(f"{'#':>5}  {'status':{width}} {'outcome':8} {'seconds':>8}  {'task':24} operator / videos / notes / errors")
+    print(f"{'#':>5}  {'status':{width}} {'outcome':8} {'seconds':>8}  {'task':24} operator / videos / notes / errors"
+          " / latency p99 ms")
     for e in eps:
         vids = ",".join(f"{k}:{v}" for k, v in e.frames.items()) or "-"
+        lag = "-" if e.latency_p99_ms is None else f"{e.latency_p99_ms:.1f}"  # the worst second's total
         print(f"{e.index:5d}  {_status(e):{width}} {e.outcome:8} {e.duration_s:8.1f}  {e.task[:24]:24} "
-              f"{e.operator or '-'} / {vids} / {e.notes} / {e.errors}")
+              f"{e.operator or '-'} / {vids} / {e.notes} / {e.errors} / {lag}")
         for why in e.degraded:
             print(f"{'':7}degraded: {why}")
     if hidden:
@@ -430,6 +432,7 @@ def cmd_episodes_inspect(args: argparse.Namespace) -> int:
               f"{s['start_ms']:9.1f} {s['end_ms']:9.1f} {s['max_interval_ms']:9.1f}")
     for k, v in report["dropped"].items():
         print(f"  dropped {k}: {v}")
+    _print_stages(report["stages_ms"], report["stages_seconds"])
     for why in report["degraded"]:
         print(f"  degraded: {why}")
     if report["discarded"]:
@@ -447,6 +450,19 @@ def cmd_episodes_inspect(args: argparse.Namespace) -> int:
     if report.get("plot"):
         print(f"  timeline plot: {report['plot']}")
     return 0
+
+
+def _print_stages(stages: Any, seconds: Any) -> None:
+    """The command path latency table of `inspect` (nothing for an episode without one)."""
+    if not isinstance(stages, dict) or not stages:
+        return
+    print(f"  command path latency [ms] over {seconds} s (p50: median second, p99 and max: worst second)")
+    print(f"    {'stage':14} {'p50':>9} {'p99':>9} {'max':>9}")
+    for stage, row in stages.items():
+        row = row if isinstance(row, dict) else {}
+        cells = [f"{v:9.3f}" if isinstance(v := row.get(k), int | float) else f"{'-':>9}"
+                 for k in ("p50", "p99", "max")]
+        print(f"    {str(stage)[:14]:14} {' '.join(cells)}")
 
 
 def cmd_episodes_control(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ unless asked, and ``restore_episode`` removes the mark.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -135,6 +136,7 @@ class EpisodeSummary:
     discarded: bool = False  # `teleop episodes discard` marked it (meta.json "discarded"); restorable
     interrupted: bool = False  # status "recording" but its recorder is gone: duration_s is the log's span
     degraded: list[str] = field(default_factory=list)  # why the recording is not to be trusted (degradation)
+    latency_p99_ms: float | None = None  # the command path's total p99 of its worst second (meta "stages_ms")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -175,8 +177,18 @@ def list_episodes(dataset: Path, *, include_discarded: bool = True) -> list[Epis
             frames={k: v.get("frames", 0) for k, v in m.get("videos", {}).items()},
             notes=len(m.get("notes", [])), errors=len(m.get("errors", [])), damaged=bool(m.get("damage")),
             discarded=bool(m.get("discarded")), interrupted=interrupted, degraded=degradation(m, interrupted),
+            latency_p99_ms=_total_p99(m),
         ))
     return out
+
+
+def _total_p99(meta: dict[str, Any]) -> float | None:
+    """The command path's total p99 of the episode's worst second (None: the session sent none)."""
+    stages = meta.get("stages_ms")
+    total = stages.get("total") if isinstance(stages, dict) else None
+    v = total.get("p99") if isinstance(total, dict) else None
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
 
 
 def _log_span_s(folder: Path) -> float:
@@ -507,6 +519,10 @@ def _mark_recovered(folder: Path, meta: dict[str, Any], sc: Any, saved: Path | N
         )
     if sc is not None and sc.records:
         meta["duration_s"] = round((sc.last_recv_ns - sc.first_recv_ns) / 1e9, 3)
+        if "stages_ms" not in meta:  # the recorder keeps them in memory until it closes the episode
+            from recorder.latency import from_log
+
+            meta.update(from_log(folder / LOG_NAME))
     for name, v in meta.get("videos", {}).items():
         try:
             info = probe_video(folder / v["file"])

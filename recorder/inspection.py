@@ -60,6 +60,8 @@ def inspect_episode(spec: str | Path) -> dict[str, Any]:
             ),
         },
         "loop": m.get("loop", {}),
+        "stages_ms": m.get("stages_ms") or {},  # the command path's latency per stage (recorder/latency.py)
+        "stages_seconds": m.get("stages_seconds", 0),
         "degraded": degradation(m),
         "discarded": m.get("discarded") or None,
         "errors": m.get("errors", []),

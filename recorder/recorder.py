@@ -49,6 +49,7 @@ from recorder.episode import (
     write_index,
     write_meta,
 )
+from recorder.latency import StageSeconds
 from recorder.log import LogError, LogWriter
 from teleop.bus.codec import DecodeError, Decoder, Encoder, Header, Message, encode_with_header
 from teleop.bus.messages import (
@@ -114,6 +115,7 @@ class _Active:
         self.session_source = ""  # the tap source (one session run) this episode records
         self.robot_instance = ""  # the robot server instance whose states it holds
         self.bytes_at_check = 0
+        self.stages = StageSeconds()  # the session's per-second command path latency (meta "stages_ms")
 
 
 class Recorder:
@@ -229,6 +231,8 @@ class Recorder:
                 return
             elif ev.event == "summary" and self.active is not None:
                 self.active.meta["loop"] = dict(ev.values)
+            elif ev.event == "stages" and self.active is not None:
+                self.active.stages.add(dict(ev.values))
             elif ev.event == "fault" and self.active is not None:
                 faults = self.active.meta.setdefault("faults", {})
                 faults[ev.detail] = faults.get(ev.detail, 0) + 1
@@ -563,6 +567,7 @@ class Recorder:
         if m["dropped"]["rejected"]:
             m["errors"].append(f"{sum(rejected.values())} malformed messages were not logged "
                                f"({m['dropped']['rejected']}; last: {self._decoder.stats.last_error})")
+        m.update(ep.stages.meta())  # nothing from a session that does not send it
         n_cmd = ep.counts.get("session/command", 0)
         span = ep.span.get("session/command")
         if n_cmd > 1 and span and span[1] > span[0]:
