@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from drivers.config import DriverConfig
+from teleop.types import Side
 from drivers.samples import (
     ButtonEvent,
     HandSample,
@@ -107,8 +108,10 @@ class Driver(ABC):
     def get_sample(self, timeout_s: float = 1.0) -> Sample: ...
 
     @abstractmethod
-    def read_latest(self, max_age_s: float | None = None, kind: SampleKind | None = None) -> Sample:
-        """The newest sample (of ``kind``, for drivers that emit several kinds)."""
+    def read_latest(self, max_age_s: float | None = None, kind: SampleKind | None = None,
+                    side: Side | None = None) -> Sample:
+        """The newest sample (of ``kind``, for drivers that emit several kinds; of ``side``, for a
+        device that sees both hands, whose ``sample_spec.side`` is None: a camera)."""
 
     def calibrate(self) -> dict[str, Any]:
         """Interactive or automatic calibration; returns what to store in an operator profile.
@@ -270,6 +273,9 @@ class ThreadedDriver(Driver):
                     self._latest_t = now
                     kind = _KINDS[type(sample)]
                     self._latest_kind[kind] = (sample, now)
+                    side = getattr(sample, "side", None)
+                    if side:
+                        self._latest_kind[f"{kind}:{side}"] = (sample, now)
                     if type(sample) is ButtonEvent:
                         self._events.append(sample)
                     elif kind in ("hand", "pose"):
@@ -330,17 +336,22 @@ class ThreadedDriver(Driver):
             return self._queue.popleft()
 
     @requires_connected
-    def read_latest(self, max_age_s: float | None = None, kind: SampleKind | None = None) -> Sample:
-        """Newest sample (of ``kind``) without blocking; also drops the queue ``get_sample``
-        reads from (a latest-sample consumer does not want the backlog)."""
+    def read_latest(self, max_age_s: float | None = None, kind: SampleKind | None = None,
+                    side: Side | None = None) -> Sample:
+        """Newest sample (of ``kind``, of ``side``) without blocking; also drops the queue
+        ``get_sample`` reads from (a latest-sample consumer does not want the backlog)."""
         with self._lock:
             self._raise_if_failed()
             if kind is None:
                 found = None if self._latest is None else (self._latest, self._latest_t)
             else:
-                found = self._latest_kind.get(kind)
+                found = self._latest_kind.get(f"{kind}:{side}") if side else None
+                newest = self._latest_kind.get(kind)
+                if found is None and (not side or (newest is not None and not getattr(newest[0], "side", None))):
+                    found = newest  # unsided samples serve any side
             if found is None:
-                raise DeviceTimeoutError(f"{self.name}: no {kind or ''} sample yet".replace("  ", " "))
+                what = f"{kind or ''} {side or ''}".strip()
+                raise DeviceTimeoutError(f"{self.name}: no {what} sample yet".replace("  ", " "))
             sample, t = found
             age = time.monotonic() - t
             if max_age_s is not None and age > max_age_s:

@@ -4,6 +4,8 @@ count). A hand sample without (21, 3) keypoints does not drive; the state machin
 
 from __future__ import annotations
 
+import inspect
+
 from drivers.samples import HandSample, PoseSample
 from teleop.errors import DeviceTimeoutError, TeleopError
 from teleop.session.frame import Frame
@@ -12,6 +14,11 @@ from teleop.types import SIDES
 __all__ = ["InputsStage"]
 
 _KIND = ("hand", "pose")
+
+
+def _takes_side(dev) -> bool:
+    """A driver written before ``read_latest`` took ``side`` is read as before."""
+    return "side" in inspect.signature(dev.read_latest).parameters
 
 
 class InputsStage:
@@ -23,6 +30,9 @@ class InputsStage:
         # (slot, side index, role, device) of every configured input
         self.slots = [(2 * i + role, i, role, dev) for i, side in enumerate(SIDES) for role in (0, 1)
                       if (dev := session.input_device(side, role)) is not None]
+        # a device that sees both hands (a camera: its spec has no side) is asked for each side's
+        self.by_side = {slot: SIDES[i] if dev.sample_spec.side is None and _takes_side(dev) else None
+                        for slot, i, _, dev in self.slots}
         self.needed = [(i, role) for _, i, role, _ in self.slots]
 
     def step(self, f: Frame) -> None:
@@ -31,7 +41,9 @@ class InputsStage:
         newest, trigger, new = 0, -1, False
         for slot, i, role, dev in self.slots:
             try:
-                s = dev.read_latest(self.stale_s, _KIND[role])
+                side = self.by_side[slot]
+                s = dev.read_latest(self.stale_s, _KIND[role], side) if side else dev.read_latest(self.stale_s,
+                                                                                                    _KIND[role])
             except DeviceTimeoutError:
                 continue
             except TeleopError as exc:
