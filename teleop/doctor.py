@@ -38,6 +38,8 @@ _FEATURE_PACKAGES = [
     ("cv2", "opencv", "opencv-python-headless", "GelSight Mini capture (V4L2, JPEG), episode timeline plots, "
      "`teleop bench tactile`", True),
     ("rerun", "rerun", "rerun-sdk", "live view of a session or an episode in the Rerun viewer", False),
+    ("ai_edge_litert", "litert", "ai-edge-litert", "the camera_hands driver (hand models on LiteRT; "
+     "pip install 'teleop[hands]')", False),
 ]
 
 _RENDER_PROBE = """
@@ -276,12 +278,24 @@ def _numba_cache() -> list[dict[str, str]]:
                   "" if ok else "set NUMBA_CACHE_DIR to a writable folder (kernels recompile at every start otherwise)")]
 
 
+def _hand_models() -> list[dict[str, str]]:
+    from drivers.camera_hands.models import status
+
+    report = status()
+    bad = {name: m["state"] for name, m in report["models"].items() if m["state"] != "ok"}
+    if not bad:
+        return [_item("hand models", "ok", f"{', '.join(report['models'])} in {report['dir']}")]
+    return [_item("hand models", "warn", f"{'; '.join(f'{n} {state}' for n, state in bad.items())} in {report['dir']}: "
+                  "the camera_hands driver needs them", "teleop models fetch (make install does)")]
+
+
 def run_doctor(port_base: int = DEFAULT_PORT_BASE) -> dict:
     t0 = time.perf_counter()
     items = [_item("python", "ok" if sys.version_info >= (3, 11) else "fail",
                    f"{platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores",
                    "" if sys.version_info >= (3, 11) else "install Python 3.11 or newer")]
     items += _packages() + _feature_packages() + _render() + _devices() + _ports(port_base) + _numba_cache()
+    items += _hand_models()
     return {"ok": not any(i["status"] == "fail" for i in items), "checks": items,
             "seconds": round(time.perf_counter() - t0, 2)}
 
