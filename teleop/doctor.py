@@ -38,8 +38,8 @@ _FEATURE_PACKAGES = [
     ("cv2", "opencv", "opencv-python-headless", "GelSight Mini capture (V4L2, JPEG), episode timeline plots, "
      "`teleop bench tactile`", True),
     ("rerun", "rerun", "rerun-sdk", "live view of a session or an episode in the Rerun viewer", False),
-    ("ai_edge_litert", "litert", "ai-edge-litert", "the camera_hands driver (hand models on LiteRT; "
-     "pip install 'teleop[hands]')", False),
+    ("ai_edge_litert", "litert", "ai-edge-litert", "the camera_hands driver (MediaPipe's hand models on LiteRT)",
+     False),
 ]
 
 _RENDER_PROBE = """
