@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install clean bench bench-setup
+.PHONY: demo test install clean bench bench-setup mediapipe-setup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/teleop warmup
+	$(BIN)/teleop models fetch
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +33,16 @@ test: install
 	touch $@
 
 bench-setup: .venv-bench/.installed
+
+# MediaPipe itself (the hand tracker's reference: teleop/bench/mediapipe_reference.py runs in it) in
+# its own venv: mediapipe 0.10.21 needs numpy<2, the runtime uses numpy 2.
+.venv-mediapipe/.installed:
+	$(PYTHON) -m venv .venv-mediapipe
+	.venv-mediapipe/bin/python -m pip install -q --upgrade pip
+	.venv-mediapipe/bin/python -m pip install -q "mediapipe==0.10.21" "numpy<2"
+	touch $@
+
+mediapipe-setup: .venv-mediapipe/.installed
 
 bench: install bench-setup
 	$(BIN)/teleop bench bus --json

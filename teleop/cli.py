@@ -836,6 +836,9 @@ def build_parser() -> argparse.ArgumentParser:
     from teleop.view.cli import add_parsers as add_view_parsers
 
     add_view_parsers(sub)
+    from drivers.camera_hands.cli import add_parsers as add_models_parsers
+
+    add_models_parsers(sub)
 
     p = sub.add_parser("dagger", help="HG-DAgger rounds on the bundled pick task in simulation (JSON report)",
                        description="teleop dagger --rounds N: the synthetic operator demonstrates the bundled pick "

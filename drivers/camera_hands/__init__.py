@@ -1,0 +1,1 @@
+"""Hands from a camera or a video: the ``camera_hands`` driver (docs/camera-hands.md)."""
