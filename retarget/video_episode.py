@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 
 import teleop
-from retarget.filters import FilterConfig
 from retarget.video_track import VideoTrack, open_video, sha256_file, track_video
 from teleop.errors import ConfigError, TeleopError
 from teleop.types import SIDES
@@ -440,7 +439,8 @@ def _write_log(folder: Path, video: Path, robot_path: Path, desc, track: VideoTr
             "first_frame": int(track.first_frame + found[0]) if len(found) else None,
             "last_frame": int(track.first_frame + found[-1]) if len(found) else None,
             "gaps": [[track.first_frame + a, track.first_frame + b] for a, b in gaps[:_MAX_GAPS_IN_META]],
-            "gap_count": len(gaps), "handedness_mean": round(float(np.nanmean(st.handedness)), 4) if len(found) else None,
+            "gap_count": len(gaps),
+            "handedness_mean": round(float(np.nanmean(st.handedness)), 4) if len(found) else None,
         }
     meta_videos = {}
     for name, vi in videos.items():

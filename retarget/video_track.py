@@ -123,8 +123,8 @@ def open_video(path: Path):
 Sink = Callable[[int, np.ndarray, dict], None]
 
 
-def track_video(path: Path, *, max_frames: int | None = None, start_frame: int = 0, intrinsics: str | Path | None = None,
-                hfov_deg: float = 65.0, mirror: bool = False, max_hands: int = 2, min_detection: float = 0.5,
+def track_video(path: Path, *, max_frames: int | None = None, start_frame: int = 0,
+                intrinsics: str | Path | None = None, hfov_deg: float = 65.0, mirror: bool = False, max_hands: int = 2, min_detection: float = 0.5,
                 min_presence: float = 0.5, threads: int = 1, keypoint_filter: FilterConfig | None = None,
                 position_filter: FilterConfig | None = None, orientation_filter: FilterConfig | None = None,
                 sink: Sink | None = None) -> VideoTrack:
