@@ -124,10 +124,10 @@ Sink = Callable[[int, np.ndarray, dict], None]
 
 
 def track_video(path: Path, *, max_frames: int | None = None, start_frame: int = 0,
-                intrinsics: str | Path | None = None, hfov_deg: float = 65.0, mirror: bool = False, max_hands: int = 2, min_detection: float = 0.5,
-                min_presence: float = 0.5, threads: int = 1, keypoint_filter: FilterConfig | None = None,
-                position_filter: FilterConfig | None = None, orientation_filter: FilterConfig | None = None,
-                sink: Sink | None = None) -> VideoTrack:
+                intrinsics: str | Path | None = None, hfov_deg: float = 65.0, mirror: bool = False,
+                max_hands: int = 2, min_detection: float = 0.5, min_presence: float = 0.5, threads: int = 1,
+                keypoint_filter: FilterConfig | None = None, position_filter: FilterConfig | None = None,
+                orientation_filter: FilterConfig | None = None, sink: Sink | None = None) -> VideoTrack:
     """Track every frame of ``path`` (from ``start_frame``, at most ``max_frames``). ``sink``
     sees each frame as it is tracked. Raises ``VideoInputError`` for a file that is no usable
     video; models missing raise the tracker's ``DeviceError`` (naming ``teleop models fetch``)."""
