@@ -244,9 +244,12 @@ class _Writers:
 
     @staticmethod
     def _put(writer, key: str, queued: dict, image: np.ndarray, t_s: float) -> int:
+        deadline = time.monotonic() + 60.0
         while queued[key] - writer.frames_written >= _QUEUE - 2:  # wait for the encoder, never drop
             if writer.error is not None:
                 break  # write() raises it
+            if time.monotonic() > deadline:
+                raise TeleopError(f"{writer.path}: the video encoder took no frame for 60 s; is the disk stalled?")
             time.sleep(0.002)
         idx = writer.write(image, t_s)
         queued[key] += 1
