@@ -209,6 +209,28 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retarget_video(args: argparse.Namespace) -> int:
+    from retarget.video_episode import VideoOptions, process_video
+
+    if args.preview and len(args.videos) != 1:
+        raise TeleopError(f"--preview writes one file: give one VIDEO (got {len(args.videos)})")
+    opts = VideoOptions(camera_pose=args.camera_pose, intrinsics=args.intrinsics, hfov_deg=args.hfov_deg,
+                        mirror=args.mirror, start_frame=args.start_frame, max_frames=args.max_frames,
+                        task=args.task, operator=args.operator, preview=args.preview)
+    results, missing = [], 0
+    for video in args.videos:
+        r = process_video(video, args.robot, args.dataset, options=opts)
+        results.append(r)
+        missing += r["status"] != "complete"
+        if not args.json:
+            hands = ", ".join(f"{s} {n}/{r['frames']}" for s, n in r["hands"].items())
+            where = r["episode"] or r["reason"]
+            print(f"{video}: {r['frames']} frames, hands {hands}, gaps {r['gaps']}, {r['seconds']} s -> {where}")
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    return 1 if missing else 0
+
+
 def _parse_driver_options(extra: list[str]) -> dict[str, str]:
     """``--port /dev/ttyUSB0 --baud=115200 --loop`` -> {"port": ..., "baud": ..., "loop": "true"}."""
     options: dict[str, str] = {}
@@ -756,6 +778,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print throughput and residuals as JSON")
     p.set_defaults(func=cmd_retarget)
 
+    p = sub.add_parser("retarget-video", help="human videos -> robot episodes (also `teleop retarget video`)",
+                       description="Track the hands in each VIDEO (every frame), retarget them to the robot (hands "
+                       "from the keypoints, wrists through the arm IK) and write one episode per video into "
+                       "--dataset, as the recorder does. A video with no hand in it writes no episode (exit 1). "
+                       "docs/camera-hands.md, 'Human video -> robot episodes'.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--robot", default=None, help="robot description TOML (default: the bundled dexhumanoid)")
+    p.add_argument("--dataset", required=True, help="dataset folder the episodes go into")
+    p.add_argument("--preview", metavar="OUT.mp4", help="also write the video with the detected skeletons drawn")
+    p.add_argument("--camera-pose", default="0.08,0,0.36,1,0,0,0", metavar="X,Y,Z,QW,QX,QY,QZ",
+                   help="the camera frame (x forward, y left, z up) in the robot base frame [m, unit quaternion] "
+                   "(default: at the humanoid's head, looking ahead)")
+    p.add_argument("--intrinsics", metavar="FILE", help="camera calibration TOML (default: a pinhole of --hfov-deg)")
+    p.add_argument("--hfov-deg", type=finite_float(10, 170, unit="deg"), default=65.0,
+                   help="horizontal field of view of the default pinhole, 10..170 (default 65)")
+    p.add_argument("--mirror", action="store_true", help="the video is a mirror image (a selfie camera)")
+    p.add_argument("--start-frame", type=int_in(0, 10**9), default=0, help="first frame to use (default 0)")
+    p.add_argument("--max-frames", type=int_in(1, 10**9), default=None, help="at most this many frames (default all)")
+    p.add_argument("--task", default="", help="the episodes' task text")
+    p.add_argument("--operator", default="", help="the person in the video")
+    p.add_argument("--json", action="store_true", help="print the summary (per video) as JSON")
+    p.set_defaults(func=cmd_retarget_video)
+
     p = sub.add_parser("drivers", help="input device drivers (gloves, trackers, tactile sensors, pedals)")
     dsub = p.add_subparsers(dest="drivers_command", metavar="DRIVERS_COMMAND", required=True)
     d = dsub.add_parser("list", help="installed drivers (entry points, group teleop.drivers)")
@@ -883,6 +928,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns its exit code (2 for a usage error: argparse has printed it)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["retarget", "video"]:  # `teleop retarget` itself takes options only: `video` names the subcommand
+        argv[:2] = ["retarget-video"]
     try:
         args, extra = parser.parse_known_args(argv)
         if extra and not getattr(args, "takes_extra", False):
