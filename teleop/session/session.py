@@ -524,7 +524,8 @@ def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None
         try:
             drv = create_driver(dc.driver, options)
             if tap is not None:
-                drv.add_tap(functools.partial(tap.sample, name))
+                both = drv.sample_spec.side is None and bool({"hand", "pose"} & set(drv.sample_spec.kinds))
+                drv.add_tap(functools.partial(tap.sample, name, by_side=both))
             drv.connect()
         except TeleopError as exc:
             failed.append(f"device {name!r} ({dc.driver}): " + str(exc).replace("\n", "\n    "))

@@ -104,19 +104,22 @@ class SessionTap:
             self._has_policy[i] = True
         self._head += 1  # published last: the row is complete when the thread sees it
 
-    def sample(self, device: str, s: Any) -> None:
-        """Driver-thread hook (``Driver.add_tap``): convert and queue one sample."""
+    def sample(self, device: str, s: Any, by_side: bool = False) -> None:
+        """Driver-thread hook (``Driver.add_tap``): convert and queue one sample. ``by_side``: the
+        device sees both hands (a camera), so each side's hands and wrists get a stream of their own
+        (``session/hand/<device>_<side>``): an episode and its exports never mix the two hands."""
         msg: Message
+        stream = f"{device}_{s.side}" if by_side and getattr(s, "side", None) else device
         if type(s) is HandSample:
             msg = HandSampleMsg(device=device, side=s.side or "", seq=s.seq,
                                 keypoints=_EMPTY_KP if s.keypoints is None else s.keypoints,
                                 angles=_EMPTY if s.angles is None else s.angles, channels=s.channels,
                                 buttons=tuple(sorted(s.buttons)))
-            topic = f"session/hand/{device}"
+            topic = f"session/hand/{stream}"
         elif type(s) is PoseSample:
             msg = PoseSampleMsg(device=device, side=s.side or "", seq=s.seq, position_m=s.position_m,
                                 quat_wxyz=s.quat_wxyz, frame=s.frame, channels=s.channels)
-            topic = f"session/pose/{device}"
+            topic = f"session/pose/{stream}"
         elif type(s) is TactileSample:
             msg = TactileSampleMsg(device=device, side=s.side or "", finger=s.finger, seq=s.seq,
                                    markers_px=s.markers_px, displacement_px=s.displacement_px,
