@@ -38,7 +38,7 @@ def result() -> dict:
 def test_headline_keys_positive(result):
     assert result["video"]["frames"] == 60 and result["video"]["width"] == 1280
     for key in ("tracking_fps_per_core", "tracking_fps_per_core_no_roi", "decode_fps", "decode_fps_per_core",
-                "retarget_frames_per_s", "video_hours_per_core_hour"):
+                "retarget_frames_per_s", "video_hours_per_core_hour", "video_hours_per_core_hour_no_writing"):
         assert math.isfinite(result[key]) and result[key] > 0, key
     assert result["tracking"]["max_hands_1"]["fps"] > 0
     # the video's right hand is found and retargeted; ROI tracking runs palm detection once with one hand
@@ -46,6 +46,8 @@ def test_headline_keys_positive(result):
     assert result["tracking"]["max_hands_1"]["palm_detections_run"] < 5
     assert result["tracking"]["no_roi"]["palm_detections_run"] == 60
     assert result["retarget"]["frames"] > 50 and result["retarget"]["residual_mm"] > 0
+    if "end_to_end" in result:  # process_video wrote (and the bench removed) an episode of the same frames
+        assert result["end_to_end"]["status"] == "complete" and result["end_to_end"]["video_s"] == 2.0
 
 
 def test_references_reported(result):
