@@ -169,6 +169,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.retarget import run
 
         result = run(reference=not args.no_reference)
+    elif args.what == "video":
+        from teleop.bench.video import run
+
+        result = run(video=args.video, seconds=args.seconds, reference=not args.no_reference)
     else:
         from teleop.bench.sim import run
 
@@ -731,18 +735,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
     p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention",
-                                    "faults"])
+                                    "faults", "video"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int_in(1, 10_000_000), default=5000, help="bus: messages of each kind, "
                    "1..10000000 (default %(default)s)")
     p.add_argument("--seconds", type=seconds, help="sim: simulated seconds (default 10); e2e: session length (10); "
-                   "recorder: load duration (60)")
+                   "recorder: load duration (60); video: the video's first seconds (default the whole video)")
+    p.add_argument("--video", help="video: the video file (default: the project's real hand video)")
     # intervention: a session and a policy server from port base + 100 (+ 20 for the policy); faults: the
     # first free ports from port base + 200 on (free_port_base), so past the range below when those are held
     p.add_argument("--port-base", type=port_base(_BENCH_PORTS), default=17710,
                    help=f"loopback ports the benchmark may use: port base .. +{_BENCH_PORTS}, so 1024.."
                    f"{65535 - _BENCH_PORTS} (default %(default)s)")
-    p.add_argument("--no-reference", action="store_true", help="retarget: skip the dex-retargeting reference")
+    p.add_argument("--no-reference", action="store_true",
+                   help="retarget, video: skip the dex-retargeting (and MediaPipe) reference")
     p.add_argument("--rate", type=finite_float(10, 1000, unit="Hz"), default=500.0,
                    help="e2e: session loop rate, 10..1000 Hz (default 500 Hz)")
     p.add_argument("--input-hz", type=finite_float(0, 2000, low_open=True, unit="Hz"), default=1000.0,
