@@ -88,9 +88,22 @@ def to_wrist_frame(kp: F64, wrist_pos: F64, wrist_rot: F64) -> F64:
     return np.einsum("tji,tkj->tki", wrist_rot, kp - wrist_pos[:, None, :])
 
 
+def _load_array(path: str | Path, what: str) -> np.ndarray:
+    """One array from a .npy file, or a ConfigError saying why not (missing, not an array file)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path}: no such file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ConfigError(f"{what} file {path}: not a NumPy .npy array ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise ConfigError(f"{what} file {path}: holds several arrays (an .npz); save one array with np.save")
+    return arr
+
+
 def load_wrist_poses(path: str | Path, frames: int) -> tuple[F64, F64]:
     """A wrist pose file: (T, 4, 4) homogeneous matrices or (T, 7) [x, y, z, qw, qx, qy, qz]."""
-    arr = np.load(path)
+    arr = _load_array(path, "wrist poses")
     if arr.shape == (frames, 4, 4):
         return arr[:, :3, 3], arr[:, :3, :3]
     if arr.shape == (frames, 7):
@@ -155,7 +168,7 @@ class _Job:
 
 def _run_job(job: _Job) -> dict:
     hand = build_hand(job.robot_config, job.side, job.filter_keypoints, job.max_iters)
-    kp = _check_keypoints(np.load(job.keypoints), job.keypoints)
+    kp = _check_keypoints(_load_array(job.keypoints, "keypoints"), job.keypoints)
     if job.frame == "world":
         if job.wrist_pose:
             pos, rot = load_wrist_poses(job.wrist_pose, len(kp))

@@ -96,3 +96,13 @@ def test_command_line_several_files_in_parallel(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "teleop.cli", "retarget", "--side", "left", "--keypoints", str(a),
                           str(b), "--out", str(tmp_path / "x.npy")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--out-dir" in bad.stderr
+
+
+def test_a_missing_or_unreadable_keypoint_file_is_a_clear_error(tmp_path, capsys):
+    from teleop.cli import main
+
+    bad = tmp_path / "notes.npy"
+    bad.write_text("not an array\n")
+    for path, why in [(tmp_path / "missing.npy", "no such file"), (bad, "not a NumPy .npy array")]:
+        assert main(["retarget", "--side", "right", "--keypoints", str(path), "--out", str(tmp_path / "o.npy")]) != 0
+        assert why in capsys.readouterr().err
