@@ -15,6 +15,7 @@ from drivers.samples import HandSample, PoseSample, hand_sample_problem
 from teleop.errors import DeviceError, DeviceTimeoutError, TeleopError
 
 VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+pytestmark = pytest.mark.skipif(not VIDEO.is_file(), reason=f"the real hand video is not at {VIDEO} (../shared/data)")
 
 
 def _driver(**options):

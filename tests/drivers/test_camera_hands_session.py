@@ -15,6 +15,7 @@ from teleop.session.config import parse_session
 from teleop.session.session import ENGAGED, STALE, Session
 
 VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+pytestmark = pytest.mark.skipif(not VIDEO.is_file(), reason=f"the real hand video is not at {VIDEO} (../shared/data)")
 
 
 def test_a_video_of_a_hand_drives_the_robot_in_a_session():
