@@ -6,15 +6,15 @@ or no samples, never a crash."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.hands import HAND_VIDEO, require_hand_models
 
 from drivers.samples import HandSample, PoseSample, hand_sample_problem
-from teleop.errors import DeviceError, DeviceTimeoutError, TeleopError
+from teleop.errors import DeviceError, DeviceTimeoutError
 
-VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+VIDEO = HAND_VIDEO
 pytestmark = pytest.mark.skipif(not VIDEO.is_file(), reason=f"the real hand video is not at {VIDEO} (../shared/data)")
 
 
@@ -26,13 +26,7 @@ def _driver(**options):
 
 @pytest.fixture(scope="module", autouse=True)
 def _models():
-    from drivers.camera_hands.models import model_path
-
-    try:
-        model_path("palm_detection_full")
-        model_path("hand_landmark_full")
-    except TeleopError as exc:
-        pytest.skip(f"hand models not installed ({exc}); `teleop models fetch` installs them")
+    require_hand_models()
 
 
 def test_the_real_video_gives_right_hand_samples_with_a_wrist_pose():

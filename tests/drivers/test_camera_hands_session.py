@@ -4,27 +4,20 @@ command follows the video; the left side, with no input, holds."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from support.hands import HAND_VIDEO, require_hand_models
 from support.ports import free_port_base
 
-from teleop.errors import TeleopError
 from teleop.session.config import parse_session
 from teleop.session.session import ENGAGED, STALE, Session
 
-VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+VIDEO = HAND_VIDEO
 pytestmark = pytest.mark.skipif(not VIDEO.is_file(), reason=f"the real hand video is not at {VIDEO} (../shared/data)")
 
 
 def test_a_video_of_a_hand_drives_the_robot_in_a_session():
-    from drivers.camera_hands.models import model_path
-
-    try:
-        model_path("hand_landmark_full")
-    except TeleopError as exc:
-        pytest.skip(f"hand models not installed ({exc}); `teleop models fetch` installs them")
+    require_hand_models()
     raw = {
         "session": {"rate_hz": 200.0},
         "robot": {"kind": "sim", "port_base": free_port_base(), "sim_args": ["--cameras", "none"]},

@@ -7,15 +7,15 @@ tracking."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.hands import HAND_VIDEO, require_hand_models
 
 from retarget.human_hand import KEYPOINT_PARENT
-from teleop.errors import ConfigError, DeviceError, TeleopError
+from teleop.errors import ConfigError, DeviceError
 
-VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+VIDEO = HAND_VIDEO
 STEP = 3  # every third frame of the 30 fps video: a 10 fps video, three times the motion between frames
 
 # docs/hand-keypoints.md, the reference hand (0.185 m), per bone (ending at keypoint b + 1) [mm]:
@@ -31,13 +31,7 @@ _REFERENCE_BONE_MM = np.array([
 
 @pytest.fixture(scope="module", autouse=True)
 def _models():
-    from drivers.camera_hands.models import model_path
-
-    try:
-        model_path("palm_detection_full")
-        model_path("hand_landmark_full")
-    except TeleopError as exc:
-        pytest.skip(f"hand models not installed ({exc}); `teleop models fetch` installs them")
+    require_hand_models()
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.hands import HAND_VIDEO, require_hand_models
 
 from teleop.errors import ConfigError, TeleopError
 
-VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video" / "human_hand_video.mp4"
+VIDEO = HAND_VIDEO
 FRAMES = 150  # a prefix: the first 5 s
 
 
 def _need_models() -> None:
-    from drivers.camera_hands.models import model_path
-
-    try:
-        model_path("palm_detection_full")
-        model_path("hand_landmark_full")
-    except TeleopError as exc:
-        pytest.skip(f"hand models not installed ({exc}); `teleop models fetch` installs them")
+    require_hand_models()
 
 
 @pytest.fixture(scope="module")

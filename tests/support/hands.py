@@ -1,0 +1,23 @@
+"""What the hand-tracking tests share: the real hand video (beside the checkout, in ../shared/data)
+and the skip when the hand models are not installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from teleop.errors import TeleopError
+
+HAND_VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+
+
+def require_hand_models() -> None:
+    """Skip the calling test when MediaPipe's hand models are not installed (make install fetches them)."""
+    from drivers.camera_hands.models import model_path
+
+    try:
+        model_path("palm_detection_full")
+        model_path("hand_landmark_full")
+    except TeleopError as exc:
+        pytest.skip(f"hand models not installed ({exc}); `teleop models fetch` installs them")
