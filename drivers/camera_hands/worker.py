@@ -24,7 +24,7 @@ def run(config, conn, stop) -> None:
     import numpy as np
 
     from drivers.camera_hands.intrinsics import Intrinsics
-    from drivers.camera_hands.pose import hand_in_camera
+    from drivers.camera_hands.pose import hand_in_camera, wrist_frame
     from drivers.camera_hands.sources import open_source
     from drivers.camera_hands.tracker import HandTracker
     from teleop.errors import TeleopError
@@ -54,10 +54,8 @@ def run(config, conn, stop) -> None:
             for hand in tracker.process(rgb, capture_ns / 1e9):
                 solved = hand_in_camera(hand.world_m, hand.image_px, hand.side, k, dist)
                 if solved is None:  # the keypoints still drive the fingers; the wrist pose is left out
-                    kp = hand.world_m - hand.world_m[0]
-                    from drivers.camera_hands.pose import wrist_frame
-
-                    kp, pos, quat = kp @ wrist_frame(hand.world_m, hand.side), None, None
+                    kp = (hand.world_m - hand.world_m[0]) @ wrist_frame(hand.world_m, hand.side)
+                    pos = quat = None
                 else:
                     kp, pos, quat = solved
                 hands.append((hand.side, float(hand.presence), float(hand.handedness), kp, pos, quat,
