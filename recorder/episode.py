@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,10 +342,11 @@ def restore_episode(spec: str | Path) -> dict[str, Any]:
 
 
 def write_index(dataset: Path) -> Path:
-    """Rewrite index.json from the episode folders (atomically)."""
+    """Rewrite index.json from the episode folders (atomically; several writers may race: each
+    writes its own temporary file, the last rename wins and every rename lists complete episodes)."""
     dataset = Path(dataset)
     path = dataset / "index.json"
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_suffix(f".json.{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}.tmp")
     data = {"episodes": [e.as_dict() for e in list_episodes(dataset)], "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with open(tmp, "w") as f:
         f.write(json.dumps(data, indent=1) + "\n")

@@ -37,7 +37,7 @@ from av.video.reformatter import VideoReformatter
 
 from teleop.errors import ConfigError, TeleopError
 
-__all__ = ["VideoError", "VideoInfo", "VideoWriter", "probe_video", "read_video"]
+__all__ = ["VideoError", "VideoInfo", "VideoWriter", "probe_video", "read_video", "write_clip"]
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +439,32 @@ def _iter_video(path: Path, start: int, stop: int | None) -> Iterator[tuple[int,
             if stop is not None and index >= stop:
                 return
             yield index, cast(npt.NDArray[np.uint8], frame.to_ndarray(format="rgb24"))
+
+
+def write_clip(source: str | Path, out: str | Path, start: int, frames: int) -> Path:
+    """Frames ``start .. start + frames`` (in decoding order) of any video file, re-encoded as a
+    file of their own (H.264, ultrafast, the source's frame rate): test and benchmark inputs cut
+    from one real video, each with content of its own."""
+    src = av.open(str(source))
+    with src:
+        stream = src.streams.video[0]
+        rate = stream.average_rate or 30
+        images = []
+        for i, frame in enumerate(src.decode(stream)):
+            if i >= start + frames:
+                break
+            if i >= start:
+                images.append(frame.to_ndarray(format="rgb24"))
+    if not images:
+        raise VideoError(f"{source}: no frames from {start} on (it has fewer)")
+    with av.open(str(out), "w") as container:
+        enc = container.add_stream("libx264", rate=rate)
+        enc.height, enc.width = images[0].shape[:2]
+        enc.pix_fmt, enc.options = "yuv420p", {"preset": "ultrafast"}
+        for image in images:
+            container.mux(enc.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(enc.encode())
+    return Path(out)
 
 
 def probe_video(path: str | Path) -> VideoInfo:

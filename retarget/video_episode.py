@@ -31,6 +31,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,14 @@ from retarget.video_track import VideoTrack, open_video, sha256_file, track_vide
 from teleop.errors import ConfigError, TeleopError
 from teleop.types import SIDES
 
-__all__ = ["VideoOptions", "process_video", "parse_camera_pose", "DEFAULT_CAMERA_POSE", "CAMERA"]
+__all__ = ["VideoOptions", "process_video", "parse_camera_pose", "sweep_incoming", "DEFAULT_CAMERA_POSE", "CAMERA"]
 
 #: The camera at the bundled humanoid's head, looking straight ahead: its frame (x forward, y left,
 #: z up) has the base frame's axes. A camera filming the person's hands from their own eyes or chest
 #: (the usual first-person recording) maps moving a hand forward / left / up to the robot's.
 DEFAULT_CAMERA_POSE = (0.08, 0.0, 0.36, 1.0, 0.0, 0.0, 0.0)
 CAMERA = "camera"  # the episode's video stream
+INCOMING = ".incoming_"  # + host_pid_ns_stem: an episode being built (``sweep_incoming`` removes a dead one's)
 DEVICE = "video_{side}"  # one device per side, so an export gets one feature per hand
 _T0_NS = 1_000_000_000  # the episode's clock: frame i at 1 s + i / fps (the same input gives the same log)
 _QUEUE = 32  # frames queued to an encoder at most (the writer drops past its queue: we wait instead)
@@ -114,12 +116,14 @@ class VideoOptions:
 
 
 def process_video(video: str | Path, robot: str | Path | None, dataset: str | Path, *,
-                  options: VideoOptions | None = None) -> dict[str, Any]:
+                  options: VideoOptions | None = None, progress: Callable[[int], None] | None = None,
+                  sha256: str | None = None) -> dict[str, Any]:
     """One video -> one episode in ``dataset`` (module docstring). Returns a summary: ``status``
     (``complete`` or ``no_hands``), ``episode`` (its folder, or None), ``frames``, ``hands`` (frames
     per side), ``gaps`` (per side: runs of missing frames), ``seconds``. Raises only
     ``TeleopError`` subclasses for bad input (a missing or corrupt video, a bad robot config,
-    missing hand models)."""
+    missing hand models). ``progress(frames_done)`` is called after every tracked frame;
+    ``sha256`` is the video's digest when the caller has it already (else it is computed)."""
     from robots.description import bundled_description_path, load_description
 
     opts = options or VideoOptions()
@@ -132,7 +136,7 @@ def process_video(video: str | Path, robot: str | Path | None, dataset: str | Pa
     retargeter, config = _retargeter(desc)
     dataset = Path(dataset).expanduser()
     dataset.mkdir(parents=True, exist_ok=True)
-    tmp = dataset / f".incoming_{video.stem[:40]}_{os.getpid()}_{time.time_ns()}"
+    tmp = dataset / f"{INCOMING}{socket.gethostname()}_{os.getpid()}_{time.time_ns()}_{video.stem[:40]}"
     (tmp / "video").mkdir(parents=True)
     writers = _Writers(tmp, opts)
     try:
@@ -150,7 +154,8 @@ def process_video(video: str | Path, robot: str | Path | None, dataset: str | Pa
                     "reason": f"no hand was found in any of the {track.frames} frames: no episode written",
                     "seconds": round(time.perf_counter() - t_start, 3)}
         q = _retarget(retargeter, desc, track, opts.camera_pose)
-        meta = _write_log(tmp, video, robot_path, desc, track, q, videos, writers.indices, opts)
+        meta = _write_log(tmp, video, robot_path, desc, track, q, videos, writers.indices, opts,
+                          sha256 or sha256_file(video))
         folder = _publish(tmp, dataset, meta)
     except BaseException:
         writers.abort()
@@ -158,6 +163,41 @@ def process_video(video: str | Path, robot: str | Path | None, dataset: str | Pa
         raise
     return {**summary, "status": "complete", "episode": str(folder), "index": meta["index"],
             "seconds": round(time.perf_counter() - t_start, 3)}
+
+
+def _reporting(sink, progress: Callable[[int], None]):
+    def frame(i: int, rgb: np.ndarray, hands: dict) -> None:
+        sink(i, rgb, hands)
+        progress(i + 1)
+    return frame
+
+
+def sweep_incoming(dataset: str | Path) -> list[str]:
+    """Remove the build folders that processes of this host left when they died (killed, out of
+    memory) mid-video; folders of live processes and of other hosts are left alone. Returns what
+    went."""
+    host = socket.gethostname()
+    gone = []
+    for folder in Path(dataset).glob(f"{INCOMING}{host}_*"):
+        try:
+            pid = int(folder.name[len(INCOMING) + len(host) + 1:].split("_", 1)[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        gone.append(folder.name)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- retargeting -------------------------------------------------------------------------------------
@@ -349,7 +389,7 @@ def _joint_limits(desc) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_log(folder: Path, video: Path, robot_path: Path, desc, track: VideoTrack, q: np.ndarray,
-               videos: dict, indices: list[int], opts: VideoOptions) -> dict[str, Any]:
+               videos: dict, indices: list[int], opts: VideoOptions, digest: str) -> dict[str, Any]:
     from drivers.camera_hands.driver import CHANNELS
     from recorder.episode import LOG_NAME
     from recorder.log import LogWriter
@@ -367,7 +407,6 @@ def _write_log(folder: Path, video: Path, robot_path: Path, desc, track: VideoTr
     )
 
     n, fps = track.frames, track.fps
-    digest = sha256_file(video)
     session, robot, recorder = Encoder("video-retarget"), Encoder("kinematic"), Encoder("recorder")
     log = LogWriter(folder / LOG_NAME)
     counts: dict[str, int] = {}
@@ -466,6 +505,7 @@ def _write_log(folder: Path, video: Path, robot_path: Path, desc, track: VideoTr
         "dropped": {"bus_gaps": {}, "video": {k: v["dropped"] for k, v in meta_videos.items()}},
         "source": {"kind": "video", "path": str(video), "sha256": digest,
                    "frame_range": [track.first_frame, track.first_frame + n], "fps": fps,
+                   "requested": {"start_frame": opts.start_frame, "max_frames": opts.max_frames},
                    "width": track.width, "height": track.height, "declared_frames": track.declared_frames,
                    "mirror": opts.mirror},
         "retarget": {"robot_config": str(robot_path), "camera_pose": list(opts.camera_pose),

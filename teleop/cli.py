@@ -214,25 +214,38 @@ def cmd_retarget(args: argparse.Namespace) -> int:
 
 
 def cmd_retarget_video(args: argparse.Namespace) -> int:
-    from retarget.video_episode import VideoOptions, process_video
+    from retarget.video_batch import run_batch
+    from retarget.video_episode import VideoOptions
+    from retarget.video_progress import say
 
     if args.preview and len(args.videos) != 1:
         raise TeleopError(f"--preview writes one file: give one VIDEO (got {len(args.videos)})")
     opts = VideoOptions(camera_pose=args.camera_pose, intrinsics=args.intrinsics, hfov_deg=args.hfov_deg,
                         mirror=args.mirror, start_frame=args.start_frame, max_frames=args.max_frames,
                         task=args.task, operator=args.operator, preview=args.preview)
-    results, missing = [], 0
-    for video in args.videos:
-        r = process_video(video, args.robot, args.dataset, options=opts)
-        results.append(r)
-        missing += r["status"] != "complete"
-        if not args.json:
+
+    def line(r: dict) -> None:
+        if args.json:
+            return
+        if r["status"] in ("complete", "no_hands"):
             hands = ", ".join(f"{s} {n}/{r['frames']}" for s, n in r["hands"].items())
             where = r["episode"] or r["reason"]
-            print(f"{video}: {r['frames']} frames, hands {hands}, gaps {r['gaps']}, {r['seconds']} s -> {where}")
+            say(f"{r['video']}: {r['frames']} frames, hands {hands}, gaps {r['gaps']}, {r['seconds']} s -> {where}")
+        elif r["status"] == "skipped":
+            say(f"{r['video']}: skipped, {r['reason']} ({r.get('episode') or 'no episode'})")
+        else:
+            say(f"{r['video']}: FAILED: {r['error']}")
+
+    summary = run_batch(args.videos, args.robot, args.dataset, options=opts, workers=args.workers,
+                        address=args.address, redo=args.redo, progress=False if args.no_progress else None,
+                        on_result=line)
     if args.json:
-        print(json.dumps(results if len(results) > 1 else results[0], indent=2))
-    return 1 if missing else 0
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{len(summary['videos'])} videos: {summary['complete']} complete, {summary['skipped']} skipped, "
+              f"{summary['no_hands']} without hands, {summary['failed']} failed; {summary['frames']} frames in "
+              f"{summary['wall_s']} s ({summary['cluster']}); ledger {summary['ledger']}")
+    return 1 if summary["failed"] or summary["no_hands"] else 0
 
 
 def _parse_driver_options(extra: list[str]) -> dict[str, str]:
@@ -787,8 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retarget-video", help="human videos -> robot episodes (also `teleop retarget video`)",
                        description="Track the hands in each VIDEO (every frame), retarget them to the robot (hands "
                        "from the keypoints, wrists through the arm IK) and write one episode per video into "
-                       "--dataset, as the recorder does. A video with no hand in it writes no episode (exit 1). "
-                       "docs/camera-hands.md, 'Human video -> robot episodes'.")
+                       "--dataset, as the recorder does. A video with no hand in it writes no episode; a video that fails is "
+                       "reported and the others go on (exit 1 for either). Videos the dataset has already are "
+                       "skipped. docs/camera-hands.md, 'Human video -> robot episodes'.")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     p.add_argument("--robot", default=None, help="robot description TOML (default: the bundled dexhumanoid)")
     p.add_argument("--dataset", required=True, help="dataset folder the episodes go into")
@@ -804,7 +818,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int_in(1, 10**9), default=None, help="at most this many frames (default all)")
     p.add_argument("--task", default="", help="the episodes' task text")
     p.add_argument("--operator", default="", help="the person in the video")
-    p.add_argument("--json", action="store_true", help="print the summary (per video) as JSON")
+    p.add_argument("--workers", type=int_in(1, 1024), default=None,
+                   help="worker processes (default: one per core, at most one per video; more than one runs on a "
+                   "local Dask cluster)")
+    p.add_argument("--address", metavar="tcp://HOST:8786", default=None,
+                   help="run on the Dask scheduler at this address instead (workers need the videos and the dataset "
+                   "at the same paths)")
+    p.add_argument("--redo", action="store_true",
+                   help="process videos the dataset already has (default: skip them, so a rerun resumes)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (they are drawn on a terminal)")
+    p.add_argument("--json", action="store_true", help="print the batch summary (per video results) as JSON")
     p.set_defaults(func=cmd_retarget_video)
 
     p = sub.add_parser("drivers", help="input device drivers (gloves, trackers, tactile sensors, pedals)")

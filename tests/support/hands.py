@@ -21,3 +21,11 @@ def require_hand_models() -> None:
         model_path("hand_landmark_full")
     except TeleopError as exc:
         pytest.skip(f"hand models not installed ({exc}); `teleop models fetch` installs them")
+
+
+
+def write_clip(out: Path, start: int, frames: int, source: Path = HAND_VIDEO) -> Path:
+    """A clip of the real hand video in a file of its own (its content digest is its own)."""
+    from recorder.video import write_clip as cut
+
+    return cut(source, out, start, frames)
