@@ -23,6 +23,9 @@ retargeter, each timed on one core, each beside its reference in the same run.
   this process, every thread counted. ``..._no_writing``: the headline tracking pass (decode,
   track, the wrist pose by solvePnP as the driver does) plus our retarget pass, no episode
   written (the headline figure too, with a ``note``, where ``process_video`` is not there).
+* ``batch``: ``teleop retarget video``'s batch (``retarget.video_batch.run_batch``) on four clips
+  of the video, one worker and two (a local Dask cluster): video hours per wall-clock hour and per
+  core-hour (``video_hours_per_core_hour_1_worker``, ``..._2_workers``) and the speed-up.
 """
 
 from __future__ import annotations
@@ -259,6 +262,36 @@ def _episode(video: Path, max_frames: int) -> dict | None:
             "cpu_s": cpu_s, "wall_s": wall_s}
 
 
+def _batch(video: Path, frames: int, fps: float, clips: int = 4) -> dict:
+    """``retarget.video_batch.run_batch`` on ``clips`` clips cut from the video's first ``frames``
+    frames, into a fresh dataset each time: one worker (in this process), then two (a local Dask
+    cluster, its start-up included). Wall-clock figures: the workers are other processes. Per
+    core-hour = per hour / workers (a worker per core)."""
+    import os
+
+    from recorder.video import write_clip
+    from retarget.video_batch import run_batch
+    from retarget.video_episode import VideoOptions
+
+    out: dict = {"clips": clips, "cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="bench-video-batch-") as tmp:
+        per = max(1, frames // clips)
+        paths = [write_clip(video, Path(tmp) / f"clip{i}.mp4", i * per, per) for i in range(clips)]
+        for workers in (1, 2):
+            t0 = time.perf_counter()
+            summary = run_batch(paths, None, Path(tmp) / f"ds{workers}", options=VideoOptions(threads=1),
+                                workers=workers, progress=False)
+            wall_s = time.perf_counter() - t0
+            video_s = summary["frames"] / fps
+            out[f"workers_{workers}"] = {
+                "wall_s": round(wall_s, 2), "video_s": round(video_s, 2), "complete": summary["complete"],
+                "cluster": summary["cluster"], "video_hours_per_hour": round(video_s / wall_s, 3),
+                "video_hours_per_core_hour": round(video_s / (wall_s * workers), 3)}
+    one, two = out["workers_1"]["video_hours_per_hour"], out["workers_2"]["video_hours_per_hour"]
+    out["speedup_2_workers"] = round(two / one, 3)
+    return out
+
+
 def run(video: str | Path | None = None, seconds: float | None = None, reference: bool = True) -> dict:
     """The benchmark on ``video`` (default: the project's real hand video), its first ``seconds``
     (None: all of it); ``reference=False`` skips dex-retargeting and MediaPipe."""
@@ -315,6 +348,11 @@ def run(video: str | Path | None = None, seconds: float | None = None, reference
                                   "retarget_s": round(one_pass_s, 4)},
         "python": sys.version.split()[0],
     }
+    batch = _batch(video, n, fps) if episode is not None else None
+    if batch is not None:
+        result["batch"] = batch
+        result["video_hours_per_core_hour_1_worker"] = batch["workers_1"]["video_hours_per_core_hour"]
+        result["video_hours_per_core_hour_2_workers"] = batch["workers_2"]["video_hours_per_core_hour"]
     if episode is None:
         result["video_hours_per_core_hour"] = result["video_hours_per_core_hour_no_writing"]
         result["note"] = ("end to end = decode + track + wrist pose + retarget in one process, writing excluded "

@@ -4,13 +4,13 @@ there, positive; the references run when their venvs exist (skipped with a reaso
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
+from support.hands import HAND_VIDEO
 
 from teleop.errors import ConfigError, TeleopError
 
-VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "video" / "human_hand_video.mp4"
+VIDEO = HAND_VIDEO
 
 
 def _models_missing() -> str | None:
@@ -48,6 +48,11 @@ def test_headline_keys_positive(result):
     assert result["retarget"]["frames"] > 50 and result["retarget"]["residual_mm"] > 0
     if "end_to_end" in result:  # process_video wrote (and the bench removed) an episode of the same frames
         assert result["end_to_end"]["status"] == "complete" and result["end_to_end"]["video_s"] == 2.0
+        batch = result["batch"]  # the batch runner on four clips, one worker then two (a local Dask cluster)
+        assert batch["workers_1"]["complete"] == batch["workers_2"]["complete"] == 4
+        assert batch["workers_2"]["cluster"] == "dask local, 2 workers" and batch["speedup_2_workers"] > 0
+        for key in ("video_hours_per_core_hour_1_worker", "video_hours_per_core_hour_2_workers"):
+            assert math.isfinite(result[key]) and result[key] > 0, key
 
 
 def test_references_reported(result):
