@@ -73,6 +73,8 @@ class CameraHandsDriver(ThreadedDriver):
         try:
             return self._conn.recv()  # type: ignore[union-attr]
         except (EOFError, OSError):
+            if self._proc is not None:
+                self._proc.join(1.0)  # its pipe closes as it dies: wait for the exit code that says how
             code = self._proc.exitcode if self._proc is not None else None
             raise DeviceError(f"camera_hands: the tracker process ended (exit code {code})") from None
 
