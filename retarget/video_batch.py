@@ -133,7 +133,7 @@ def run_job(video: Video, robot: str | Path | None, dataset: Path, opts: VideoOp
     from retarget.video_episode import process_video
     from retarget.video_track import sha256_file
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()  # a worker runs one job at a time: its CPU is the job's
     base = {"video": video.path, "host": socket.gethostname(), "pid": os.getpid()}
     try:
         if not os.path.isfile(video.path):
@@ -148,7 +148,7 @@ def run_job(video: Video, robot: str | Path | None, dataset: Path, opts: VideoOp
         r = process_video(video.path, robot, dataset, options=opts, progress=tick, sha256=digest)
         if tick is not None:
             tick(int(r.get("frames") or 0), final=True)
-        return {**base, **r, "sha256": digest}
+        return {**base, **r, "sha256": digest, "cpu_s": round(time.process_time() - cpu0, 3)}
     except TeleopError as exc:
         return {**base, "status": "failed", "error": str(exc), "seconds": round(time.perf_counter() - t0, 3)}
     except Exception as exc:  # noqa: BLE001 - a bug must cost one video, not the batch
