@@ -35,7 +35,7 @@ from typing import Any
 from retarget.video_episode import VideoOptions
 from teleop.errors import ConfigError, TeleopError
 
-__all__ = ["run_batch", "run_job", "LEDGER", "default_workers"]
+__all__ = ["run_batch", "run_job", "expand_inputs", "LEDGER", "default_workers"]
 
 LEDGER = "video_jobs.jsonl"
 DONE = ("complete", "no_hands")  # outcomes a rerun skips; "failed" is tried again
@@ -71,12 +71,12 @@ def run_batch(videos: list[str | Path], robot: str | Path | None, dataset: str |
     from retarget.video_progress import BatchProgress
 
     opts = options or VideoOptions()
-    if opts.preview and len(videos) > 1:
-        raise TeleopError(f"a preview is one file: give one video with --preview (got {len(videos)})")
     dataset = Path(dataset).expanduser().resolve()
     dataset.mkdir(parents=True, exist_ok=True)
     sweep_incoming(dataset)  # what a killed run of this host left half built
     items = _inputs(videos, opts)
+    if opts.preview and len(items) > 1:
+        raise TeleopError(f"a preview is one file: give one video with --preview (got {len(items)})")
     ledger = _read_ledger(dataset)
     done_keys = set() if redo else _done_keys(dataset, ledger)
     results: dict[int, dict[str, Any]] = {}
@@ -174,11 +174,30 @@ class _Throttle:
 # -- planning ------------------------------------------------------------------------------------------
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm")
+
+
+def expand_inputs(videos: list[str | Path]) -> list[Path]:
+    """Files as given; a folder stands for the video files under it (by suffix, recursively, in
+    name order), so a batch of thousands needs no shell glob."""
+    out: list[Path] = []
+    for raw in videos:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not found:
+                raise ConfigError(f"{path}: a folder with no video files in it ({', '.join(VIDEO_SUFFIXES)})")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
 def _inputs(videos: list[str | Path], opts: VideoOptions) -> list[Video]:
     """The input files, each once (by resolved path), with what a rerun compares."""
     out, seen = [], set()
-    for raw in videos:
-        path = str(Path(raw).expanduser().resolve())
+    for raw in expand_inputs(videos):
+        path = str(Path(raw).resolve())
         if path in seen:
             continue
         seen.add(path)

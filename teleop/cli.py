@@ -218,8 +218,17 @@ def cmd_retarget_video(args: argparse.Namespace) -> int:
     from retarget.video_episode import VideoOptions
     from retarget.video_progress import say
 
-    if args.preview and len(args.videos) != 1:
-        raise TeleopError(f"--preview writes one file: give one VIDEO (got {len(args.videos)})")
+    videos = list(args.videos)
+    if args.from_list:
+        try:
+            lines = Path(args.from_list).expanduser().read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TeleopError(f"--from-list {args.from_list}: cannot read it ({exc})") from exc
+        videos += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not videos:
+        raise TeleopError("give VIDEO files or folders, or --from-list FILE")
+    if args.preview and len(videos) != 1:
+        raise TeleopError(f"--preview writes one file: give one VIDEO (got {len(videos)})")
     opts = VideoOptions(camera_pose=args.camera_pose, intrinsics=args.intrinsics, hfov_deg=args.hfov_deg,
                         mirror=args.mirror, start_frame=args.start_frame, max_frames=args.max_frames,
                         max_hands=args.max_hands, task=args.task, operator=args.operator, preview=args.preview)
@@ -236,13 +245,14 @@ def cmd_retarget_video(args: argparse.Namespace) -> int:
         else:
             say(f"{r['video']}: FAILED: {r['error']}")
 
-    summary = run_batch(args.videos, args.robot, args.dataset, options=opts, workers=args.workers,
+    summary = run_batch(videos, args.robot, args.dataset, options=opts, workers=args.workers,
                         address=args.address, redo=args.redo, progress=False if args.no_progress else None,
                         on_result=line)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{len(summary['videos'])} videos: {summary['complete']} complete, {summary['skipped']} skipped, "
+        n = len(summary["videos"])
+        print(f"{n} video{'' if n == 1 else 's'}: {summary['complete']} complete, {summary['skipped']} skipped, "
               f"{summary['no_hands']} without hands, {summary['failed']} failed; {summary['frames']} frames in "
               f"{summary['wall_s']} s ({summary['cluster']}); ledger {summary['ledger']}")
     return 1 if summary["failed"] or summary["no_hands"] else 0
@@ -803,7 +813,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "--dataset, as the recorder does. A video with no hand in it writes no episode; a video that fails is "
                        "reported and the others go on (exit 1 for either). Videos the dataset has already are "
                        "skipped. docs/camera-hands.md, 'Human video -> robot episodes'.")
-    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files, or folders of them (searched recursively)")
+    p.add_argument("--from-list", metavar="FILE", help="also the videos listed in FILE, one path per line")
     p.add_argument("--robot", default=None, help="robot description TOML (default: the bundled dexhumanoid)")
     p.add_argument("--dataset", required=True, help="dataset folder the episodes go into")
     p.add_argument("--preview", metavar="OUT.mp4", help="also write the video with the detected skeletons drawn")

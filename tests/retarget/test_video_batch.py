@@ -150,3 +150,22 @@ def test_only_dead_processes_build_folders_are_swept_and_a_torn_ledger_line_is_p
     assert len(list(tmp_path.glob(f"{INCOMING}*"))) == 2
     (tmp_path / "video_jobs.jsonl").write_text('{"path": "/v.mp4", "status": "complete"}\n{"path": "/w.mp4", "sta')
     assert _read_ledger(tmp_path) == [{"path": "/v.mp4", "status": "complete"}]
+
+
+def test_folders_and_lists_of_videos(tmp_path, capsys):
+    from retarget.video_batch import expand_inputs
+    from teleop.cli import main
+    from teleop.errors import ConfigError
+
+    (tmp_path / "day1" / "cam").mkdir(parents=True)
+    for name in ("day1/b.mp4", "day1/cam/a.MOV", "day1/notes.txt"):
+        (tmp_path / name).write_bytes(b"not really")
+    assert expand_inputs([tmp_path / "day1"]) == [tmp_path / "day1" / "b.mp4", tmp_path / "day1" / "cam" / "a.MOV"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="a folder with no video files"):
+        expand_inputs([tmp_path / "empty"])
+    listing = tmp_path / "videos.txt"
+    listing.write_text(f"# to convert\n{tmp_path / 'day1' / 'b.mp4'}\n\n")
+    assert main(["retarget", "video", "--from-list", str(listing), "--dataset", str(tmp_path / "ds")]) == 1
+    out = capsys.readouterr().out
+    assert "b.mp4: FAILED: video" in out and "1 video: 0 complete, 0 skipped, 0 without hands, 1 failed" in out
