@@ -3,15 +3,14 @@ script on a few frames of the real video when the MediaPipe venv exists (`make m
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from support.hands import HAND_VIDEO
 
 from teleop.bench.hands_compare import REFERENCE_PYTHON, compare, run_reference
 from teleop.errors import ConfigError
 
-_VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+_VIDEO = HAND_VIDEO
 
 
 def _hand(rng: np.random.Generator, t: int) -> np.ndarray:
