@@ -107,12 +107,12 @@ def run_batch(videos: list[str | Path], robot: str | Path | None, dataset: str |
         if on_result is not None:
             on_result(r)
 
-    cluster = "none"
+    cluster, startup_s = "none", 0.0
     try:
         if todo and (address or n_workers > 1):
             from retarget.video_cluster import run_on_dask
 
-            cluster = run_on_dask(todo, robot, dataset, opts, done_keys, workers=n_workers, address=address,
+            cluster, startup_s = run_on_dask(todo, robot, dataset, opts, done_keys, workers=n_workers, address=address,
                                   on_frames=frames, on_result=finished)
         else:
             n_workers = 1 if todo else 0
@@ -123,7 +123,7 @@ def run_batch(videos: list[str | Path], robot: str | Path | None, dataset: str |
         bars.close()
         sweep_incoming(dataset)
     ordered = [results[v.index] for v in items if v.index in results]
-    return _summary(ordered, dataset, n_workers, cluster, time.perf_counter() - t0)
+    return _summary(ordered, dataset, n_workers, cluster, time.perf_counter() - t0, startup_s)
 
 
 def run_job(video: Video, robot: str | Path | None, dataset: Path, opts: VideoOptions,
@@ -315,8 +315,9 @@ def _append_ledger(dataset: Path, v: Video, opts: VideoOptions, r: dict[str, Any
         os.close(fd)
 
 
-def _summary(results: list[dict[str, Any]], dataset: Path, workers: int, cluster: str, wall_s: float) -> dict:
+def _summary(results: list[dict[str, Any]], dataset: Path, workers: int, cluster: str, wall_s: float,
+             startup_s: float) -> dict:
     counts = {s: sum(r["status"] == s for r in results) for s in ("complete", "skipped", "no_hands", "failed")}
     return {"dataset": str(dataset), "videos": results, **counts, "workers": workers, "cluster": cluster,
             "frames": sum(int(r.get("frames") or 0) for r in results if r["status"] != "skipped"),
-            "wall_s": round(wall_s, 3), "ledger": str(dataset / LEDGER)}
+            "wall_s": round(wall_s, 3), "startup_s": round(startup_s, 3), "ledger": str(dataset / LEDGER)}

@@ -37,9 +37,11 @@ _CONNECT_S = 20.0
 
 def run_on_dask(videos: list, robot: str | Path | None, dataset: Path, opts: VideoOptions, done_keys: set, *,
                 workers: int, address: str | None, on_frames: Callable[[int, int], None],
-                on_result: Callable[[Any, dict[str, Any]], None]) -> str:
+                on_result: Callable[[Any, dict[str, Any]], None]) -> tuple[str, float]:
     """Run every video's job on Dask and call ``on_result(video, result)`` as each finishes.
-    Returns the cluster's description (for the summary)."""
+    Returns the cluster's description and its start-up time [s]: until every worker was up,
+    checked and warm (the models loaded, the kernels compiled)."""
+    t0 = time.perf_counter()
     try:
         import dask
         from distributed import Client, LocalCluster
@@ -58,13 +60,15 @@ def run_on_dask(videos: list, robot: str | Path | None, dataset: Path, opts: Vid
             client, where = Client(cluster), f"dask local, {workers} workers"
         try:
             _check_workers(client, dataset, address)
+            _warm_workers(client, robot)
+            startup_s = time.perf_counter() - t0
             _run(client, videos, robot, dataset, opts, done_keys, on_frames, on_result)
             _sweep_everywhere(client, dataset)  # a worker that died mid-video left its build folder
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
-    return where
+    return where, startup_s
 
 
 @contextlib.contextmanager
@@ -149,6 +153,17 @@ def _worker_report(dataset: str) -> str:
         bad = ", ".join(f"{name} {m['state']}" for name, m in st["models"].items() if m["state"] != "ok")
         problems.append(f"hand models not usable in {st['dir']} ({bad}): run `teleop models fetch` there")
     return "; ".join(problems)
+
+
+def _warm_workers(client, robot) -> None:
+    """Every worker loads the models and kernels at once, before the first video (a worker that
+    cannot is said here, once)."""
+    from retarget.video_episode import warm_up
+
+    try:
+        client.run(warm_up, str(robot) if robot else None)
+    except TeleopError as exc:
+        raise TeleopError(f"the Dask workers could not get ready for videos: {exc}") from exc
 
 
 def _sweep_everywhere(client, dataset: Path) -> None:

@@ -43,7 +43,8 @@ from retarget.video_track import VideoTrack, open_video, sha256_file, track_vide
 from teleop.errors import ConfigError, TeleopError
 from teleop.types import SIDES
 
-__all__ = ["VideoOptions", "process_video", "parse_camera_pose", "sweep_incoming", "DEFAULT_CAMERA_POSE", "CAMERA"]
+__all__ = ["VideoOptions", "process_video", "parse_camera_pose", "sweep_incoming", "warm_up",
+           "DEFAULT_CAMERA_POSE", "CAMERA"]
 
 #: The camera at the bundled humanoid's head, looking straight ahead: its frame (x forward, y left,
 #: z up) has the base frame's axes. A camera filming the person's hands from their own eyes or chest
@@ -170,6 +171,16 @@ def _reporting(sink, progress: Callable[[int], None]):
         sink(i, rgb, hands)
         progress(i + 1)
     return frame
+
+
+def warm_up(robot: str | Path | None = None) -> None:
+    """Load what a video job needs (the hand models, the retargeting kernels for ``robot``), so
+    that a batch's workers do it before their first video rather than in it."""
+    from drivers.camera_hands.tracker import HandTracker
+    from robots.description import bundled_description_path, load_description
+
+    _retargeter(load_description(Path(robot).expanduser() if robot else bundled_description_path()))
+    HandTracker(max_hands=1).process(np.zeros((64, 64, 3), np.uint8), 0.0)
 
 
 def sweep_incoming(dataset: str | Path) -> list[str]:
