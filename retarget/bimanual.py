@@ -1,7 +1,8 @@
 """One bimanual retargeting tick: keypoints -> both hands, tracker wrist poses -> both arms,
 written into one command vector in the robot description's order (left_arm, left_hand,
 right_arm, right_hand). Each side is two kernel calls (hand, arm), each of which filters its
-inputs (One-Euro), so a tick allocates nothing.
+inputs (One-Euro: the keypoints when the config has [filter.keypoints]), so a tick allocates
+nothing. The hand commands are low-passed when the config's ``low_pass_alpha`` < 1.
 
 Workspace mapping (``[workspace]`` in the retargeting config): tracker positions are scaled and
 rotated into the robot base frame (R_map from ``rotation_rpy_deg``). Before ``engage`` the mapping
@@ -72,14 +73,10 @@ class BimanualRetargeter:
         for side in SIDES:
             hc = cfg.hands.get(side)
             hand = None
-            if hc is not None:
-                tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints, description.position_overrides)
-                hand = HandRetargeter(
-                    tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m,
-                    pinch_off_m=hc.pinch_off_m, pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m,
-                    max_iters=hc.max_iters, cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad,
-                    low_pass_alpha=hc.low_pass_alpha,
-                    keypoint_filter=cfg.keypoint_filter if filter_inputs else None,
+            if hc is not None:  # the same construction as offline and the Python API (every key honoured)
+                hand = HandRetargeter.from_config(
+                    hc, keypoint_filter=cfg.keypoint_filter if filter_inputs else None,
+                    limit_overrides=description.position_overrides,
                 )
             ac = cfg.arms[side]
             atree = compile_tree(ac.model_path, ac.base_frame, [ac.ee_frame], ac.joints, description.position_overrides)

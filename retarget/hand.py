@@ -4,9 +4,16 @@
 docs/hand-keypoints.md) and returns robot hand joints, warm-started from the previous solution.
 The problem per tick (kernel ``hand_vector_solve``)::
 
-    min_q  sum_k w_k |(p_task_k - p_origin_k)(q) - s * (h_task_k - h_origin_k)|^2 + smooth |q - q_prev|^2
+    min_q  sum_k w_k rho(|(p_task_k - p_origin_k)(q) - s R (h_task_k - h_origin_k)|) + smooth |q - q_prev|^2
     s.t.   lower <= q <= upper   (exactly: projection with an active set)
            |q - q_prev| <= max_step_rad per joint and solve (a trust region: no jumps)
+
+rho(r) = r^2, or with ``huber_delta`` the Huber loss (quadratic up to delta, linear beyond, as
+dex-retargeting's smooth-L1 on each vector's error norm), solved by iteratively reweighted least
+squares. R (``keypoint_rotation``) takes vectors from the keypoints' wrist frame into the robot
+hand's base frame (identity when the hand is rooted in our wrist convention). The command is the
+solution, low-passed when ``low_pass_alpha`` < 1 (dex-retargeting's output filter, started from
+the first solution after each reset); the solver's warm start is the unfiltered solution.
 
 Pinch priority (after DexPilot): a vector flagged ``pinch`` (thumb tip -> a fingertip) whose human
 length drops below ``pinch_off_m`` blends toward weight ``pinch_weight`` and a target of
@@ -16,20 +23,28 @@ at the thresholds; the ramp keeps the targets continuous so the hand never jumps
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from retarget.filters import FilterConfig
 from retarget.kernels.packed import (
-    H_COLD_ITERS, H_F_BETA, H_F_D, H_F_MIN, H_F_ON, H_ITERS, H_NPARAMS, H_PINCH_OFF, H_PINCH_ON, H_PINCH_T,
-    H_MAX_STEP, H_PINCH_W, H_SCALE, H_SMOOTH, H_TOL, hand_residuals, hand_step, hand_work_size, pack_tree,
+    H_COLD_ITERS, H_F_BETA, H_F_D, H_F_MIN, H_F_ON, H_HUBER, H_ITERS, H_LP_ALPHA, H_MAX_STEP, H_NPARAMS, H_PINCH_OFF,
+    H_PINCH_ON, H_PINCH_T, H_PINCH_W, H_ROT, H_SCALE, H_SMOOTH, H_TOL, hand_residuals, hand_step, hand_work_size,
+    pack_tree,
 )
-from retarget.kinematics import KinematicTree
+from retarget.kinematics import KinematicTree, compile_tree
 from teleop.errors import ConfigError
 
+if TYPE_CHECKING:
+    from retarget.config import HandConfig
+
 __all__ = ["VectorSpec", "HandRetargeter"]
+
+logger = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 
@@ -75,7 +90,8 @@ class VectorSpec:
 class HandRetargeter:
     """One robot hand. Buffers are allocated once here; ``retarget`` allocates nothing when given
     ``out``. With ``keypoint_filter`` set, keypoints are One-Euro filtered inside the same kernel
-    call (pass the capture time ``t_s``)."""
+    call (pass the capture time ``t_s``). ``q_init`` is the pose a reset starts from (clipped to
+    the limits; default zeros)."""
 
     def __init__(
         self,
@@ -93,6 +109,8 @@ class HandRetargeter:
         tol_rad: float = 2e-5,
         max_step_rad: float = 0.1,
         low_pass_alpha: float = 1.0,
+        huber_delta: float | None = None,
+        keypoint_rotation: npt.ArrayLike | None = None,
         keypoint_filter: FilterConfig | None = None,
         q_init: npt.ArrayLike | None = None,
     ) -> None:
@@ -108,9 +126,16 @@ class HandRetargeter:
             raise ConfigError("max_iters and cold_iters must be >= 1")
         if not max_step_rad > 0:
             raise ConfigError(f"max_step_rad must be > 0, got {max_step_rad}")
+        if huber_delta is not None and not 0 < huber_delta < np.inf:
+            raise ConfigError(f"huber_delta must be > 0 [m] (or None: least squares), got {huber_delta}")
+        rot = np.eye(3) if keypoint_rotation is None else np.asarray(keypoint_rotation, dtype=np.float64)
+        if rot.shape != (3, 3) or not np.allclose(rot @ rot.T, np.eye(3), atol=1e-6) or np.linalg.det(rot) < 0:
+            raise ConfigError(f"keypoint_rotation must be a 3x3 rotation matrix, got {rot.tolist()}")
         self.tree = tree
         self.vectors = vectors
         self.low_pass_alpha = low_pass_alpha
+        self.huber_delta = huber_delta
+        self.keypoint_filter = keypoint_filter
         m, nq = vectors.n, tree.nq
         origin_f = [tree.frame_index(f) for f in vectors.origin_frames]
         task_f = [tree.frame_index(f) for f in vectors.task_frames]
@@ -121,6 +146,9 @@ class HandRetargeter:
         params[[H_SCALE, H_SMOOTH, H_PINCH_ON, H_PINCH_OFF, H_PINCH_W, H_PINCH_T, H_TOL, H_ITERS, H_COLD_ITERS]] = (
             scale, smooth, pinch_on_m, pinch_off_m, pinch_weight, pinch_target_m, tol_rad, max_iters, cold_iters)
         params[H_MAX_STEP] = max_step_rad
+        params[H_HUBER] = huber_delta or 0.0
+        params[H_LP_ALPHA] = low_pass_alpha
+        params[H_ROT:H_ROT + 9] = rot.ravel()
         if keypoint_filter is not None:
             params[[H_F_MIN, H_F_BETA, H_F_D, H_F_ON]] = (
                 keypoint_filter.min_cutoff_hz, keypoint_filter.beta, keypoint_filter.d_cutoff_hz, 1.0)
@@ -129,16 +157,37 @@ class HandRetargeter:
         self.work = np.zeros(nf_)
         self.iwork = np.zeros(ni_, dtype=np.int64)
         self.flags = np.zeros(2, dtype=np.bool_)  # [filter initialised, cold start pending]
-        self._q_init = np.clip(
-            np.zeros(nq) if q_init is None else np.asarray(q_init, dtype=np.float64), tree.lower, tree.upper
-        )
+        q0 = np.zeros(nq) if q_init is None else np.asarray(q_init, dtype=np.float64)
+        if q0.shape != (nq,) or not np.isfinite(q0).all():
+            raise ConfigError(f"q_init must be {nq} finite numbers (one per joint {tree.joint_names}), "
+                              f"got {q0.tolist()}")
+        self._q_init = np.clip(q0, tree.lower, tree.upper)
         self.q = self._q_init.copy()
         self._q_out = self._q_init.copy()
         self._resid = np.zeros(m)
         self.last_cost = 0.0
         self.last_iterations = 0
-        self.rejected = 0  # samples with NaN/inf (the previous solution was held)
+        self.rejected = 0  # samples with NaN/inf or the wrong shape (the previous command was held)
+        self._warned_shape = False
         self.reset()
+
+    @classmethod
+    def from_config(
+        cls, config: HandConfig, *, keypoint_filter: FilterConfig | None = None,
+        limit_overrides: dict[str, tuple[float, float]] | None = None, max_iters: int | None = None,
+    ) -> HandRetargeter:
+        """The retargeter a parsed ``[hand]`` config describes (offline, the live loop and the
+        Python API all build it here, so every key means the same everywhere). ``max_iters``
+        overrides the config's per-tick iterations."""
+        hc = config
+        tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints, limit_overrides)
+        return cls(
+            tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m, pinch_off_m=hc.pinch_off_m,
+            pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m, max_iters=max_iters or hc.max_iters,
+            cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad, low_pass_alpha=hc.low_pass_alpha,
+            huber_delta=hc.huber_delta, keypoint_rotation=hc.keypoint_rotation, keypoint_filter=keypoint_filter,
+            q_init=hc.initial_pose(tree),
+        )
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -154,7 +203,7 @@ class HandRetargeter:
         solve runs up to ``cold_iters`` iterations."""
         q0 = self._q_init if q is None else np.clip(np.asarray(q, dtype=np.float64), self.tree.lower, self.tree.upper)
         self.q[:] = q0
-        self._q_out[:] = q0
+        self._q_out[:] = q0  # the kernel starts its low-pass here too (cold start pending)
         self.iwork[:] = 0
         self.flags[0] = False
         self.flags[1] = True
@@ -167,29 +216,36 @@ class HandRetargeter:
         self.residuals_m()
         self.reset()
 
-    def retarget(self, keypoints: F64, t_s: float = 0.0, out: F64 | None = None) -> F64:
-        """Robot hand joints for human ``keypoints`` (21, 3) in the wrist frame [m], captured at
-        ``t_s`` [s] (used by the keypoint filter)."""
-        if keypoints.shape != (21, 3):
-            raise ValueError(f"keypoints must have shape (21, 3), got {keypoints.shape}")
-        cost, iters = hand_step(keypoints, t_s, self.q, self.ti, self.tf, self.vi, self.vf, self.work, self.iwork, self.flags)
-        if iters < 0:  # non-finite input: held the previous solution
+    def retarget(self, keypoints: npt.ArrayLike, t_s: float = 0.0, out: F64 | None = None) -> F64:
+        """Robot hand joints (the command) for human ``keypoints`` (21, 3) in the wrist frame [m],
+        captured at ``t_s`` [s] (used by the keypoint filter). A sample of another shape, or with
+        NaN/inf, is rejected: counted in ``rejected``, the previous command returned."""
+        kp = keypoints
+        if not (isinstance(kp, np.ndarray) and kp.dtype == np.float64 and kp.flags.c_contiguous):
+            kp = np.ascontiguousarray(kp, dtype=np.float64)
+        if kp.shape != (21, 3):
+            if not self._warned_shape:  # once: no per-tick logs
+                self._warned_shape = True
+                logger.warning("hand keypoints of shape %s rejected (need (21, 3)); the previous command is held",
+                               kp.shape)
             self.rejected += 1
-        self.last_cost = cost
-        self.last_iterations = iters
-        if self.low_pass_alpha < 1.0:  # dex-retargeting's output low-pass, for configs ported from it
-            self._q_out += self.low_pass_alpha * (self.q - self._q_out)
-            src = self._q_out
+            self.last_cost, self.last_iterations = float("nan"), -1
         else:
-            src = self.q
+            cost, iters = hand_step(kp, t_s, self.q, self.ti, self.tf, self.vi, self.vf, self.work, self.iwork,
+                                    self.flags, self._q_out)
+            if iters < 0:  # non-finite input: held the previous command
+                self.rejected += 1
+            self.last_cost = cost
+            self.last_iterations = iters
         if out is None:
-            return src.copy()
-        out[:] = src
+            return self._q_out.copy()
+        out[:] = self._q_out
         return out
 
     def residuals_m(self, q: F64 | None = None) -> F64:
-        """|robot vector - target| per task vector [m] for ``q`` (default: the last solution),
-        against the targets of the last ``retarget`` call."""
-        q = self.q if q is None else np.ascontiguousarray(q, dtype=np.float64)
-        hand_residuals(q, self.ti, self.tf, self.vi, self.work, self.iwork, self._resid)
+        """|robot vector - target| per task vector [m] for ``q`` (default: the last command),
+        the targets built from the raw keypoints of the last accepted ``retarget`` call (before
+        any keypoint filter)."""
+        q = self._q_out if q is None else np.ascontiguousarray(q, dtype=np.float64)
+        hand_residuals(q, self.ti, self.tf, self.vi, self.vf, self.work, self.iwork, self._resid)
         return self._resid.copy()

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from retarget.kernels.kinematics import FIXED, PRISMATIC, REVOLUTE, fk_frames, fk_nodes, frame_jacobians
 from teleop.errors import ConfigError
 
-__all__ = ["KinematicTree", "FramePoses", "compile_tree", "Coupling"]
+__all__ = ["KinematicTree", "FramePoses", "compile_tree", "Coupling", "urdf_outline"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -253,6 +253,24 @@ def _bodies_from_urdf(path: Path) -> tuple[list[_Body], dict[str, Coupling]]:
                 mimic.get("joint", ""), float(mimic.get("multiplier", 1.0)), float(mimic.get("offset", 0.0))
             )
     return bodies, couplings
+
+
+def urdf_outline(path: str | Path) -> tuple[str, tuple[str, ...]]:
+    """(root link, independent joints) of a URDF: the link that is no joint's child, and every
+    moving joint without ``<mimic>`` in file order. The defaults of a hand-only retargeting config."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise ConfigError(f"{path}: not a readable URDF ({exc})") from None
+    links = [link.get("name", "") for link in root.iter("link")]
+    children = {c.get("link") for j in root.iter("joint") for c in j.iter("child")}
+    roots = [name for name in links if name not in children]
+    if len(roots) != 1:
+        raise ConfigError(f"{path}: expected one root link, found {roots}")
+    joints = tuple(j.get("name", "") for j in root.iter("joint")
+                   if j.get("type") not in ("fixed", "floating", "planar") and j.find("mimic") is None)
+    return roots[0], joints
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Offline retargeting of keypoint sequences (the video-retargeting path).
 
 ``retarget_sequence`` runs a whole (T, 21, 3) sequence through one kernel call (warm start from
-frame to frame, One-Euro filtering on the given timestamps). Keypoints may be in the wrist frame
-already, or in a camera/world frame with a wrist pose per frame, or in a camera/world frame with
-the wrist frame estimated from the keypoints themselves (wrist, index MCP, middle MCP, pinky MCP).
-``retarget_files`` spreads several sequences over worker processes.
+frame to frame; One-Euro filtering on the given timestamps when the config has [filter.keypoints];
+the config's output low-pass). Its residual is the command's, against the RAW keypoints. Keypoints
+may be in the wrist frame already, or in a camera/world frame with a wrist pose per frame, or in
+a camera/world frame with the wrist frame estimated from the keypoints themselves (wrist, index
+MCP, middle MCP, pinky MCP). The hand comes from a robot description (``build_hand``) or from a
+hand-only config (``build_hand_from_config``: a hand URDF with no arm). ``retarget_files`` spreads
+several sequences over worker processes.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from retarget.kernels.poses import quat_to_mat
 from teleop.errors import ConfigError
 from teleop.types import Side
 
-__all__ = ["SequenceResult", "retarget_sequence", "to_wrist_frame", "wrist_frame_from_keypoints", "build_hand", "retarget_files"]
+__all__ = ["SequenceResult", "retarget_sequence", "to_wrist_frame", "wrist_frame_from_keypoints", "build_hand",
+           "build_hand_from_config", "retarget_files"]
 
 F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
 class SequenceResult:
-    q: F64  # (T, nq), joint order ``joint_names``
-    residual_m: F64  # (T,) mean |robot vector - target| per frame
+    q: F64  # (T, nq), joint order ``joint_names``: the commands (low-passed if the config says so)
+    residual_m: F64  # (T,) mean |robot vector - target| per frame, targets from the raw keypoints; NaN: rejected
     joint_names: tuple[str, ...]
     seconds: float
     rejected_frames: int
@@ -112,7 +116,8 @@ def load_wrist_poses(path: str | Path, frames: int) -> tuple[F64, F64]:
 
 
 def retarget_sequence(hand: HandRetargeter, keypoints: F64, fps: float = 30.0, times_s: F64 | None = None) -> SequenceResult:
-    """Retarget a sequence in the wrist frame; starts cold (``hand.reset()``)."""
+    """Retarget a sequence in the wrist frame; starts cold (``hand.reset()``). Frames with NaN/inf
+    hold the previous command and are counted in ``rejected_frames``."""
     kp = _check_keypoints(keypoints)
     t = len(kp)
     times = np.arange(t) / fps if times_s is None else np.ascontiguousarray(times_s, dtype=np.float64)
@@ -126,36 +131,50 @@ def retarget_sequence(hand: HandRetargeter, keypoints: F64, fps: float = 30.0, t
     rejected = hand_sequence(kp, times, hand.q, hand.ti, hand.tf, hand.vi, hand.vf, hand.work, hand.iwork, hand.flags,
                              out_q, out_r, resid)
     seconds = time.perf_counter() - t0
+    if t:
+        hand._q_out[:] = out_q[-1]  # the retargeter's state is the last frame's, as after retarget()
     return SequenceResult(out_q, out_r, hand.tree.joint_names, seconds, int(rejected))
 
 
-def build_hand(robot_config: str | Path, side: Side, filter_keypoints: bool = True, max_iters: int | None = None) -> HandRetargeter:
-    """The hand retargeter of ``side`` from a robot description TOML (and its retargeting config)."""
-    from retarget.config import load_retarget_config
-    from retarget.kinematics import compile_tree
-    from robots.description import load_description
-
-    desc = load_description(robot_config)
-    cfg = load_retarget_config(desc)
-    if side not in cfg.hands:
-        raise ConfigError(f"robot {desc.name!r} has no {side} hand to retarget to")
-    hc = cfg.hands[side]
-    tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints, desc.position_overrides)
-    hand = HandRetargeter(
-        tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m, pinch_off_m=hc.pinch_off_m,
-        pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m, max_iters=max_iters or hc.max_iters,
-        cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad, low_pass_alpha=hc.low_pass_alpha,
-        keypoint_filter=cfg.keypoint_filter if filter_keypoints else None,
-    )
+def _warm(hand: HandRetargeter) -> HandRetargeter:
     warm = np.zeros((1, 21, 3))
     warm[0, 1:, 0] = np.linspace(0.02, 0.18, 20)
     retarget_sequence(hand, warm)  # load the kernel from numba's cache outside any timing
     return hand
 
 
+def build_hand(robot_config: str | Path, side: Side, filter_keypoints: bool = True, max_iters: int | None = None) -> HandRetargeter:
+    """The hand retargeter of ``side`` from a robot description TOML (and its retargeting config).
+    The keypoints are filtered if the config has [filter.keypoints] and ``filter_keypoints``."""
+    from retarget.config import load_retarget_config
+    from robots.description import load_description
+
+    desc = load_description(robot_config)
+    cfg = load_retarget_config(desc)
+    if side not in cfg.hands:
+        raise ConfigError(f"robot {desc.name!r} has no {side} hand to retarget to")
+    return _warm(HandRetargeter.from_config(
+        cfg.hands[side], keypoint_filter=cfg.keypoint_filter if filter_keypoints else None,
+        limit_overrides=desc.position_overrides, max_iters=max_iters,
+    ))
+
+
+def build_hand_from_config(config_path: str | Path, urdf: str | Path | None = None, side: Side | None = None, *,
+                           filter_keypoints: bool = True, max_iters: int | None = None) -> HandRetargeter:
+    """A hand without an arm: the retargeter a hand-only config describes (``retarget/configs/``),
+    on ``urdf`` if given (else its ``urdf_path``), for ``side`` (default: the config's, else right)."""
+    from retarget.config import load_hand_config
+
+    cfg = load_hand_config(config_path, urdf=urdf, side=side)
+    return _warm(HandRetargeter.from_config(
+        cfg.hand, keypoint_filter=cfg.keypoint_filter if filter_keypoints else None, max_iters=max_iters))
+
+
 @dataclass(frozen=True)
 class _Job:
-    robot_config: str
+    robot_config: str | None
+    hand_config: str | None
+    hand_urdf: str | None
     side: Side
     keypoints: str
     out: str
@@ -167,7 +186,12 @@ class _Job:
 
 
 def _run_job(job: _Job) -> dict:
-    hand = build_hand(job.robot_config, job.side, job.filter_keypoints, job.max_iters)
+    if job.hand_config is not None:
+        hand = build_hand_from_config(job.hand_config, job.hand_urdf, job.side, filter_keypoints=job.filter_keypoints,
+                                      max_iters=job.max_iters)
+    else:
+        assert job.robot_config is not None
+        hand = build_hand(job.robot_config, job.side, job.filter_keypoints, job.max_iters)
     kp = _check_keypoints(_load_array(job.keypoints, "keypoints"), job.keypoints)
     if job.frame == "world":
         if job.wrist_pose:
@@ -185,23 +209,37 @@ def _run_job(job: _Job) -> dict:
         "frames": len(kp),
         "seconds": round(res.seconds, 4),
         "frames_per_s": round(res.frames_per_s, 1),
+        # of the commands, against the raw keypoints (never the filtered ones)
         "residual_mm": {"mean": round(float(finite.mean()) * 1e3, 3) if finite.size else None,
                         "p99": round(float(np.percentile(finite, 99)) * 1e3, 3) if finite.size else None},
+        "keypoint_filter": hand.keypoint_filter is not None,
         "rejected_frames": res.rejected_frames,
         "joint_names": list(res.joint_names),
     }
 
 
 def retarget_files(
-    robot_config: str | Path, side: Side, inputs: list[str], outputs: list[str], *, frame: Literal["wrist", "world"] = "wrist",
-    wrist_poses: list[str | None] | None = None, fps: float = 30.0, filter_keypoints: bool = True,
-    workers: int | None = None, max_iters: int | None = None,
+    robot_config: str | Path | None, side: Side | None, inputs: list[str], outputs: list[str], *,
+    frame: Literal["wrist", "world"] = "wrist", wrist_poses: list[str | None] | None = None, fps: float = 30.0,
+    filter_keypoints: bool = True, workers: int | None = None, max_iters: int | None = None,
+    hand_config: str | Path | None = None, hand_urdf: str | Path | None = None,
 ) -> dict:
-    """Retarget several sequence files, in parallel across ``workers`` processes (default: cores)."""
+    """Retarget several sequence files, in parallel across ``workers`` processes (default: cores),
+    to a robot's hand (``robot_config``, ``side`` required) or to a hand-only config
+    (``hand_config`` [+ ``hand_urdf``]; ``side`` defaults to the config's, else right)."""
     if len(inputs) != len(outputs):
         raise ConfigError(f"{len(inputs)} inputs but {len(outputs)} outputs")
+    if hand_config is not None:
+        from retarget.config import load_hand_config
+
+        side = load_hand_config(hand_config, urdf=hand_urdf, side=side).side  # bad configs fail here, once
+    elif robot_config is None or side is None:
+        raise ConfigError("give a robot description and a side, or a hand-only config")
     poses = wrist_poses or [None] * len(inputs)
-    jobs = [_Job(str(robot_config), side, i, o, frame, p, fps, filter_keypoints, max_iters) for i, o, p in zip(inputs, outputs, poses)]
+    robot = None if robot_config is None else str(robot_config)
+    cfg, urdf = (None if hand_config is None else str(hand_config)), (None if hand_urdf is None else str(hand_urdf))
+    jobs = [_Job(robot, cfg, urdf, side, i, o, frame, p, fps, filter_keypoints, max_iters)
+            for i, o, p in zip(inputs, outputs, poses, strict=True)]
     n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     t0 = time.perf_counter()
     if n == 1:
@@ -213,6 +251,7 @@ def retarget_files(
     frames = sum(r["frames"] for r in results)
     solve_s = sum(r["seconds"] for r in results)
     return {
+        "side": side,
         "sequences": len(results),
         "frames": frames,
         "workers": n,

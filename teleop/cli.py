@@ -185,7 +185,15 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     from retarget.offline import retarget_files
     from robots.description import bundled_description_path
 
-    args.robot = args.robot or str(bundled_description_path())
+    hand_only = args.config is not None or args.hand is not None
+    if hand_only and args.robot:
+        raise TeleopError("give --robot (a robot description) or --config/--hand (one hand without an arm), not both")
+    if args.hand is not None and args.config is None:
+        raise TeleopError("--hand needs --config RETARGET.toml (the task vectors; e.g. retarget/configs/*.toml)")
+    if not hand_only:
+        args.robot = args.robot or str(bundled_description_path())
+        if args.side is None:
+            raise TeleopError("--side left|right is required with a robot (a hand-only --config has its own default)")
     inputs = list(args.keypoints)
     if args.out_dir:
         outputs = [str(Path(args.out_dir) / (Path(i).stem + ".joints.npy")) for i in inputs]
@@ -200,8 +208,9 @@ def cmd_retarget(args: argparse.Namespace) -> int:
         raise TeleopError(f"{len(inputs)} --keypoints files but {len(poses)} --wrist-pose files")
     frame = "world" if (poses or args.frame == "world") else "wrist"
     summary = retarget_files(
-        args.robot, args.side, inputs, outputs, frame=frame, wrist_poses=poses, fps=args.fps,
+        None if hand_only else args.robot, args.side, inputs, outputs, frame=frame, wrist_poses=poses, fps=args.fps,
         filter_keypoints=not args.no_filter, workers=args.workers, max_iters=args.iters,
+        hand_config=args.config, hand_urdf=args.hand,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -209,7 +218,8 @@ def cmd_retarget(args: argparse.Namespace) -> int:
         for r in summary["results"]:
             print(f"{r['input']} -> {r['output']}: {r['frames']} frames, {r['frames_per_s']:.0f} frames/s, "
                   f"residual {r['residual_mm']['mean']} mm, {r['rejected_frames']} rejected frames")
-        print(f"{summary['frames']} frames in {summary['wall_s']} s on {summary['workers']} worker(s)")
+        print(f"{summary['frames']} frames ({summary['side']} hand) in {summary['wall_s']} s on "
+              f"{summary['workers']} worker(s); residuals against the raw keypoints")
     return 0
 
 
@@ -787,10 +797,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("retarget", help="offline: human hand keypoint sequences -> robot hand joints",
                        description="Retarget (T, 21, 3) keypoint sequences (MediaPipe order, metres) to robot hand "
-                       "joints (T, n). Keypoints are in the wrist frame unless --frame world (then the wrist "
-                       "frame comes from --wrist-pose files or is estimated from the keypoints).")
+                       "joints (T, n): a robot's hand (--robot) or one hand without an arm (--config, with "
+                       "--hand URDF or the config's urdf_path). Keypoints are in the wrist frame unless --frame "
+                       "world (then the wrist frame comes from --wrist-pose files or is estimated from the "
+                       "keypoints). Residuals are the commands' against the raw keypoints.")
     p.add_argument("--robot", default=None, help="robot description TOML (default: the bundled dexhumanoid)")
-    p.add_argument("--side", choices=["left", "right"], required=True)
+    p.add_argument("--config", default=None, metavar="RETARGET.toml",
+                   help="hand-only retargeting config ([hand] keys as dex-retargeting's; e.g. "
+                   "retarget/configs/ability_hand_right.toml)")
+    p.add_argument("--hand", default=None, metavar="HAND.urdf", help="with --config: the hand URDF (instead of "
+                   "the config's urdf_path)")
+    p.add_argument("--side", choices=["left", "right"], default=None,
+                   help="required with a robot; with --config, default: the config's side, else right")
     p.add_argument("--keypoints", nargs="+", required=True, metavar="IN.npy")
     p.add_argument("--out", metavar="OUT.npy", help="output joints (one input)")
     p.add_argument("--out-dir", help="output folder: <input stem>.joints.npy per input")
@@ -799,7 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per input: wrist poses (T, 4, 4) or (T, 7) [x y z qw qx qy qz] in the keypoints' frame")
     p.add_argument("--fps", type=finite_float(0, 1000, low_open=True, unit="frames/s"), default=30.0,
                    help="frame rate of the sequences, for the filter, at most 1000 (default 30)")
-    p.add_argument("--no-filter", action="store_true", help="do not One-Euro filter the keypoints")
+    p.add_argument("--no-filter", action="store_true", help="do not One-Euro filter the keypoints even when "
+                   "the config has [filter.keypoints] (without it they are never filtered)")
     p.add_argument("--iters", type=int_in(1, 10000),
                    help="solver iterations per frame, 1..10000 (default: the config's)")
     p.add_argument("--workers", type=int_in(1, 1024), help="processes, 1..1024 (default: one per core, at most one "

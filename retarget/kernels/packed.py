@@ -27,7 +27,7 @@ __all__ = [
     "pack_tree", "tree_views", "hand_work_size", "hand_step", "hand_residuals", "hand_sequence", "arm_work_size",
     "arm_step", "bimanual_step",
     "H_SCALE", "H_SMOOTH", "H_PINCH_ON", "H_PINCH_OFF", "H_PINCH_W", "H_PINCH_T", "H_TOL", "H_ITERS", "H_COLD_ITERS",
-    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_MAX_STEP", "H_NPARAMS",
+    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_MAX_STEP", "H_HUBER", "H_LP_ALPHA", "H_ROT", "H_NPARAMS",
     "A_ROTW", "A_DAMP", "A_POSTURE", "A_STEP", "A_ITERS", "A_TOLM", "A_TOLR", "A_SCALE", "A_RMAP", "A_OFFSET",
     "A_ENGAGED", "A_PH0", "A_RH0", "A_PR0", "A_RR0", "A_PF_MIN", "A_PF_BETA", "A_PF_D", "A_RF_MIN", "A_RF_BETA",
     "A_RF_D", "A_F_ON", "A_EE", "A_COLD_ITERS", "A_NPARAMS",
@@ -36,7 +36,10 @@ __all__ = [
 # hand parameter slots (after the m weights)
 H_SCALE, H_SMOOTH, H_PINCH_ON, H_PINCH_OFF, H_PINCH_W, H_PINCH_T, H_TOL, H_ITERS, H_COLD_ITERS = range(9)
 H_F_MIN, H_F_BETA, H_F_D, H_F_ON, H_MAX_STEP = range(9, 14)
-H_NPARAMS = 14
+H_HUBER = 14  # Huber delta [m]; 0 = least squares
+H_LP_ALPHA = 15  # output low-pass (dex-retargeting's LPFilter); 1 = off
+H_ROT = 16  # 9 values: rotation keypoints' wrist frame -> robot hand base frame (row-major)
+H_NPARAMS = 25
 
 # arm parameter slots (after the nq posture values)
 A_ROTW, A_DAMP, A_POSTURE, A_STEP, A_ITERS, A_TOLM, A_TOLR, A_SCALE = range(8)
@@ -91,7 +94,8 @@ def tree_views(ti, tf):
 def hand_work_size(n, nf, nq, m):
     """Float and int work sizes of ``hand_step``."""
     floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 6 * nq + m + 1
-    ints = m + nq + 2
+    floats += 63 + nq + 4 * m  # raw keypoints, low-pass state, raw targets and weights
+    ints = m + nq + 2 + m
     return floats, ints
 
 
@@ -139,18 +143,30 @@ def _hand_views(work, iwork, n, nf, nq, m):
     hi = work[k:k + nq]
     k += nq
     mu = work[k:k + 1]
+    k += 1
+    kp_raw = work[k:k + 63].reshape((21, 3))
+    k += 63
+    q_lp = work[k:k + nq]
+    k += nq
+    target_raw = work[k:k + 3 * m].reshape((m, 3))
+    k += 3 * m
+    w_raw = work[k:k + m]
     jac_none = work[0:0].reshape((0, 3, nq))
     pinch_state = iwork[0:m]
     free = iwork[m:m + nq]
+    pinch_raw = iwork[m + nq + 2:m + nq + 2 + m]
     return (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu)
+            jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu,
+            kp_raw, q_lp, target_raw, w_raw, pinch_raw)
 
 
 @numba.njit(cache=True, nogil=True)
-def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
-    """Filter the keypoints (One-Euro, if enabled), build the task-vector targets, solve.
-    ``q`` (nq,) is the warm start and the result. ``flags`` (2,) bool: [filter initialised,
-    cold start pending]. Returns (cost, iterations)."""
+def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
+    """Filter the keypoints (One-Euro, if enabled), build the task-vector targets, solve, low-pass
+    the solution (if enabled) into ``q_out`` (nq,), the command. ``q`` (nq,) is the solver's warm
+    start and result (never low-passed, as in dex-retargeting). ``flags`` (2,) bool: [filter
+    initialised, cold start pending]. Returns (cost, iterations); iterations -1: the sample was
+    not finite and ``q_out`` holds the previous command."""
     n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
     m = vi[0]
     origin_f = vi[1:1 + m]
@@ -160,14 +176,26 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
     pinch = vi[1 + 4 * m:1 + 5 * m]
     weights = vf[0:m]
     p = vf[m:m + H_NPARAMS]
+    rot = p[H_ROT:H_ROT + 9].reshape((3, 3))
     (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu) = _hand_views(work, iwork, n, nf, nq, m)
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu,
+     kp_raw, q_lp, target_raw, w_raw, pinch_raw) = _hand_views(work, iwork, n, nf, nq, m)
+    cold = flags[1]
+    if cold:  # after a reset the command is the reset pose until the first solution replaces it
+        for i in range(nq):
+            q_lp[i] = q[i]
+    bad = not math.isfinite(t_s)
     for i in range(21):  # a NaN/inf sample never reaches the filter state or the solution: hold
         for a in range(3):
             if not math.isfinite(keypoints[i, a]):
-                return math.nan, -1
-    if not math.isfinite(t_s):
+                bad = True
+    if bad:
+        for i in range(nq):
+            q_out[i] = q_lp[i]
         return math.nan, -1
+    for i in range(21):
+        for a in range(3):
+            kp_raw[i, a] = keypoints[i, a]  # the residual is reported against the raw sample
     if p[H_F_ON] > 0.0:
         one_euro_step(keypoints.reshape(63), t_s, x_prev, dx_prev, t_prev, flags[0:1],
                       p[H_F_MIN], p[H_F_BETA], p[H_F_D], kp_f.reshape(63))
@@ -175,11 +203,10 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
         for i in range(21):
             for a in range(3):
                 kp_f[i, a] = keypoints[i, a]
-    vector_targets(kp_f, h_origin, h_task, weights, p[H_SCALE], pinch, p[H_PINCH_ON], p[H_PINCH_OFF], p[H_PINCH_W],
-                   p[H_PINCH_T], pinch_state, target, w_eff)
+    vector_targets(kp_f, h_origin, h_task, weights, p[H_SCALE], rot, pinch, p[H_PINCH_ON], p[H_PINCH_OFF],
+                   p[H_PINCH_W], p[H_PINCH_T], pinch_state, target, w_eff)
     for i in range(nq):
         q_prev[i] = q[i]
-    cold = flags[1]
     flags[1] = False
     # a cold start has no previous solution to stay near: no smoothness term, more iterations
     iters = int(p[H_COLD_ITERS]) if cold else int(p[H_ITERS])
@@ -191,23 +218,35 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags):
     for i in range(nq):
         lo[i] = max(lower[i], q[i] - delta)
         hi[i] = min(upper[i], q[i] + delta)
-    return hand_vector_solve(
+    cost, it = hand_vector_solve(
         q, q_prev, lo, hi, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
-        origin_f, task_f, target, w_eff, smooth, iters, p[H_TOL],
+        origin_f, task_f, target, w_eff, smooth, p[H_HUBER], iters, p[H_TOL],
         node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu,
     )
+    # output low-pass, started from the first solution (not from the reset pose: no first-frame jump)
+    alpha = 1.0 if cold else p[H_LP_ALPHA]
+    for i in range(nq):
+        q_lp[i] += alpha * (q[i] - q_lp[i])
+        q_out[i] = q_lp[i]
+    return cost, it
 
 
 @numba.njit(cache=True, nogil=True)
-def hand_residuals(q, ti, tf, vi, work, iwork, out):
-    """|robot vector - target| per task vector [m] for ``q``, against the last targets."""
+def hand_residuals(q, ti, tf, vi, vf, work, iwork, out):
+    """|robot vector - target| per task vector [m] for ``q``, the targets built from the last
+    accepted RAW keypoints (before the One-Euro filter): what the hand achieves for the input."""
     n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
     m = vi[0]
+    p = vf[m:m + H_NPARAMS]
     (kp_f, x_prev, dx_prev, t_prev, q_prev, target, w_eff, node_pos, node_rot, frame_pos, frame_rot,
-     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu) = _hand_views(work, iwork, n, nf, nq, m)
+     jac_pos, hess, chol, grad, step, q_try, resid, jac_none, pinch_state, free, lo, hi, mu,
+     kp_raw, q_lp, target_raw, w_raw, pinch_raw) = _hand_views(work, iwork, n, nf, nq, m)
+    vector_targets(kp_raw, vi[1 + 2 * m:1 + 3 * m], vi[1 + 3 * m:1 + 4 * m], vf[0:m], p[H_SCALE],
+                   p[H_ROT:H_ROT + 9].reshape((3, 3)), vi[1 + 4 * m:1 + 5 * m], p[H_PINCH_ON], p[H_PINCH_OFF],
+                   p[H_PINCH_W], p[H_PINCH_T], pinch_raw, target_raw, w_raw)
     fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
     fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
-    vector_residuals(frame_pos, vi[1:1 + m], vi[1 + m:1 + 2 * m], target, out)
+    vector_residuals(frame_pos, vi[1:1 + m], vi[1 + m:1 + 2 * m], target_raw, out)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -322,19 +361,17 @@ def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
 @numba.njit(cache=True, nogil=True)
 def hand_sequence(keypoints, times, q, ti, tf, vi, vf, work, iwork, flags, out_q, out_residual, resid):
     """Offline: ``hand_step`` over a whole sequence (T, 21, 3) with one call, warm-starting each
-    frame from the previous one. Writes joints (T, nq) and the mean task-vector residual [m] per
-    frame (T,); a frame with non-finite input holds the previous joints and gets a NaN residual.
-    Returns the number of such frames."""
+    frame from the previous one. Writes the commands (T, nq) and per frame the mean task-vector
+    residual [m] of that command against the raw keypoints (T,); a frame with non-finite input
+    holds the previous command and gets a NaN residual. Returns the number of such frames."""
     rejected = 0
     for k in range(keypoints.shape[0]):
-        cost, iters = hand_step(keypoints[k], times[k], q, ti, tf, vi, vf, work, iwork, flags)
-        for i in range(q.shape[0]):
-            out_q[k, i] = q[i]
+        cost, iters = hand_step(keypoints[k], times[k], q, ti, tf, vi, vf, work, iwork, flags, out_q[k])
         if iters < 0:
             rejected += 1
             out_residual[k] = math.nan
             continue
-        hand_residuals(q, ti, tf, vi, work, iwork, resid)
+        hand_residuals(out_q[k], ti, tf, vi, vf, work, iwork, resid)
         s = 0.0
         for j in range(resid.shape[0]):
             s += resid[j]
@@ -355,15 +392,13 @@ def bimanual_step(
     ``*_ti[0] == 0`` nodes is skipped. ``results`` (8,): per arm (pos err, rot err, iterations)
     then per hand the iteration count."""
     if hl_ti[0] > 0:
-        c, it = hand_step(keypoints[0], t_s, hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags)
+        c, it = hand_step(keypoints[0], t_s, hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags,
+                          out[slices[2]:slices[3]])
         results[6] = it
-        for i in range(hl_q.shape[0]):
-            out[slices[2] + i] = hl_q[i]
     if hr_ti[0] > 0:
-        c, it = hand_step(keypoints[1], t_s, hr_q, hr_ti, hr_tf, hr_vi, hr_vf, hr_work, hr_iwork, hr_flags)
+        c, it = hand_step(keypoints[1], t_s, hr_q, hr_ti, hr_tf, hr_vi, hr_vf, hr_work, hr_iwork, hr_flags,
+                          out[slices[6]:slices[7]])
         results[7] = it
-        for i in range(hr_q.shape[0]):
-            out[slices[6] + i] = hr_q[i]
     pe, re, it = arm_step(wrist_pos[0], wrist_quat[0], t_s, al_q, al_ti, al_tf, al_af, al_work, al_iwork, al_flags)
     results[0], results[1], results[2] = pe, re, it
     for i in range(al_q.shape[0]):

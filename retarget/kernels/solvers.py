@@ -56,9 +56,10 @@ def _chol_solve(a, b, free, nfree, work, x):
 
 
 @numba.njit(cache=True, nogil=True)
-def vector_targets(human, h_origin, h_task, weight, scale, pinch, pinch_on_m, pinch_off_m, pinch_weight,
+def vector_targets(human, h_origin, h_task, weight, scale, rot, pinch, pinch_on_m, pinch_off_m, pinch_weight,
                    pinch_target_m, pinch_state, target, w_eff):
-    """Per task vector: the robot-space target (m, 3) and the effective weight (m,).
+    """Per task vector: the robot-space target (m, 3) and the effective weight (m,). ``rot``
+    (3, 3) takes a vector from the keypoints' wrist frame into the robot hand's base frame.
 
     Pinch priority (after DexPilot): for a ``pinch`` vector whose human length d is below
     ``pinch_off_m``, blend toward weight ``pinch_weight`` and a target of length ``pinch_target_m``
@@ -76,6 +77,11 @@ def vector_targets(human, h_origin, h_task, weight, scale, pinch, pinch_on_m, pi
         dx = human[h_task[k], 0] - human[h_origin[k], 0]
         dy = human[h_task[k], 1] - human[h_origin[k], 1]
         dz = human[h_task[k], 2] - human[h_origin[k], 2]
+        # the vector in the robot hand's base frame (lengths, hence the pinch below, are unchanged)
+        rx = rot[0, 0] * dx + rot[0, 1] * dy + rot[0, 2] * dz
+        ry = rot[1, 0] * dx + rot[1, 1] * dy + rot[1, 2] * dz
+        rz = rot[2, 0] * dx + rot[2, 1] * dy + rot[2, 2] * dz
+        dx, dy, dz = rx, ry, rz
         tx, ty, tz = scale * dx, scale * dy, scale * dz
         w = weight[k]
         pinch_state[k] = 0
@@ -99,13 +105,24 @@ def vector_targets(human, h_origin, h_task, weight, scale, pinch, pinch_on_m, pi
         w_eff[k] = w
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _robust(sq, huber):
+    """Loss of one vector whose squared error is ``sq``: the square, or with ``huber`` > 0 the
+    Huber loss scaled to match it below ``huber`` [m] (2 huber |r| - huber^2 above: linear)."""
+    if huber > 0.0 and sq > huber * huber:
+        return 2.0 * huber * math.sqrt(sq) - huber * huber
+    return sq
+
+
 @numba.njit(cache=True, nogil=True)
-def _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth):
+def _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth, huber):
     cost = 0.0
     for k in range(origin_f.shape[0]):
+        s = 0.0
         for a in range(3):
             r = frame_pos[task_f[k], a] - frame_pos[origin_f[k], a] - target[k, a]
-            cost += w_eff[k] * r * r
+            s += r * r
+        cost += w_eff[k] * _robust(s, huber)
     for i in range(q.shape[0]):
         d = q[i] - q_prev[i]
         cost += smooth * d * d
@@ -127,11 +144,14 @@ def vector_residuals(frame_pos, origin_f, task_f, target, out):
 def hand_vector_solve(
     q, q_prev, lower, upper,
     parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
-    origin_f, task_f, target, w_eff, smooth, max_iters, tol,
+    origin_f, task_f, target, w_eff, smooth, huber, max_iters, tol,
     node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu_state,
 ):
-    """Minimise sum_k w_k |(p_task_k - p_origin_k)(q) - target_k|^2 + smooth |q - q_prev|^2 over
+    """Minimise sum_k w_k rho(|(p_task_k - p_origin_k)(q) - target_k|) + smooth |q - q_prev|^2 over
     lower <= q <= upper by projected Levenberg-Marquardt, starting from ``q`` (updated in place).
+    rho(r) = r^2, or with ``huber`` > 0 the Huber loss (``_robust``), minimised by iteratively
+    reweighted least squares: each Gauss-Newton model weighs vector k by min(1, huber / |r_k|) at
+    the current q, and a step is kept only if the true (Huber) cost drops.
     ``mu_state`` (1,) carries the damping from call to call, so a warm-started tick rarely
     wastes trial steps. Returns (final cost, iterations)."""
     nq = q.shape[0]
@@ -140,7 +160,7 @@ def hand_vector_solve(
         q[i] = min(max(q[i], lower[i]), upper[i])
     fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
     fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
-    cost = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth)
+    cost = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth, huber)
     mu = min(max(mu_state[0], 1e-7), 1e2)  # LM damping: shrinks after good steps, grows after bad ones
     it = 0
     for it in range(max_iters):
@@ -158,8 +178,14 @@ def hand_vector_solve(
             w = w_eff[k]
             if w == 0.0:
                 continue
+            r0 = frame_pos[t, 0] - frame_pos[o, 0] - target[k, 0]
+            r1 = frame_pos[t, 1] - frame_pos[o, 1] - target[k, 1]
+            r2 = frame_pos[t, 2] - frame_pos[o, 2] - target[k, 2]
+            sq = r0 * r0 + r1 * r1 + r2 * r2
+            if huber > 0.0 and sq > huber * huber:  # IRLS weight of the Huber loss: an outlier pulls linearly
+                w *= huber / math.sqrt(sq)
             for a in range(3):
-                r = frame_pos[t, a] - frame_pos[o, a] - target[k, a]
+                r = r0 if a == 0 else (r1 if a == 1 else r2)
                 nnz = 0
                 for i in range(nq):
                     d = jac_pos[t, a, i] - jac_pos[o, a, i]
@@ -203,7 +229,7 @@ def hand_vector_solve(
                 break
             fk_nodes(q_try, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
             fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
-            c_try = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q_try, q_prev, smooth)
+            c_try = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q_try, q_prev, smooth, huber)
             if c_try <= cost:
                 improved = True
                 break

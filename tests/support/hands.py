@@ -10,6 +10,15 @@ import pytest
 from teleop.errors import TeleopError
 
 HAND_VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+#: a checkout of dexsuite/dex-urdf (the real PSYONIC Ability hand URDFs are under robots/hands/ability_hand/)
+DEX_URDF = (Path(__file__).resolve().parents[2] / "../shared/data/dex-urdf").resolve()
+ABILITY_URDF = {side: DEX_URDF / f"robots/hands/ability_hand/ability_hand_{side}.urdf" for side in ("left", "right")}
+
+
+def require_ability_hand() -> None:
+    """Skip the calling test when the real Ability hand URDFs are not beside the checkout."""
+    if not all(p.is_file() for p in ABILITY_URDF.values()):
+        pytest.skip(f"the Ability hand URDFs are not at {DEX_URDF} (a checkout of dexsuite/dex-urdf)")
 
 
 def require_hand_models() -> None:
