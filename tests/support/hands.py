@@ -10,6 +10,8 @@ import pytest
 from teleop.errors import TeleopError
 
 HAND_VIDEO = Path(__file__).resolve().parents[2] / "../shared/data/video/human_hand_video.mp4"
+#: dexsuite/dex-urdf's xArm7 + Ability assemblies (the bundled xarm7_ability robot's DEX_URDF).
+DEX_URDF = (Path(__file__).resolve().parents[2] / "../shared/data/dex-urdf").resolve()
 
 
 def require_hand_models() -> None:
