@@ -173,3 +173,30 @@ def test_model_and_mount_are_exclusive(tmp_path):
     with pytest.raises(ConfigError, match="either 'model'"):
         parse_description(raw, source=tmp_path / "robot.toml")
     assert math.isfinite(1.0)
+
+
+def test_the_real_hand_video_drives_the_ability_hand_and_replays_on_it(tmp_path, port_base):
+    """Issue-13's video path on this robot: the tracked right hand of the real video moves the
+    right Ability hand within its limits, and the episode replays on the composed sim."""
+    from support.hands import HAND_VIDEO, require_hand_models
+
+    require_hand_models()
+    if not HAND_VIDEO.is_file():
+        pytest.skip(f"{HAND_VIDEO} not present")
+    from recorder.reader import load_episode
+    from recorder.replay import replay_episode
+    from retarget.video_episode import VideoOptions, process_video
+
+    frames = 120
+    summary = process_video(HAND_VIDEO, XARM, tmp_path / "ds", options=VideoOptions(max_frames=frames))
+    assert summary["status"] == "complete" and summary["hands"]["right"] >= 0.95 * frames
+    sim = load_sim_model(load_description(XARM))
+    q = load_episode(Path(summary["episode"])).stream("session/command").array("q")
+    assert q.shape == (frames, sim.n_joints) and np.all(np.isfinite(q))
+    assert np.all(q >= sim.lower - 1e-9) and np.all(q <= sim.upper + 1e-9)
+    fingers = [k for k, n in enumerate(sim.joint_names) if n.startswith("right_") and n.endswith(("_q1", "_q2"))]
+    assert len(fingers) == 6 and (np.ptp(q[:, fingers], axis=0) > 0.05).sum() >= 4  # the fingers follow the person's
+    with running_server(port_base, description=XARM):
+        result = replay_episode(Path(summary["episode"]), robot_rpc=RobotEndpoints.on(port_base=port_base).rpc,
+                                speed=4.0)
+    assert result.commands > 0 and result.tracking_rms_rad < 0.2
