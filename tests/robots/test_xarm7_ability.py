@@ -200,3 +200,49 @@ def test_the_real_hand_video_drives_the_ability_hand_and_replays_on_it(tmp_path,
         result = replay_episode(Path(summary["episode"]), robot_rpc=RobotEndpoints.on(port_base=port_base).rpc,
                                 speed=4.0)
     assert result.commands > 0 and result.tracking_rms_rad < 0.2
+
+
+def test_a_scripted_grasp_lifts_the_cube():
+    """Top-down: palm over the cube, fingers and thumb close round it, the arm lifts 15 cm. (The
+    window that holds is narrow: about 1 cm in x and 0.2 rad of thumb rotation.)"""
+    from robots.scripted import solve_site_ik
+
+    sim = load_sim_model(load_description(XARM))
+    m, data = sim.model, mujoco.MjData(sim.model)
+    mujoco.mj_resetDataKeyframe(m, data, sim.home_key)
+    mujoco.mj_forward(m, data)
+    idx = {n: i for i, n in enumerate(sim.joint_names)}
+    home = data.qpos[sim.qpos_adr].copy()
+    cube_id = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "cube")
+    cube = data.xpos[cube_id].copy()
+    x, z = np.array([1.0, 0, 0]), np.array([0, 0, -1.0])  # fingers forward, palm down
+    rot = np.column_stack([x, np.cross(z, x), z])
+    arm = [idx[j] for j in load_description(XARM).sides["right"].arm_joints]
+
+    def wrist_at(offset, q0):
+        return solve_site_ik(m, data, "right_wrist", [sim.joint_names[i] for i in arm], cube + offset, rot, q0=q0,
+                             raise_on_fail=False, posture_weight=0.01, iters=500)
+
+    def command(arm_q, hand):
+        c = home.copy()
+        c[arm] = arm_q
+        for joint, value in hand.items():
+            c[idx[f"right_{joint}"]] = value
+        return c
+
+    above = wrist_at([-0.08, 0, 0.16], home[arm])
+    at = wrist_at([-0.08, 0, 0.06], above)
+    lifted = wrist_at([-0.08, 0, 0.21], at)
+    thumb_in = {"thumb_q1": -1.2}
+    closed = {**thumb_in, "thumb_q2": 1.3, **{f"{f}_q1": 1.3 for f in ("index", "middle", "ring", "pinky")}}
+    mujoco.mj_resetDataKeyframe(m, data, sim.home_key)
+    current = home
+    for seconds, target in [(1.0, command(above, thumb_in)), (1.0, command(at, thumb_in)), (0.8, command(at, closed)),
+                            (1.5, command(lifted, closed)), (1.0, command(lifted, closed))]:
+        steps = int(seconds / m.opt.timestep)
+        for k in range(steps):
+            a = (k + 1) / steps
+            data.ctrl[sim.actuator_ids] = current + a * a * a * (10 - 15 * a + 6 * a * a) * (target - current)
+            mujoco.mj_step(m, data)
+        current = target
+    assert data.xpos[cube_id][2] - cube[2] > 0.12  # held, not dropped
