@@ -249,7 +249,8 @@ def _urdf_for_mujoco(path: Path, where: str) -> str:
                               "rewrite it relative to the URDF file")
         file = (path.parent / name).resolve()
         if not file.is_file():
-            raise ConfigError(f"{where}: {path}: mesh {name!r} (link {_link_of(root, mesh)!r}) does not exist at {file}")
+            link = _link_of(root, mesh)
+            raise ConfigError(f"{where}: {path}: mesh {name!r} (link {link!r}) does not exist at {file}")
         mesh.set("filename", str(file))
     _check_mimic(root, path, where)
     for old in root.findall("mujoco"):

@@ -72,7 +72,8 @@ def _mount(t: dict[str, Any], side: str, base: Path, where: str) -> Mount:
     for name, st in (get(t, "sites", dict, where, p, required=False) or {}).items():
         sp = f"{p}sites.{name}."
         if not isinstance(st, dict):
-            raise ConfigError(f"{where}: key '{p}sites.{name}' must be a table {{ body = ..., pos = [...], rpy_deg = [...] }}")
+            raise ConfigError(f"{where}: key '{p}sites.{name}' must be a table "
+                              "{ body = ..., pos = [...], rpy_deg = [...] }")
         check_keys(st, _SITE_KEYS, where, sp)
         sites.append(Site(name=name, body=get(st, "body", str, where, sp), pos=_vec3(st, "pos", where, sp, 1.0),
                           quat=rpy_deg_to_quat(_vec3(st, "rpy_deg", where, sp, 360.0))))
@@ -91,7 +92,8 @@ def parse_composition(raw: dict[str, Any], name: str, base_frame: str, base: Pat
     mounts = []
     for side in SIDES:
         if side not in table:
-            raise ConfigError(f"{where}: missing table [mount.{side}]: a composed robot mounts a left and a right model")
+            raise ConfigError(f"{where}: missing table [mount.{side}]: "
+                              "a composed robot mounts a left and a right model")
         mounts.append(_mount(get(table, side, dict, where, "mount."), side, base, where))
     if mounts[0].prefix == mounts[1].prefix:
         raise ConfigError(f"{where}: mount.left.prefix and mount.right.prefix are both {mounts[0].prefix!r}; "
