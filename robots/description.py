@@ -70,6 +70,7 @@ class RobotDescription:
     actuator_kv: float = 5.0
     retarget_path: Path | None = None  # retargeting config (retarget/config.py)
     source: Path | None = None
+    composition: Any = None  # robots.compose.Composition when the model is composed from mounts
 
     @property
     def groups(self) -> dict[str, tuple[str, ...]]:
@@ -97,7 +98,8 @@ class RobotDescription:
         return self.velocity_rad_s
 
 
-_TOP_KEYS = {"name", "model", "base_frame", "left", "right", "cameras", "limits", "actuators", "retarget"}
+_TOP_KEYS = {"name", "model", "scene", "mount", "home", "base_frame", "left", "right", "cameras", "limits", "actuators",
+             "retarget"}
 _SIDE_KEYS = {"arm_joints", "hand_joints", "wrist_frame", "fingertip_frames", "camera"}
 _LIMIT_KEYS = {"velocity_rad_s", "velocity_overrides", "position_overrides"}
 _ACT_KEYS = {"kp", "kv"}
@@ -122,14 +124,24 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
     where = str(source) if source else "<robot config>"
     _check_keys(raw, _TOP_KEYS, where, "")
     name = _get(raw, "name", str, where)
-    model = _get(raw, "model", str, where)
     base = source.parent if source else Path.cwd()
-    model_path = (base / model).resolve()
-    if model_path.suffix.lower() not in (".xml", ".urdf", ".mjcf"):
-        raise ConfigError(f"{where}: key 'model' = {model!r} must be an MJCF (.xml) or URDF (.urdf) file")
-    if not model_path.is_file():
-        raise ConfigError(f"{where}: key 'model' points to {model_path}, which does not exist")
     base_frame = _get(raw, "base_frame", str, where)
+    composition = None
+    if "mount" in raw:
+        from robots.mount import parse_composition
+
+        composition = parse_composition(raw, name, base_frame, base, where)
+        model_path = None  # composed below, once the joints are checked
+    else:
+        if "scene" in raw or "home" in raw:
+            raise ConfigError(f"{where}: keys 'scene' and 'home' go with [mount.left]/[mount.right]; "
+                              "a single model file ('model') carries its own scene and keyframes")
+        model = _get(raw, "model", str, where)
+        model_path = (base / model).resolve()
+        if model_path.suffix.lower() not in (".xml", ".urdf", ".mjcf"):
+            raise ConfigError(f"{where}: key 'model' = {model!r} must be an MJCF (.xml) or URDF (.urdf) file")
+        if not model_path.is_file():
+            raise ConfigError(f"{where}: key 'model' points to {model_path}, which does not exist")
 
     sides: dict[Side, SideDescription] = {}
     for side in SIDES:
@@ -150,6 +162,7 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
     dupes = sorted({j for j in all_joints if all_joints.count(j) > 1})
     if dupes:
         raise ConfigError(f"{where}: joints listed more than once across arms and hands: {dupes}")
+    _check_mirrored(sides, where)
 
     cameras = raw.get("cameras", [])
     if not isinstance(cameras, list) or not all(isinstance(c, str) for c in cameras):
@@ -190,6 +203,10 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
         if not retarget_path.is_file():
             raise ConfigError(f"{where}: key 'retarget' points to {retarget_path}, which does not exist")
 
+    if composition is not None:
+        from robots.compose import compose
+
+        model_path = compose(composition)
     return RobotDescription(
         name=name,
         model_path=model_path,
@@ -203,4 +220,17 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
         actuator_kv=kv,
         retarget_path=retarget_path,
         source=source,
+        composition=composition,
     )
+
+
+def _check_mirrored(sides: dict[Side, SideDescription], where: str) -> None:
+    """Both arms have as many joints, and both hands (when both have one): one retargeting config
+    serves both sides and the operator's two hands drive mirrored chains."""
+    left, right = sides["left"], sides["right"]
+    if len(left.arm_joints) != len(right.arm_joints):
+        raise ConfigError(f"{where}: left.arm_joints lists {len(left.arm_joints)} joints and right.arm_joints "
+                          f"{len(right.arm_joints)}; a bimanual robot here is a mirrored pair")
+    if left.hand_joints and right.hand_joints and len(left.hand_joints) != len(right.hand_joints):
+        raise ConfigError(f"{where}: left.hand_joints lists {len(left.hand_joints)} joints and right.hand_joints "
+                          f"{len(right.hand_joints)}; a bimanual robot here is a mirrored pair")

@@ -7,6 +7,7 @@ actuator get one (gains from ``[actuators]``), so a bare URDF arm is drivable wi
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
     where = str(desc.source or desc.name)
     try:
         spec = mujoco.MjSpec.from_file(str(desc.model_path))
-        model = spec.compile()
+        model = _compile(spec)
     except Exception as exc:
         raise ConfigError(f"{where}: MuJoCo cannot load {desc.model_path}: {exc}") from None
 
@@ -106,7 +107,7 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
         for name in missing:
             act = spec.add_actuator(name=f"{name}_servo", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
             act.set_to_position(kp=desc.actuator_kp, kv=desc.actuator_kv)
-        model = spec.compile()
+        model = _compile(spec)
 
     bad = [name for name, jid in zip(desc.joint_names, joint_ids) if _position_actuator_for(model, jid) < 0]
     if bad:  # e.g. a motor or velocity actuator on a commanded joint
@@ -137,6 +138,8 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
     geom_fingertip = np.full(model.ngeom, -1, dtype=np.int64)
     for k, frame in enumerate(desc.fingertip_frames):
         body = _frame_body(model, frame, where)
+        while body > 0 and not np.any(model.geom_bodyid == body):  # a URDF tip link is often empty:
+            body = int(model.body_parentid[body])  # its contacts are the distal link's
         geom_fingertip[model.geom_bodyid == body] = k
 
     cam_names = _names(model, mujoco.mjtObj.mjOBJ_CAMERA, model.ncam)
@@ -168,6 +171,12 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
         camera_names=desc.cameras,
         home_key=mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "home"),
     )
+
+
+def _compile(spec: mujoco.MjSpec) -> mujoco.MjModel:
+    with warnings.catch_warnings():  # OBJ meshes without texture coordinates: harmless, said per file
+        warnings.simplefilter("ignore", UserWarning)
+        return spec.compile()
 
 
 def _frame_body(model: mujoco.MjModel, frame: str, where: str) -> int:

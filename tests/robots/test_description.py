@@ -65,7 +65,7 @@ def test_invalid_toml_and_missing_file(tmp_path):
         load_description(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_description(tmp_path / "missing.toml")
-    with pytest.raises(ConfigError, match="bundled robots: \\['dexhumanoid'\\]"):
+    with pytest.raises(ConfigError, match="bundled robots: \\['dexhumanoid', 'xarm7_ability'\\]"):
         bundled_description_path("nao")
 
 
