@@ -160,6 +160,24 @@ def _hand_views(work, iwork, n, nf, nq, m):
             kp_raw, q_lp, target_raw, w_raw, pinch_raw)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _finite_sample(keypoints, t_s):
+    if not math.isfinite(t_s):
+        return False
+    for i in range(21):
+        for a in range(3):
+            if not math.isfinite(keypoints[i, a]):
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _low_pass(q, q_lp, alpha, q_out):
+    for i in range(q.shape[0]):
+        q_lp[i] += alpha * (q[i] - q_lp[i])
+        q_out[i] = q_lp[i]
+
+
 @numba.njit(cache=True, nogil=True)
 def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
     """Filter the keypoints (One-Euro, if enabled), build the task-vector targets, solve, low-pass
@@ -184,14 +202,8 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
     if cold:  # after a reset the command is the reset pose until the first solution replaces it
         for i in range(nq):
             q_lp[i] = q[i]
-    bad = not math.isfinite(t_s)
-    for i in range(21):  # a NaN/inf sample never reaches the filter state or the solution: hold
-        for a in range(3):
-            if not math.isfinite(keypoints[i, a]):
-                bad = True
-    if bad:
-        for i in range(nq):
-            q_out[i] = q_lp[i]
+    if not _finite_sample(keypoints, t_s):  # a NaN/inf sample never reaches the filter state or the solution
+        _low_pass(q_lp, q_lp, 0.0, q_out)  # hold the command
         return math.nan, -1
     for i in range(21):
         for a in range(3):
@@ -224,10 +236,7 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
         node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu,
     )
     # output low-pass, started from the first solution (not from the reset pose: no first-frame jump)
-    alpha = 1.0 if cold else p[H_LP_ALPHA]
-    for i in range(nq):
-        q_lp[i] += alpha * (q[i] - q_lp[i])
-        q_out[i] = q_lp[i]
+    _low_pass(q, q_lp, 1.0 if cold else p[H_LP_ALPHA], q_out)
     return cost, it
 
 
