@@ -104,6 +104,12 @@ class _Kit:
             raise TeleopError(f"--joint {joint!r} is not a joint of {self.spec.name}; joints: {names}")
         self.step = step_rad
         self.home: np.ndarray | None = None
+        self._goal: np.ndarray | None = None  # where command_response left the joint
+
+    @property
+    def goal(self) -> np.ndarray:
+        _need(self._goal is not None, "not run: it starts where command_response leaves the joint, and that failed")
+        return self._goal
 
     def states(self, seconds: float) -> list[RobotState]:
         out = []
@@ -195,7 +201,7 @@ class _Kit:
         # before our first one trace someone else's, on their clock)
         ours = {s.cmd_seq: s for s in seen if s.cmd_applied_ns and s.cmd_capture_ns >= t0_ns}
         lat = [(s.cmd_applied_ns - s.cmd_capture_ns - off.offset_ns) / 1e6 for s in ours.values()]
-        self.goal = goal
+        self._goal = goal
         ok, text, values = apply_latency(lat, off)
         return CheckResult("command_response", ok, f"{moved}; {text}", values)
 

@@ -33,7 +33,7 @@ from teleop.errors import ConfigError
 __all__ = ["Site", "Mount", "Composition", "compose", "cache_dir", "expand_path"]
 
 #: Bump when the composed output changes for the same inputs.
-_VERSION = 3
+_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,7 @@ def _load_scene(c: Composition):
         spec = mujoco.MjSpec()
         spec.modelname = c.name
         spec.option.timestep = 0.002
+        spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST  # servo damping, implicitly
         return spec
     try:
         spec = mujoco.MjSpec.from_file(str(c.scene))
@@ -227,13 +228,28 @@ def load_part(path: Path, where: str):
         if path.suffix.lower() == ".urdf":
             return mujoco.MjSpec.from_string(_urdf_for_mujoco(path, where))
         spec = mujoco.MjSpec.from_file(str(path))
-        for attr in ("meshdir", "texturedir"):
-            setattr(spec, attr, str((path.parent / (getattr(spec, attr) or "")).resolve()) + os.sep)
+        _absolute_assets(spec, path, where)
         return spec
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"{where}: MuJoCo cannot load {path}: {exc}") from None
+
+
+def _absolute_assets(spec, path: Path, where: str) -> None:
+    """Mesh and texture files of an MJCF part as absolute paths (the composed file lives
+    elsewhere; each part has its own meshdir)."""
+    for items, folder in ((spec.meshes, spec.meshdir), (spec.textures, spec.texturedir)):
+        for item in items:
+            if not item.file:
+                continue  # a builtin texture, or vertices given inline
+            file = Path(item.file)
+            if not file.is_absolute():
+                file = (path.parent / (folder or "") / file).resolve()
+            if not file.is_file():
+                what = repr(item.name) if item.name else "an asset"
+                raise ConfigError(f"{where}: {path}: {what} file {item.file!r} does not exist at {file}")
+            item.file = str(file)
 
 
 def _urdf_for_mujoco(path: Path, where: str) -> str:
