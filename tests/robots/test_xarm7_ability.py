@@ -5,6 +5,7 @@ broken parts give errors that name the file and the element."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -85,23 +86,38 @@ def test_teleop_sim_runs_it_and_the_conformance_kit_passes(port_base):
     assert '"ticks": 250' in res.stderr and "WARNING" not in res.stdout + res.stderr
 
 
-def test_a_session_with_synthetic_hands_drives_it():
+def test_a_session_with_synthetic_hands_drives_it_records_and_exports(tmp_path):
+    from recorder.episode import list_episodes
+    from recorder.export import export_lerobot
+    from recorder.reader import load_episode
     from teleop.session.config import parse_session
     from teleop.session.machine import ENGAGED
     from teleop.session.session import Session
 
     raw = {
         "session": {"rate_hz": 200.0, "robot_description": str(XARM)},
-        "robot": {"kind": "sim", "port_base": free_port_base(), "sim_args": ["--cameras", "none"]},
+        "robot": {"kind": "sim", "port_base": free_port_base(),
+                  "sim_args": ["--cameras", "head_cam", "--camera-hz", "10", "--camera-size", "160x120"]},
         "device": {side: {"driver": "synthetic", "options": {"side": side, "rate_hz": 100.0}}
                    for side in ("left", "right")},
         "input": {side: {"hand": side, "wrist": side} for side in ("left", "right")},
         "controls": {"engage": ["auto"], "estop": ["key:e"], "release": ["key:r"]},
+        "recorder": {"enabled": True, "dataset": str(tmp_path / "ds"), "task": "wave"},
         "haptics": {"enabled": False},
     }
-    summary = Session(parse_session(raw), status="json", keys=False).run(seconds=4.0)
+    summary = Session(parse_session(raw), status="quiet", keys=False).run(seconds=4.0)
     assert summary.final_state == ENGAGED, summary.fault_log
-    assert summary.commands > 200
+    [episode] = list_episodes(tmp_path / "ds")
+    ep = load_episode(episode.path)
+    assert ep.meta["robot"] == "xarm7_ability" and len(ep.meta["joint_names"]) == 26
+    q = ep.stream("session/command").array("q")
+    hands = [k for k, n in enumerate(ep.meta["joint_names"]) if n.endswith(("_q1", "_q2"))]
+    assert len(q) > 200 and np.ptp(q[:, hands], axis=0).max() > 0.1  # the synthetic hands move the fingers
+    assert len(ep.stream("recorder/video/head_cam")) > 10
+    exported = export_lerobot(tmp_path / "ds", tmp_path / "lerobot", fps=20)
+    assert exported.episodes == 1 and not exported.skipped
+    info = json.loads((tmp_path / "lerobot" / "meta" / "info.json").read_text())
+    assert info["features"]["action"]["shape"] == [26] and "observation.images.head_cam" in info["features"]
 
 
 def _write(tmp_path: Path, text: str, name: str = "robot.toml") -> Path:
