@@ -108,6 +108,39 @@ def cmd_robot_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_robot_show(args: argparse.Namespace) -> int:
+    from robots.description import bundled_description_path, load_description
+    from robots.mujoco_sim.model import load_sim_model
+
+    desc = load_description(Path(args.config) if args.config else bundled_description_path())
+    sim = load_sim_model(desc)
+    m = sim.model
+    groups = {g: [{"joint": j, "range_rad": [round(float(sim.lower[i]), 4), round(float(sim.upper[i]), 4)]}
+                  for i, j in enumerate(desc.joint_names) if j in names]
+              for g, names in desc.groups.items()}
+    coupled = [f"{m.joint(int(m.eq_obj1id[e])).name} = {m.eq_data[e][0]:.4g} + {m.eq_data[e][1]:.4g} * "
+               f"{m.joint(int(m.eq_obj2id[e])).name}" for e in range(m.neq)
+               if m.eq_type[e] == 2 and m.eq_obj2id[e] >= 0]  # mjEQ_JOINT: mimic joints
+    out = {"name": desc.name, "model": str(desc.model_path), "composed": desc.composition is not None,
+           "base_frame": desc.base_frame, "groups": groups, "coupled_joints": coupled,
+           "fingertips": list(desc.fingertip_frames), "wrists": {s: desc.sides[s].wrist_frame for s in desc.sides},
+           "cameras": list(desc.cameras), "objects": list(sim.body_names), "home_keyframe": sim.home_key >= 0,
+           "bodies": int(m.nbody), "geoms": int(m.ngeom), "meshes": int(m.nmesh)}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{desc.name}: {out['model']}{' (composed)' if out['composed'] else ''}")
+    for g, joints in groups.items():
+        print(f"  {g:<11} {len(joints):>2} joints: " + ", ".join(j["joint"] for j in joints))
+    for line in coupled:
+        print(f"  coupled     {line}")
+    print(f"  wrists {out['wrists']}; fingertips {out['fingertips']}")
+    print(f"  cameras {out['cameras']}; objects {out['objects']}; home keyframe: {out['home_keyframe']}")
+    print(f"  {out['bodies']} bodies, {out['geoms']} geoms, {out['meshes']} meshes "
+          f"(view it: python -m mujoco.viewer --mjcf={desc.model_path})")
+    return 0
+
+
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     from teleop.bus.security import generate_keys
 
@@ -748,6 +781,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test step, 0 < step <= 0.5 rad (default %(default)s)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_robot_check)
+    c = rsub.add_parser("show", help="load a robot description (composing it if it mounts parts) and list what "
+                        "the model has: joints and ranges per group, coupled (mimic) joints, frames, cameras, objects")
+    c.add_argument("config", nargs="?", help="robot description TOML (default: the bundled dexhumanoid)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_robot_show)
 
     p = sub.add_parser("keys", help="CURVE key management")
     ksub = p.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)

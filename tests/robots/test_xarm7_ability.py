@@ -262,3 +262,16 @@ def test_a_scripted_grasp_lifts_the_cube():
             mujoco.mj_step(m, data)
         current = target
     assert data.xpos[cube_id][2] - cube[2] > 0.12  # held, not dropped
+
+
+def test_teleop_robot_show_lists_what_the_composer_made():
+    res = subprocess.run([sys.executable, "-m", "teleop.cli", "robot", "show", str(XARM), "--json"],
+                         capture_output=True, text=True, timeout=120, env=os.environ)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["composed"] and len(out["groups"]["right_hand"]) == 6 and len(out["coupled_joints"]) == 8
+    assert out["objects"] == ["cube", "bottle", "mug"] and out["home_keyframe"]
+    env = {k: v for k, v in os.environ.items() if k != "DEX_URDF"}
+    res = subprocess.run([sys.executable, "-m", "teleop.cli", "robot", "show", str(XARM)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 2 and "set DEX_URDF to the folder" in res.stderr
