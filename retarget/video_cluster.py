@@ -1,6 +1,6 @@
 """A video batch on Dask: a local cluster of worker processes, or a running scheduler by address.
 
-Each video is one Dask task running ``retarget.video_batch.run_job`` (one thread per worker: the
+Each video is one Dask task running ``retarget.video_job.run_job`` (one thread per worker: the
 tracker and the retargeting are single-threaded kernels, a core each). Workers report frames done
 as Dask events on a topic of this batch's own (``Worker.log_event``), which the submitting
 process turns into the frames bar. A worker process that dies (killed, out of memory, a crash in
@@ -182,7 +182,7 @@ def _run(client, videos: list, robot, dataset: Path, opts: VideoOptions, done_ke
     from distributed import wait
     from distributed.client import FIRST_COMPLETED
 
-    from retarget.video_batch import run_job
+    from retarget.video_job import run_job
 
     topic = f"teleop-video-{uuid.uuid4().hex[:12]}"
     events: queue.SimpleQueue = queue.SimpleQueue()
