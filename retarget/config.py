@@ -8,7 +8,8 @@ variable.
     [hand]   type, urdf_path, wrist_link_name, target_joint_names, target_origin_link_names,
              target_task_link_names, target_link_human_indices, finger_tip_link_names,
              scaling_factor, normal_delta, huber_delta, low_pass_alpha, project_dist, escape_dist, eta1,
-             pinch_weight, weights, max_iters, cold_iters, max_step_rad, initial_guess, initial_qpos,
+             pinch_weight, weights, max_iters, cold_iters, frame_iters, max_step_rad, max_jump_rad,
+             low_pass_lead_rad, initial_guess, initial_qpos,
              keypoints_to_wrist_link, side (hand-only configs)  (+ has_joint_limits, add_dummy_free_joint,
              ignore_mimic_joint: their dex-retargeting defaults only; target_link_names: refused)
     [arm]    ee_frame, base_frame, posture, rot_weight_m, damping, posture_gain, max_step_rad, max_iters,
@@ -49,7 +50,8 @@ _HAND_KEYS = {
     "type", "urdf_path", "wrist_link_name", "target_joint_names", "target_origin_link_names",
     "target_task_link_names", "target_link_human_indices", "finger_tip_link_names", "scaling_factor",
     "normal_delta", "low_pass_alpha", "project_dist", "escape_dist", "eta1", "pinch_weight", "weights",
-    "max_iters", "cold_iters", "max_step_rad", "huber_delta", "has_joint_limits", "add_dummy_free_joint", "left", "right",
+    "max_iters", "cold_iters", "frame_iters", "max_step_rad", "max_jump_rad", "low_pass_lead_rad", "huber_delta",
+    "has_joint_limits", "add_dummy_free_joint", "left", "right",
     "ignore_mimic_joint", "target_link_names", "initial_guess", "initial_qpos", "keypoints_to_wrist_link", "side",
 }
 _ARM_KEYS = {"ee_frame", "base_frame", "posture", "rot_weight_m", "damping", "posture_gain", "max_step_rad",
@@ -81,7 +83,10 @@ class HandConfig:
     pinch_weight: float = 200.0
     max_iters: int = 3  # per tick: the warm start carries the optimisation across ticks
     cold_iters: int = 50  # first solve after a reset
-    max_step_rad: float = 0.1  # per solve (trust region)
+    frame_iters: int = 20  # cap per frame offline (iterations stop once converged)
+    max_step_rad: float = 0.1  # trust radius per solve for a small error ...
+    max_jump_rad: float = 0.6  # ... growing with the error up to this
+    low_pass_lead_rad: float = 1.2  # the output low-pass takes in at most this lead per frame
     huber_delta: float | None = None  # [m]; None: least squares
     keypoint_rotation: tuple[tuple[float, float, float], ...] | None = None  # keypoints' wrist frame -> wrist link
     initial_guess: Literal["zeros", "middle"] = "zeros"
@@ -350,6 +355,15 @@ def _initial(t: dict[str, Any], joints: tuple[str, ...], where: str, p: str) -> 
     return guess or "zeros", qpos
 
 
+def _max_jump(t: dict[str, Any], step: float, where: str, p: str) -> float:
+    """The trust radius's ceiling: >= its floor ``max_step_rad``; default the larger of 0.6 and it."""
+    jump = get_float(t, "max_jump_rad", max(0.6, step), where, p, low=0.0, low_open=True)
+    if jump < step:
+        raise ConfigError(f"{where}: key '{p}max_jump_rad' = {jump:g} is below '{p}max_step_rad' = {step:g}: the "
+                          f"trust radius grows from max_step_rad (a small error) up to max_jump_rad")
+    return jump
+
+
 def _hand(raw: dict[str, Any], side: Side, base: Path, where: str, d: _HandDefaults) -> HandConfig:
     t = _per_side(raw, side, where, "hand.")
     p = f"hand.{side}." if side in raw else "hand."
@@ -367,6 +381,7 @@ def _hand(raw: dict[str, Any], side: Side, base: Path, where: str, d: _HandDefau
     guess, qpos = _initial(t, joints, where, p)
     huber = get(t, "huber_delta", (int, float), where, p, required=False)
     on = get_float(t, "project_dist", 0.03, where, p, low=0.0, low_open=True)
+    step = get_float(t, "max_step_rad", 0.1, where, p, low=0.0, low_open=True)
     return HandConfig(
         side=side, model_path=model, wrist_frame=wrist, joints=joints, vectors=vectors,
         scale=get_float(t, "scaling_factor", 1.0, where, p, low=0.0, low_open=True),
@@ -378,7 +393,10 @@ def _hand(raw: dict[str, Any], side: Side, base: Path, where: str, d: _HandDefau
         pinch_weight=get_float(t, "pinch_weight", 200.0, where, p, low=0.0),
         max_iters=get_int(t, "max_iters", 3, where, p, low=1, high=1000),
         cold_iters=get_int(t, "cold_iters", 50, where, p, low=1, high=10000),
-        max_step_rad=get_float(t, "max_step_rad", 0.1, where, p, low=0.0, low_open=True),
+        frame_iters=get_int(t, "frame_iters", 20, where, p, low=1, high=10000),
+        max_step_rad=step,
+        max_jump_rad=_max_jump(t, step, where, p),
+        low_pass_lead_rad=get_float(t, "low_pass_lead_rad", 1.2, where, p, low=0.0, low_open=True),
         huber_delta=None if huber is None else check_number(huber, f"{p}huber_delta", where, 0.0, 1.0, low_open=True),
         keypoint_rotation=_rotation(t, where, p),
         initial_guess=guess,  # type: ignore[arg-type]

@@ -32,8 +32,31 @@ import numpy.typing as npt
 
 from retarget.filters import FilterConfig
 from retarget.kernels.packed import (
-    H_COLD_ITERS, H_F_BETA, H_F_D, H_F_MIN, H_F_ON, H_HUBER, H_ITERS, H_LP_ALPHA, H_MAX_STEP, H_NPARAMS, H_PINCH_OFF,
-    H_PINCH_ON, H_PINCH_T, H_PINCH_W, H_ROT, H_SCALE, H_SMOOTH, H_TOL, hand_residuals, hand_step, hand_work_size,
+    H_COLD_ITERS,
+    H_F_BETA,
+    H_F_D,
+    H_F_MIN,
+    H_F_ON,
+    H_FRAME_ITERS,
+    H_HUBER,
+    H_ITERS,
+    H_LEVER,
+    H_LP_ALPHA,
+    H_LP_LEAD,
+    H_MAX_JUMP,
+    H_MAX_STEP,
+    H_NPARAMS,
+    H_PINCH_OFF,
+    H_PINCH_ON,
+    H_PINCH_T,
+    H_PINCH_W,
+    H_ROT,
+    H_SCALE,
+    H_SMOOTH,
+    H_TOL,
+    hand_residuals,
+    hand_step,
+    hand_work_size,
     pack_tree,
 )
 from retarget.kinematics import KinematicTree, compile_tree
@@ -47,6 +70,10 @@ __all__ = ["VectorSpec", "HandRetargeter"]
 logger = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
+
+#: [m] the trust radius grows by (largest task-vector error) / this: about a finger's length, so an
+#: error asks for the joint motion that would remove it at a fingertip
+TRUST_LEVER_M = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,9 +133,12 @@ class HandRetargeter:
         pinch_target_m: float = 1e-4,
         max_iters: int = 3,
         cold_iters: int = 50,
-        tol_rad: float = 2e-5,
+        frame_iters: int = 20,
+        tol_rad: float = 5e-4,
         max_step_rad: float = 0.1,
+        max_jump_rad: float = 0.6,
         low_pass_alpha: float = 1.0,
+        low_pass_lead_rad: float = 1.2,
         huber_delta: float | None = None,
         keypoint_rotation: npt.ArrayLike | None = None,
         keypoint_filter: FilterConfig | None = None,
@@ -122,10 +152,13 @@ class HandRetargeter:
             raise ConfigError(f"pinch thresholds need 0 < on ({pinch_on_m}) <= off ({pinch_off_m})")
         if not 0 < low_pass_alpha <= 1:
             raise ConfigError(f"low_pass_alpha must be in (0, 1], got {low_pass_alpha}")
-        if max_iters < 1 or cold_iters < 1:
-            raise ConfigError("max_iters and cold_iters must be >= 1")
-        if not max_step_rad > 0:
-            raise ConfigError(f"max_step_rad must be > 0, got {max_step_rad}")
+        if max_iters < 1 or cold_iters < 1 or frame_iters < 1:
+            raise ConfigError("max_iters, cold_iters and frame_iters must be >= 1")
+        if not 0 < max_step_rad <= max_jump_rad < np.inf:
+            raise ConfigError(f"the trust radius needs 0 < max_step_rad ({max_step_rad}) <= max_jump_rad "
+                              f"({max_jump_rad}) [rad]")
+        if not low_pass_lead_rad > 0:
+            raise ConfigError(f"low_pass_lead_rad must be > 0, got {low_pass_lead_rad}")
         if huber_delta is not None and not 0 < huber_delta < np.inf:
             raise ConfigError(f"huber_delta must be > 0 [m] (or None: least squares), got {huber_delta}")
         rot = np.eye(3) if keypoint_rotation is None else np.asarray(keypoint_rotation, dtype=np.float64)
@@ -145,7 +178,8 @@ class HandRetargeter:
         params = np.zeros(H_NPARAMS)
         params[[H_SCALE, H_SMOOTH, H_PINCH_ON, H_PINCH_OFF, H_PINCH_W, H_PINCH_T, H_TOL, H_ITERS, H_COLD_ITERS]] = (
             scale, smooth, pinch_on_m, pinch_off_m, pinch_weight, pinch_target_m, tol_rad, max_iters, cold_iters)
-        params[H_MAX_STEP] = max_step_rad
+        params[[H_MAX_STEP, H_MAX_JUMP, H_LEVER, H_FRAME_ITERS, H_LP_LEAD]] = (
+            max_step_rad, max_jump_rad, TRUST_LEVER_M, frame_iters, low_pass_lead_rad)
         params[H_HUBER] = huber_delta or 0.0
         params[H_LP_ALPHA] = low_pass_alpha
         params[H_ROT:H_ROT + 9] = rot.ravel()
@@ -175,16 +209,18 @@ class HandRetargeter:
     def from_config(
         cls, config: HandConfig, *, keypoint_filter: FilterConfig | None = None,
         limit_overrides: dict[str, tuple[float, float]] | None = None, max_iters: int | None = None,
+        frame_iters: int | None = None,
     ) -> HandRetargeter:
         """The retargeter a parsed ``[hand]`` config describes (offline, the live loop and the
         Python API all build it here, so every key means the same everywhere). ``max_iters``
-        overrides the config's per-tick iterations."""
+        overrides the config's per-tick iterations, ``frame_iters`` its per-frame cap offline."""
         hc = config
         tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints, limit_overrides)
         return cls(
             tree, hc.vectors, scale=hc.scale, smooth=hc.smooth, pinch_on_m=hc.pinch_on_m, pinch_off_m=hc.pinch_off_m,
             pinch_weight=hc.pinch_weight, pinch_target_m=hc.pinch_target_m, max_iters=max_iters or hc.max_iters,
-            cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad, low_pass_alpha=hc.low_pass_alpha,
+            cold_iters=hc.cold_iters, frame_iters=frame_iters or hc.frame_iters, max_step_rad=hc.max_step_rad,
+            max_jump_rad=hc.max_jump_rad, low_pass_alpha=hc.low_pass_alpha, low_pass_lead_rad=hc.low_pass_lead_rad,
             huber_delta=hc.huber_delta, keypoint_rotation=hc.keypoint_rotation, keypoint_filter=keypoint_filter,
             q_init=hc.initial_pose(tree),
         )
@@ -216,10 +252,15 @@ class HandRetargeter:
         self.residuals_m()
         self.reset()
 
-    def retarget(self, keypoints: npt.ArrayLike, t_s: float = 0.0, out: F64 | None = None) -> F64:
+    def retarget(self, keypoints: npt.ArrayLike, t_s: float = 0.0, out: F64 | None = None, *,
+                 per_frame: bool = False) -> F64:
         """Robot hand joints (the command) for human ``keypoints`` (21, 3) in the wrist frame [m],
         captured at ``t_s`` [s] (used by the keypoint filter). A sample of another shape, or with
-        NaN/inf, is rejected: counted in ``rejected``, the previous command returned."""
+        NaN/inf, is rejected: counted in ``rejected``, the previous command returned.
+        By default this is one live tick, as the live loop's kernel runs it (at most ``max_iters``
+        iterations, joints moving at most ``max_step_rad``); ``per_frame``: a whole keypoint frame,
+        as offline (up to ``frame_iters`` iterations until converged, a trust radius growing with
+        the error up to ``max_jump_rad``)."""
         kp = keypoints
         if not (isinstance(kp, np.ndarray) and kp.dtype == np.float64 and kp.flags.c_contiguous):
             kp = np.ascontiguousarray(kp, dtype=np.float64)
@@ -232,7 +273,7 @@ class HandRetargeter:
             self.last_cost, self.last_iterations = float("nan"), -1
         else:
             cost, iters = hand_step(kp, t_s, self.q, self.ti, self.tf, self.vi, self.vf, self.work, self.iwork,
-                                    self.flags, self._q_out)
+                                    self.flags, self._q_out, per_frame)
             if iters < 0:  # non-finite input: held the previous command
                 self.rejected += 1
             self.last_cost = cost

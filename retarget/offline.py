@@ -41,6 +41,8 @@ class SequenceResult:
     joint_names: tuple[str, ...]
     seconds: float
     rejected_frames: int
+    iterations: npt.NDArray[np.int64] | None = None  # (T,) solver iterations per frame; -1: rejected
+    on_trust_box: npt.NDArray[np.bool_] | None = None  # (T,) the solution ended on the trust box (it bound)
 
     @property
     def frames_per_s(self) -> float:
@@ -127,13 +129,14 @@ def retarget_sequence(hand: HandRetargeter, keypoints: F64, fps: float = 30.0, t
     out_q = np.zeros((t, hand.tree.nq))
     out_r = np.zeros(t)
     resid = np.zeros(hand.vectors.n)
+    info = np.zeros((t, 2), dtype=np.int64)
     t0 = time.perf_counter()
     rejected = hand_sequence(kp, times, hand.q, hand.ti, hand.tf, hand.vi, hand.vf, hand.work, hand.iwork, hand.flags,
-                             out_q, out_r, resid)
+                             out_q, out_r, resid, info)
     seconds = time.perf_counter() - t0
     if t:
         hand._q_out[:] = out_q[-1]  # the retargeter's state is the last frame's, as after retarget()
-    return SequenceResult(out_q, out_r, hand.tree.joint_names, seconds, int(rejected))
+    return SequenceResult(out_q, out_r, hand.tree.joint_names, seconds, int(rejected), info[:, 0], info[:, 1] > 0)
 
 
 def _warm(hand: HandRetargeter) -> HandRetargeter:
@@ -145,7 +148,8 @@ def _warm(hand: HandRetargeter) -> HandRetargeter:
 
 def build_hand(robot_config: str | Path, side: Side, filter_keypoints: bool = True, max_iters: int | None = None) -> HandRetargeter:
     """The hand retargeter of ``side`` from a robot description TOML (and its retargeting config).
-    The keypoints are filtered if the config has [filter.keypoints] and ``filter_keypoints``."""
+    The keypoints are filtered if the config has [filter.keypoints] and ``filter_keypoints``.
+    ``max_iters`` overrides the config's iteration cap per frame (``frame_iters``)."""
     from retarget.config import load_retarget_config
     from robots.description import load_description
 
@@ -155,19 +159,20 @@ def build_hand(robot_config: str | Path, side: Side, filter_keypoints: bool = Tr
         raise ConfigError(f"robot {desc.name!r} has no {side} hand to retarget to")
     return _warm(HandRetargeter.from_config(
         cfg.hands[side], keypoint_filter=cfg.keypoint_filter if filter_keypoints else None,
-        limit_overrides=desc.position_overrides, max_iters=max_iters,
+        limit_overrides=desc.position_overrides, frame_iters=max_iters,
     ))
 
 
 def build_hand_from_config(config_path: str | Path, urdf: str | Path | None = None, side: Side | None = None, *,
                            filter_keypoints: bool = True, max_iters: int | None = None) -> HandRetargeter:
     """A hand without an arm: the retargeter a hand-only config describes (``retarget/configs/``),
-    on ``urdf`` if given (else its ``urdf_path``), for ``side`` (default: the config's, else right)."""
+    on ``urdf`` if given (else its ``urdf_path``), for ``side`` (default: the config's, else right).
+    ``max_iters`` overrides the config's iteration cap per frame (``frame_iters``)."""
     from retarget.config import load_hand_config
 
     cfg = load_hand_config(config_path, urdf=urdf, side=side)
     return _warm(HandRetargeter.from_config(
-        cfg.hand, keypoint_filter=cfg.keypoint_filter if filter_keypoints else None, max_iters=max_iters))
+        cfg.hand, keypoint_filter=cfg.keypoint_filter if filter_keypoints else None, frame_iters=max_iters))
 
 
 @dataclass(frozen=True)

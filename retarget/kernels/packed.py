@@ -27,7 +27,8 @@ __all__ = [
     "pack_tree", "tree_views", "hand_work_size", "hand_step", "hand_residuals", "hand_sequence", "arm_work_size",
     "arm_step", "bimanual_step",
     "H_SCALE", "H_SMOOTH", "H_PINCH_ON", "H_PINCH_OFF", "H_PINCH_W", "H_PINCH_T", "H_TOL", "H_ITERS", "H_COLD_ITERS",
-    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_MAX_STEP", "H_HUBER", "H_LP_ALPHA", "H_ROT", "H_NPARAMS",
+    "H_F_MIN", "H_F_BETA", "H_F_D", "H_F_ON", "H_MAX_STEP", "H_HUBER", "H_LP_ALPHA", "H_ROT", "H_MAX_JUMP", "H_LEVER",
+    "H_FRAME_ITERS", "H_LP_LEAD", "H_NPARAMS",
     "A_ROTW", "A_DAMP", "A_POSTURE", "A_STEP", "A_ITERS", "A_TOLM", "A_TOLR", "A_SCALE", "A_RMAP", "A_OFFSET",
     "A_ENGAGED", "A_PH0", "A_RH0", "A_PR0", "A_RR0", "A_PF_MIN", "A_PF_BETA", "A_PF_D", "A_RF_MIN", "A_RF_BETA",
     "A_RF_D", "A_F_ON", "A_EE", "A_COLD_ITERS", "A_NPARAMS",
@@ -39,7 +40,11 @@ H_F_MIN, H_F_BETA, H_F_D, H_F_ON, H_MAX_STEP = range(9, 14)
 H_HUBER = 14  # Huber delta [m]; 0 = least squares
 H_LP_ALPHA = 15  # output low-pass (dex-retargeting's LPFilter); 1 = off
 H_ROT = 16  # 9 values: rotation keypoints' wrist frame -> robot hand base frame (row-major)
-H_NPARAMS = 25
+H_MAX_JUMP = 25  # the trust radius's ceiling [rad] (H_MAX_STEP is its floor, for a small error)
+H_LEVER = 26  # [m]: the radius grows by error / lever
+H_FRAME_ITERS = 27  # iteration cap per frame offline (hand_sequence); H_ITERS is the live per-tick cap
+H_LP_LEAD = 28  # [rad]: the low-pass takes in at most this lead of the solution over the command
+H_NPARAMS = 29
 
 # arm parameter slots (after the nq posture values)
 A_ROTW, A_DAMP, A_POSTURE, A_STEP, A_ITERS, A_TOLM, A_TOLR, A_SCALE = range(8)
@@ -93,7 +98,7 @@ def tree_views(ti, tf):
 @numba.njit(cache=True, nogil=True)
 def hand_work_size(n, nf, nq, m):
     """Float and int work sizes of ``hand_step``."""
-    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 6 * nq + m + 1
+    floats = 63 * 3 + 1 + nq + 4 * m + 12 * n + 12 * nf + 3 * nf * nq + 2 * nq * nq + 6 * nq + m + 3
     floats += 63 + nq + 4 * m  # raw keypoints, low-pass state, raw targets and weights
     ints = m + nq + 2 + m
     return floats, ints
@@ -142,8 +147,8 @@ def _hand_views(work, iwork, n, nf, nq, m):
     k += nq
     hi = work[k:k + nq]
     k += nq
-    mu = work[k:k + 1]
-    k += 1
+    mu = work[k:k + 3]  # solver state: damping, trust radius, on the trust box
+    k += 3
     kp_raw = work[k:k + 63].reshape((21, 3))
     k += 63
     q_lp = work[k:k + nq]
@@ -172,17 +177,27 @@ def _finite_sample(keypoints, t_s):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _low_pass(q, q_lp, alpha, q_out):
+def _low_pass(q, q_lp, alpha, lead, lower, upper, q_out):
+    """y += alpha (q - y), the lead q - y clipped to +-``lead`` first: a solution that runs far
+    ahead of the command (a fast fist, a tracking jump) is taken in at alpha * lead per frame, so
+    the command's step stays bounded while the filter still catches up. alpha = 1 within the
+    lead passes q exactly; otherwise the result is clipped to the limits (against rounding)."""
     for i in range(q.shape[0]):
-        q_lp[i] += alpha * (q[i] - q_lp[i])
+        d = q[i] - q_lp[i]
+        if alpha >= 1.0 and -lead <= d <= lead:
+            q_lp[i] = q[i]
+        else:
+            q_lp[i] = min(max(q_lp[i] + alpha * min(max(d, -lead), lead), lower[i]), upper[i])
         q_out[i] = q_lp[i]
 
 
 @numba.njit(cache=True, nogil=True)
-def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
+def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out, per_frame=False):
     """Filter the keypoints (One-Euro, if enabled), build the task-vector targets, solve, low-pass
     the solution (if enabled) into ``q_out`` (nq,), the command. ``q`` (nq,) is the solver's warm
-    start and result (never low-passed, as in dex-retargeting). ``flags`` (2,) bool: [filter
+    start and result (never low-passed, as in dex-retargeting). ``per_frame``: the call is a whole
+    frame offline, whose iteration cap is H_FRAME_ITERS, not the live per-tick H_ITERS (a live
+    sample is solved over the several ticks it lasts). ``flags`` (2,) bool: [filter
     initialised, cold start pending]. Returns (cost, iterations); iterations -1: the sample was
     not finite and ``q_out`` holds the previous command."""
     n, nf, nq, parent, jtype, qidx, f_node, mult, offset, axis, t_pos, t_rot, f_pos, f_rot, lower, upper = tree_views(ti, tf)
@@ -203,7 +218,7 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
         for i in range(nq):
             q_lp[i] = q[i]
     if not _finite_sample(keypoints, t_s):  # a NaN/inf sample never reaches the filter state or the solution
-        _low_pass(q_lp, q_lp, 0.0, q_out)  # hold the command
+        _low_pass(q_lp, q_lp, 0.0, 0.0, lower, upper, q_out)  # hold the command
         return math.nan, -1
     for i in range(21):
         for a in range(3):
@@ -220,23 +235,25 @@ def hand_step(keypoints, t_s, q, ti, tf, vi, vf, work, iwork, flags, q_out):
     for i in range(nq):
         q_prev[i] = q[i]
     flags[1] = False
-    # a cold start has no previous solution to stay near: no smoothness term, more iterations
-    iters = int(p[H_COLD_ITERS]) if cold else int(p[H_ITERS])
+    # a cold start has no previous solution to stay near: no smoothness term, more iterations,
+    # no trust box. A live tick moves at most max_step (a sample lasts several ticks); a whole
+    # frame's radius grows with the error up to max_jump (_trust_box).
+    iters = int(p[H_COLD_ITERS]) if cold else int(p[H_FRAME_ITERS] if per_frame else p[H_ITERS])
     smooth = 0.0 if cold else p[H_SMOOTH]
-    # trust region: a tick moves no joint by more than max_step (the limits themselves always hold)
-    delta = math.inf if cold else p[H_MAX_STEP]
+    r_min = math.inf if cold else p[H_MAX_STEP]
+    r_max = math.inf if cold else (p[H_MAX_JUMP] if per_frame else p[H_MAX_STEP])
     if cold:
         mu[0] = 1e-4
-    for i in range(nq):
-        lo[i] = max(lower[i], q[i] - delta)
-        hi[i] = min(upper[i], q[i] + delta)
     cost, it = hand_vector_solve(
-        q, q_prev, lo, hi, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
-        origin_f, task_f, target, w_eff, smooth, p[H_HUBER], iters, p[H_TOL],
-        node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu,
+        q, q_prev, lower, upper, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
+        origin_f, task_f, target, w_eff, smooth, p[H_HUBER], iters, p[H_TOL], r_min, r_max, p[H_LEVER],
+        node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, lo, hi, mu,
     )
     # output low-pass, started from the first solution (not from the reset pose: no first-frame jump)
-    _low_pass(q, q_lp, 1.0 if cold else p[H_LP_ALPHA], q_out)
+    if cold:
+        _low_pass(q, q_lp, 1.0, math.inf, lower, upper, q_out)
+    else:
+        _low_pass(q, q_lp, p[H_LP_ALPHA], p[H_LP_LEAD], lower, upper, q_out)
     return cost, it
 
 
@@ -368,18 +385,25 @@ def arm_step(wrist_pos, wrist_quat, t_s, q, ti, tf, af, work, iwork, flags):
 
 
 @numba.njit(cache=True, nogil=True)
-def hand_sequence(keypoints, times, q, ti, tf, vi, vf, work, iwork, flags, out_q, out_residual, resid):
+def hand_sequence(keypoints, times, q, ti, tf, vi, vf, work, iwork, flags, out_q, out_residual, resid, out_info):
     """Offline: ``hand_step`` over a whole sequence (T, 21, 3) with one call, warm-starting each
-    frame from the previous one. Writes the commands (T, nq) and per frame the mean task-vector
-    residual [m] of that command against the raw keypoints (T,); a frame with non-finite input
-    holds the previous command and gets a NaN residual. Returns the number of such frames."""
+    frame from the previous one, each frame solved whole (``per_frame``). Writes the commands
+    (T, nq) and per frame the mean task-vector residual [m] of that command against the raw
+    keypoints (T,); a frame with non-finite input holds the previous command and gets a NaN
+    residual. ``out_info`` (T, 2) int64: per frame [iterations (-1: rejected), 1 if the solution
+    ended on the trust box]. Returns the number of rejected frames."""
     rejected = 0
+    m = vi[0]
+    n, nf, nq = ti[0], ti[1], ti[2]
     for k in range(keypoints.shape[0]):
-        cost, iters = hand_step(keypoints[k], times[k], q, ti, tf, vi, vf, work, iwork, flags, out_q[k])
+        cost, iters = hand_step(keypoints[k], times[k], q, ti, tf, vi, vf, work, iwork, flags, out_q[k], True)
+        out_info[k, 0] = iters
         if iters < 0:
             rejected += 1
             out_residual[k] = math.nan
+            out_info[k, 1] = 0
             continue
+        out_info[k, 1] = int(_hand_views(work, iwork, n, nf, nq, m)[23][2])  # the solver state's "on the box"
         hand_residuals(out_q[k], ti, tf, vi, vf, work, iwork, resid)
         s = 0.0
         for j in range(resid.shape[0]):

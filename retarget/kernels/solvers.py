@@ -141,114 +141,198 @@ def vector_residuals(frame_pos, origin_f, task_f, target, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def _fk_cost(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot, node_pos, node_rot,
+             frame_pos, frame_rot, origin_f, task_f, target, w_eff, q_prev, smooth, huber):
+    fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
+    fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+    return _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth, huber)
+
+
+@numba.njit(cache=True, nogil=True)
+def _trust_box(frame_pos, origin_f, task_f, target, w_eff, q_prev, lower, upper, radius_min, radius_max, lever, lo, hi):
+    """The solve's box: the joint limits, intersected with q_prev +- r, where the radius r grows
+    with the largest task-vector error e at the warm start: r = min(radius_max, radius_min + e /
+    lever) [rad] (the joint motion that error calls for at a finger's length ``lever`` [m]). A
+    small error (noise, slow motion) moves the hand little; a large one (a fast motion) is
+    followed within one solve, up to ``radius_max``. Returns r."""
+    e = 0.0
+    for k in range(origin_f.shape[0]):
+        if w_eff[k] == 0.0:
+            continue
+        s = 0.0
+        for a in range(3):
+            r = frame_pos[task_f[k], a] - frame_pos[origin_f[k], a] - target[k, a]
+            s += r * r
+        e = max(e, s)
+    radius = min(radius_max, radius_min + math.sqrt(e) / lever)
+    for i in range(q_prev.shape[0]):
+        lo[i] = max(lower[i], q_prev[i] - radius)
+        hi[i] = min(upper[i], q_prev[i] + radius)
+    return radius
+
+
+@numba.njit(cache=True, nogil=True)
+def _normal_equations(frame_pos, jac_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth, huber, hess, grad,
+                      row, cols):
+    """Gauss-Newton model at q: hess = J^T W J + smooth I, grad = J^T W r + smooth (q - q_prev),
+    W with the Huber loss's IRLS weights (an outlier pulls linearly). Built over the sparse rows
+    of each task vector (a fingertip vector depends on a few joints only); ``row`` and ``cols``
+    (nq,) are scratch."""
+    nq = q.shape[0]
+    for i in range(nq):
+        grad[i] = smooth * (q[i] - q_prev[i])
+        for j in range(nq):
+            hess[i, j] = 0.0
+        hess[i, i] = smooth
+    for k in range(origin_f.shape[0]):
+        o = origin_f[k]
+        t = task_f[k]
+        w = w_eff[k]
+        if w == 0.0:
+            continue
+        r0 = frame_pos[t, 0] - frame_pos[o, 0] - target[k, 0]
+        r1 = frame_pos[t, 1] - frame_pos[o, 1] - target[k, 1]
+        r2 = frame_pos[t, 2] - frame_pos[o, 2] - target[k, 2]
+        sq = r0 * r0 + r1 * r1 + r2 * r2
+        if huber > 0.0 and sq > huber * huber:
+            w *= huber / math.sqrt(sq)
+        for a in range(3):
+            r = r0 if a == 0 else (r1 if a == 1 else r2)
+            nnz = 0
+            for i in range(nq):
+                d = jac_pos[t, a, i] - jac_pos[o, a, i]
+                if d != 0.0:
+                    row[nnz] = d
+                    cols[nnz] = i
+                    nnz += 1
+            for ii in range(nnz):
+                i = cols[ii]
+                di = w * row[ii]
+                grad[i] += di * r
+                for jj in range(ii + 1):
+                    hess[i, cols[jj]] += di * row[jj]
+    for i in range(nq):
+        for j in range(i):
+            hess[j, i] = hess[i, j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _free_set(q, lo, hi, grad, free):
+    """Active set: a joint at a bound whose gradient pushes it outward stays there. Returns
+    (number of free joints, largest free gradient)."""
+    nfree = 0
+    gmax = 0.0
+    for i in range(q.shape[0]):
+        if (q[i] <= lo[i] and grad[i] > 0.0) or (q[i] >= hi[i] and grad[i] < 0.0):
+            continue
+        free[nfree] = i
+        nfree += 1
+        gmax = max(gmax, abs(grad[i]))
+    return nfree, gmax
+
+
+@numba.njit(cache=True, nogil=True)
+def _damped_step(q, lo, hi, hess, grad, mu, free, nfree, chol, step, q_try):
+    """Solve (H + mu I) s = -g over the free joints, project q + s into [lo, hi]; ``step`` gets
+    the projected step. Returns (largest |step|, the model's predicted decrease for it)."""
+    nq = q.shape[0]
+    for i in range(nq):
+        hess[i, i] += mu
+        grad[i] = -grad[i]
+    _chol_solve(hess, grad, free, nfree, chol, step)
+    smax = 0.0
+    for i in range(nq):
+        hess[i, i] -= mu
+        grad[i] = -grad[i]
+        q_try[i] = min(max(q[i] + step[i], lo[i]), hi[i])
+        step[i] = q_try[i] - q[i]
+        smax = max(smax, abs(step[i]))
+    pred = 0.0  # -(g.s + s.H.s / 2) of the undamped model
+    for i in range(nq):
+        hs = 0.0
+        for j in range(nq):
+            hs += hess[i, j] * step[j]
+        pred -= step[i] * (grad[i] + 0.5 * hs)
+    return smax, pred
+
+
+@numba.njit(cache=True, nogil=True)
 def hand_vector_solve(
     q, q_prev, lower, upper,
     parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
-    origin_f, task_f, target, w_eff, smooth, huber, max_iters, tol,
-    node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, mu_state,
+    origin_f, task_f, target, w_eff, smooth, huber, max_iters, tol, radius_min, radius_max, lever,
+    node_pos, node_rot, frame_pos, frame_rot, jac_pos, jac_none, hess, grad, chol, step, q_try, free, lo, hi, state,
 ):
     """Minimise sum_k w_k rho(|(p_task_k - p_origin_k)(q) - target_k|) + smooth |q - q_prev|^2 over
-    lower <= q <= upper by projected Levenberg-Marquardt, starting from ``q`` (updated in place).
-    rho(r) = r^2, or with ``huber`` > 0 the Huber loss (``_robust``), minimised by iteratively
-    reweighted least squares: each Gauss-Newton model weighs vector k by min(1, huber / |r_k|) at
-    the current q, and a step is kept only if the true (Huber) cost drops.
-    ``mu_state`` (1,) carries the damping from call to call, so a warm-started tick rarely
-    wastes trial steps. Returns (final cost, iterations)."""
+    lower <= q <= upper and the trust box (``_trust_box``: radius from the warm-start error) by
+    projected Levenberg-Marquardt, from ``q`` (updated in place). rho(r) = r^2, or with ``huber``
+    > 0 the Huber loss (``_robust``) by iteratively reweighted least squares.
+
+    The damping follows the gain ratio rho = actual / predicted decrease (Nielsen's rule): a step
+    the model predicted well shrinks the damping (toward Gauss-Newton, a second-order step), a
+    poor one grows it (toward a short gradient step); a rejected step re-solves with the same
+    model, so it costs one FK, no Jacobian. Iterations (trial steps, one FK each) continue until
+    the step, the gradient or the relative decrease is small, at most ``max_iters``: a frame whose
+    error is large gets more of them, a converged one stops at once. ``state`` (3,): [damping,
+    trust radius used, 1 if the solution ends on the trust box (not a joint limit)], the damping
+    carried from call to call. Returns (final cost, iterations)."""
     nq = q.shape[0]
-    m = origin_f.shape[0]
     for i in range(nq):
         q[i] = min(max(q[i], lower[i]), upper[i])
-    fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
-    fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
-    cost = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth, huber)
-    mu = min(max(mu_state[0], 1e-7), 1e2)  # LM damping: shrinks after good steps, grows after bad ones
+    cost = _fk_cost(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot, node_pos,
+                    node_rot, frame_pos, frame_rot, origin_f, task_f, target, w_eff, q_prev, smooth, huber)
+    state[1] = _trust_box(frame_pos, origin_f, task_f, target, w_eff, q_prev, lower, upper, radius_min, radius_max,
+                          lever, lo, hi)
+    for i in range(nq):
+        q[i] = min(max(q[i], lo[i]), hi[i])
+    mu = min(max(state[0], 1e-9), 1e3)
+    nu = 2.0
+    model_stale = True  # the frames are at q: build the model there
+    fk_at_q = True
     it = 0
-    for it in range(max_iters):
-        frame_jacobians(node_pos, node_rot, parent, jtype, qidx, mult, axis, f_node, frame_pos, jac_pos, jac_none)
-        for i in range(nq):
-            grad[i] = smooth * (q[i] - q_prev[i])
-            for j in range(nq):
-                hess[i, j] = 0.0
-            hess[i, i] = smooth
-        # J^T W J and J^T W r over the sparse rows of each task vector (a fingertip vector
-        # depends on a few joints only); ``step`` and ``free`` serve as row scratch here.
-        for k in range(m):
-            o = origin_f[k]
-            t = task_f[k]
-            w = w_eff[k]
-            if w == 0.0:
-                continue
-            r0 = frame_pos[t, 0] - frame_pos[o, 0] - target[k, 0]
-            r1 = frame_pos[t, 1] - frame_pos[o, 1] - target[k, 1]
-            r2 = frame_pos[t, 2] - frame_pos[o, 2] - target[k, 2]
-            sq = r0 * r0 + r1 * r1 + r2 * r2
-            if huber > 0.0 and sq > huber * huber:  # IRLS weight of the Huber loss: an outlier pulls linearly
-                w *= huber / math.sqrt(sq)
-            for a in range(3):
-                r = r0 if a == 0 else (r1 if a == 1 else r2)
-                nnz = 0
-                for i in range(nq):
-                    d = jac_pos[t, a, i] - jac_pos[o, a, i]
-                    if d != 0.0:
-                        step[nnz] = d
-                        free[nnz] = i
-                        nnz += 1
-                for ii in range(nnz):
-                    i = free[ii]
-                    di = w * step[ii]
-                    grad[i] += di * r
-                    for jj in range(ii + 1):
-                        hess[i, free[jj]] += di * step[jj]
-        for i in range(nq):
-            for j in range(i):
-                hess[j, i] = hess[i, j]
-        # active set: a joint at a bound whose gradient pushes it outward stays there
-        nfree = 0
-        gmax = 0.0
-        for i in range(nq):
-            if (q[i] <= lower[i] and grad[i] > 0.0) or (q[i] >= upper[i] and grad[i] < 0.0):
-                continue
-            free[nfree] = i
-            nfree += 1
-            gmax = max(gmax, abs(grad[i]))
-        if gmax < 1e-10:  # stationary on the feasible set: converged
+    while it < max_iters:
+        if model_stale:
+            frame_jacobians(node_pos, node_rot, parent, jtype, qidx, mult, axis, f_node, frame_pos, jac_pos, jac_none)
+            _normal_equations(frame_pos, jac_pos, origin_f, task_f, target, w_eff, q, q_prev, smooth, huber, hess,
+                              grad, q_try, free)
+            model_stale = False
+        nfree, gmax = _free_set(q, lo, hi, grad, free)
+        if gmax < 1e-12:  # stationary on the feasible set
             break
-        improved = False
-        for _ in range(4):  # LM damping search (bounded: the next tick continues)
-            for i in range(nq):
-                hess[i, i] += mu
-                grad[i] = -grad[i]
-            _chol_solve(hess, grad, free, nfree, chol, step)
-            smax = 0.0
-            for i in range(nq):
-                hess[i, i] -= mu
-                grad[i] = -grad[i]
-                q_try[i] = min(max(q[i] + step[i], lower[i]), upper[i])
-                smax = max(smax, abs(q_try[i] - q[i]))
-            if smax < tol:  # the step is negligible: converged
-                break
-            fk_nodes(q_try, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
-            fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
-            c_try = _vector_cost(frame_pos, origin_f, task_f, target, w_eff, q_try, q_prev, smooth, huber)
-            if c_try <= cost:
-                improved = True
-                break
-            mu *= 10.0
-        if not improved:  # restore the frames of q and stop: no descent direction left
-            fk_nodes(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, node_pos, node_rot)
-            fk_frames(node_pos, node_rot, f_node, f_pos, f_rot, frame_pos, frame_rot)
+        smax, pred = _damped_step(q, lo, hi, hess, grad, mu, free, nfree, chol, step, q_try)
+        if smax < tol:  # negligible step: converged
             break
-        delta = 0.0
-        for i in range(nq):
-            delta = max(delta, abs(q_try[i] - q[i]))
-            q[i] = q_try[i]
+        it += 1
+        c_try = _fk_cost(q_try, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot,
+                         node_pos, node_rot, frame_pos, frame_rot, origin_f, task_f, target, w_eff, q_prev, smooth,
+                         huber)
+        fk_at_q = False
         gain = cost - c_try
-        cost = c_try
-        mu = max(mu * 0.3, 1e-7)
-        if delta < tol or gain < 1e-9 * cost + 1e-14:
-            break
-    mu_state[0] = mu
-    return cost, it + 1
+        if gain > 0.0:
+            if pred > 0.0:  # (a step cut by the box may not decrease the model: keep the damping then)
+                rho = gain / pred
+                mu = max(mu * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-9)
+            nu = 2.0
+            for i in range(nq):
+                q[i] = q_try[i]
+            cost = c_try
+            fk_at_q = True
+            model_stale = True
+            if gain <= 1e-9 * cost + 1e-15 or smax < tol:
+                break
+        else:
+            mu = min(mu * nu, 1e6)
+            nu *= 2.0
+    if not fk_at_q:  # leave the frames at the solution
+        _fk_cost(q, parent, jtype, qidx, mult, offset, axis, t_pos, t_rot, f_node, f_pos, f_rot, node_pos, node_rot,
+                 frame_pos, frame_rot, origin_f, task_f, target, w_eff, q_prev, smooth, huber)
+    bound = 0.0
+    for i in range(nq):
+        if (q[i] <= lo[i] and lo[i] > lower[i]) or (q[i] >= hi[i] and hi[i] < upper[i]):
+            bound = 1.0
+    state[0] = mu
+    state[2] = bound
+    return cost, it
 
 
 @numba.njit(cache=True, nogil=True)

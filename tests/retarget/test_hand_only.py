@@ -114,7 +114,7 @@ def test_low_pass_offline_and_in_the_python_api_starts_from_the_first_solution()
     assert np.abs(np.diff(lp, 2, axis=0)).mean() < 0.5 * np.abs(np.diff(raw, 2, axis=0)).mean()
     for _ in range(2):  # frame by frame the same, and again from the first solution after a reset
         hand.reset()
-        np.testing.assert_allclose([hand.retarget(k) for k in KP[:40]], lp[:40], atol=1e-12)
+        np.testing.assert_allclose([hand.retarget(k, per_frame=True) for k in KP[:40]], lp[:40], atol=1e-12)
 
 
 def test_low_pass_in_the_live_loop(tmp_path):
@@ -171,7 +171,7 @@ def test_huber_delta_changes_the_solution_on_an_outlier_frame_only():
         for h in (ls, hu):
             h.reset()
             q[name, h is hu] = h.retarget(kp)
-    np.testing.assert_allclose(q["clean", True], q["clean", False], atol=1e-4)
+    np.testing.assert_allclose(q["clean", True], q["clean", False], atol=1e-3)  # both within the solver's tol_rad
     assert np.abs(q["outlier", True] - q["outlier", False]).max() > 0.02
     # robust: the vectors that do not involve the outlier stay closer to their targets
     other = np.array([8 not in (o, t) for o, t in zip(vec.human_origin, vec.human_task, strict=True)])
