@@ -201,7 +201,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "retarget":
         from teleop.bench.retarget import run
 
-        result = run(reference=not args.no_reference)
+        result = run(reference=not args.no_reference, keypoints=args.keypoints, video=args.video,
+                     keypoints_out=args.keypoints_out, robot=args.robot, hand=args.hand, side=args.side,
+                     low_pass=args.low_pass)
     elif args.what == "video":
         from teleop.bench.video import run
 
@@ -812,7 +814,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "1..10000000 (default %(default)s)")
     p.add_argument("--seconds", type=seconds, help="sim: simulated seconds (default 10); e2e: session length (10); "
                    "recorder: load duration (60); video: the video's first seconds (default the whole video)")
-    p.add_argument("--video", help="video: the video file (default: the project's real hand video)")
+    p.add_argument("--video", help="video: the video file (default: the project's real hand video); retarget: "
+                   "compare on its tracked (unfiltered) right hand")
+    p.add_argument("--keypoints", metavar="FILE.npy", help="retarget: compare ours and dex-retargeting on these "
+                   "(T, 21, 3) keypoints (wrist frame, metres) instead of the synthetic motion set")
+    p.add_argument("--keypoints-out", metavar="FILE.npy", help="retarget, with --video: save the tracked keypoints "
+                   "(alone: only that)")
+    p.add_argument("--robot", metavar="CONFIG.toml", help="retarget, real keypoints: a robot description or a "
+                   "hand-only retargeting config (default: the bundled robot)")
+    p.add_argument("--hand", metavar="HAND.urdf", help="retarget, with a hand-only --robot config: its hand URDF")
+    p.add_argument("--side", choices=["left", "right"], help="retarget, real keypoints: the robot's hand "
+                   "(default right; the video's tracked hand too)")
+    p.add_argument("--low-pass", type=finite_float(0, 1, low_open=True, high_open=True), metavar="ALPHA",
+                   help="retarget, real keypoints: the low-pass of the filtered pass when the config has none "
+                   "(default 0.1, dex-retargeting's)")
     # intervention: a session and a policy server from port base + 100 (+ 20 for the policy); faults: the
     # first free ports from port base + 200 on (free_port_base), so past the range below when those are held
     p.add_argument("--port-base", type=port_base(_BENCH_PORTS), default=17710,

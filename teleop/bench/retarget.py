@@ -12,6 +12,13 @@ dex-retargeting run side by side in the same run as the reference.
 * ``offline_frames_per_s``: ``retarget_sequence`` on one core, bundled config.
 * ``reference``: dex-retargeting's ``SeqRetargeting`` (vector, SLSQP), in ``.venv-bench`` (see
   ``make bench-setup``) or in-process when importable. ``speedup`` = reference p50 / our p50.
+  Like for like: ours with the Huber loss at dex-retargeting's default delta (0.02 m) and each
+  frame solved whole (``per_frame``), the reference with ``normal_delta`` scaled to its mean loss
+  (``retarget_compare``'s rule: ours / (2 m delta)), so both weigh smoothness against the fit alike.
+
+With real keypoints (``--keypoints FILE.npy`` or ``--video VIDEO``) ``run`` is
+``retarget_compare.compare_on_keypoints`` instead: ours and dex-retargeting on those keypoints,
+unfiltered and low-passed, for a robot description or a hand-only config (``--robot``).
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ from retarget.kinematics import compile_tree
 from retarget.motions import motion_set
 from retarget.offline import build_hand, retarget_sequence
 from robots.description import bundled_description_path, load_description
+from teleop.bench.retarget_compare import DEX_HUBER_DELTA
+from teleop.errors import ConfigError
 from teleop.loop import percentiles
+from teleop.types import Side
 
 __all__ = ["run"]
 
@@ -84,7 +94,44 @@ def _reference(request: dict) -> dict:
     return ref.run_reference_subprocess(request, python)
 
 
-def run(reference: bool = True, repeats: int = 3) -> dict:
+def run(reference: bool = True, repeats: int = 3, *, keypoints: str | None = None, video: str | None = None,
+        keypoints_out: str | None = None, robot: str | None = None, hand: str | None = None,
+        side: Side | None = None, low_pass: float | None = None) -> dict:
+    """The synthetic benchmark; with ``keypoints`` (a .npy) or ``video`` (its tracked right hand,
+    unfiltered; saved to ``keypoints_out`` if given) the real-keypoint comparison on ``robot`` (a
+    robot description or a hand-only config, ``hand`` its URDF; default the bundled robot).
+    ``video`` + ``keypoints_out`` without ``robot`` only writes the keypoints."""
+    if keypoints is not None or video is not None:
+        return _real(reference, keypoints, video, keypoints_out, robot, hand, side, low_pass)
+    if keypoints_out is not None or robot is not None or hand is not None:
+        raise ConfigError("--keypoints-out needs --video; --robot/--hand need --keypoints FILE.npy or --video")
+    return _synthetic(reference, repeats)
+
+
+def _real(reference: bool, keypoints: str | None, video: str | None, keypoints_out: str | None, robot: str | None,
+          hand: str | None, side: Side | None, low_pass: float | None) -> dict:
+    from teleop.bench.retarget_compare import compare_on_keypoints, video_keypoints
+
+    if keypoints is not None and video is not None:
+        raise ConfigError("give --keypoints FILE.npy or --video VIDEO, not both")
+    source: str | np.ndarray = str(keypoints)
+    tracked = None
+    if video is not None:
+        source, tracked = video_keypoints(video, side or "right")
+        if keypoints_out is not None:
+            Path(keypoints_out).parent.mkdir(parents=True, exist_ok=True)
+            np.save(keypoints_out, source)
+            tracked["keypoints_out"] = str(keypoints_out)
+            if robot is None:
+                return {"bench": "retarget", "tracked": tracked}
+    result = compare_on_keypoints(source, robot or bundled_description_path(), hand_urdf=hand, side=side,
+                                  low_pass=low_pass, reference=reference)
+    if tracked is not None:
+        result["tracked"] = tracked
+    return result
+
+
+def _synthetic(reference: bool, repeats: int) -> dict:
     desc = load_description(bundled_description_path())
     cfg = load_retarget_config(desc)
     angles, _labels = motion_set(rate_hz=100.0, seed=0)
@@ -96,14 +143,15 @@ def run(reference: bool = True, repeats: int = 3) -> dict:
     vectors = dataclasses.replace(hc.vectors, weights=(), pinch=(False,) * hc.vectors.n)
     tree = compile_tree(hc.model_path, hc.wrist_frame, hc.frames, hc.joints)
     hand = HandRetargeter(tree, vectors, scale=hc.scale, smooth=hc.smooth, max_iters=hc.max_iters,
-                          cold_iters=hc.cold_iters, max_step_rad=hc.max_step_rad)
+                          cold_iters=hc.cold_iters, frame_iters=hc.frame_iters, max_step_rad=hc.max_step_rad,
+                          max_jump_rad=hc.max_jump_rad, huber_delta=DEX_HUBER_DELTA)
     hand.warmup()
     kp = kps["left"]
     q_ours = np.zeros((n, tree.nq))
     hand_times = []
     for _ in range(repeats):
         hand.reset()
-        hand_times.append(_timed(lambda k: hand.retarget(kp[k], k * 0.01, q_ours[k]), n))
+        hand_times.append(_timed(lambda k: hand.retarget(kp[k], k * 0.01, q_ours[k], per_frame=True), n))
     hand_us = np.concatenate(hand_times)
     residual = _residual_mm(tree, vectors, hc.scale, q_ours, kp)
 
@@ -151,7 +199,9 @@ def run(reference: bool = True, repeats: int = 3) -> dict:
         "offline_frames_per_s": round(off.frames_per_s, 1),
         "offline_residual_mm": round(float(np.nanmean(off.residual_m)) * 1e3, 3),
         "arm_reachable_fraction": round(reach / (repeats * len(range(0, n, 10))), 3),
-        "hand_config": {"vectors": vectors.n, "scale": hc.scale, "normal_delta": hc.smooth, "iterations_per_tick": hc.max_iters},
+        "hand_config": {"vectors": vectors.n, "scale": hc.scale, "normal_delta": hc.smooth,
+                        "huber_delta": DEX_HUBER_DELTA, "frame_iters": hc.frame_iters,
+                        "iterations_per_tick": hc.max_iters},
         "python": sys.version.split()[0],
     }
     if not reference:
@@ -166,8 +216,8 @@ def run(reference: bool = True, repeats: int = 3) -> dict:
         "target_task_link_names": list(vectors.task_frames),
         "target_link_human_indices": [list(vectors.human_origin), list(vectors.human_task)],
         "scaling_factor": hc.scale,
-        "normal_delta": hc.smooth,
-        "huber_delta": 0.02,
+        "normal_delta": hc.smooth / (2 * vectors.n * DEX_HUBER_DELTA),  # its loss is the mean: ours / (2 m delta)
+        "huber_delta": DEX_HUBER_DELTA,
         "low_pass_alpha": -1,
         "keypoints": kp,
     }
@@ -184,6 +234,7 @@ def run(reference: bool = True, repeats: int = 3) -> dict:
         "name": "dex-retargeting",
         "version": ref.get("version"),
         "optimizer": ref.get("optimizer"),
+        "normal_delta": request["normal_delta"],
         "hand_us": ref_hand,
         "residual_mm": round(_residual_mm(tree, vectors, hc.scale, q_ref, kp), 3),
     }

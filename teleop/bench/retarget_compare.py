@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from retarget.config import HandConfig, load_hand_config, load_retarget_config
+from retarget.filters import FilterConfig
 from retarget.hand import HandRetargeter
 from retarget.kernels.kinematics import FIXED, PRISMATIC
 from retarget.kinematics import KinematicTree, compile_tree
@@ -44,13 +45,31 @@ from teleop.errors import ConfigError
 from teleop.tomlcfg import load_toml
 from teleop.types import Side
 
-__all__ = ["tree_to_urdf", "load_compare_hand", "compare_on_keypoints", "DEX_HUBER_DELTA", "DEX_LOW_PASS_ALPHA"]
+__all__ = ["tree_to_urdf", "load_compare_hand", "compare_on_keypoints", "video_keypoints", "like_for_like_hand",
+           "fixed_trust_region", "residuals_mm", "DEX_HUBER_DELTA", "DEX_LOW_PASS_ALPHA"]
 
 #: dex-retargeting 0.5.0's defaults (``RetargetingConfig``) for what a config of ours may leave out
 DEX_HUBER_DELTA = 0.02
 DEX_LOW_PASS_ALPHA = 0.1
 #: NLopt's bounds in dex-retargeting are the URDF limits widened by this [rad]
 DEX_LIMIT_SLACK = 1e-3
+#: a One-Euro cutoff so high that the filter passes every sample through (to 1e-11 of a step at 30 frames/s):
+#: the video tracker always smooths, so this is how it gives the raw tracked keypoints
+_PASS_THROUGH = FilterConfig(min_cutoff_hz=1e12)
+
+
+def video_keypoints(video: str | Path, side: Side = "right", max_frames: int | None = None,
+                    max_hands: int = 1) -> tuple[np.ndarray, dict]:
+    """The tracked keypoints of the ``side`` hand of ``video`` (N, 21, 3), wrist frame [m],
+    UNFILTERED (the tracker's One-Euro filter set to pass through), NaN where that hand was not
+    found; and a summary (frames, found, fps, seconds). ``max_hands`` 1: a one-hand video."""
+    from retarget.video_track import track_video
+
+    track = track_video(Path(video), max_frames=max_frames, max_hands=max_hands, keypoint_filter=_PASS_THROUGH)
+    st = track.sides[side]
+    info = {"video": Path(video).name, "side": side, "frames": track.frames, "found": int(st.found.sum()),
+            "fps": track.fps, "tracking_s": round(track.seconds, 2), "filter": "none (raw tracked keypoints)"}
+    return st.keypoints, info
 
 
 def _rpy(r: np.ndarray) -> tuple[float, float, float]:
@@ -135,7 +154,7 @@ def load_compare_hand(config: str | Path, hand_urdf: str | Path | None = None,
     return cfg.hands[side], desc.position_overrides, f"{desc.name}, {side} hand"
 
 
-def _residuals_mm(tree: KinematicTree, hc: HandConfig, q: np.ndarray, kp: np.ndarray) -> np.ndarray:
+def residuals_mm(tree: KinematicTree, hc: HandConfig, q: np.ndarray, kp: np.ndarray) -> np.ndarray:
     """Per frame: mean |robot vector - s R (human vector)| over the task vectors [mm] (numpy FK)."""
     v = hc.vectors
     o = [tree.frame_index(f) for f in v.origin_frames]
@@ -151,7 +170,7 @@ def _residuals_mm(tree: KinematicTree, hc: HandConfig, q: np.ndarray, kp: np.nda
 
 def _figures(tree: KinematicTree, hc: HandConfig, q: np.ndarray, kp: np.ndarray, seconds: float,
              slack: float = 0.0) -> dict:
-    r = _residuals_mm(tree, hc, q, kp)
+    r = residuals_mm(tree, hc, q, kp)
     jump = np.abs(np.diff(q, axis=0)).max(axis=1) if len(q) > 1 else np.zeros(1)
     excess = np.maximum(tree.lower - q, q - tree.upper).max(axis=1)
     out = {
@@ -165,7 +184,7 @@ def _figures(tree: KinematicTree, hc: HandConfig, q: np.ndarray, kp: np.ndarray,
     return out
 
 
-def _hand(tree: KinematicTree, hc: HandConfig, delta: float, alpha: float) -> HandRetargeter:
+def like_for_like_hand(tree: KinematicTree, hc: HandConfig, delta: float, alpha: float) -> HandRetargeter:
     """Our retargeter as the reference is configured (unit weights, no pinch, no keypoint filter)."""
     vectors = dataclasses.replace(hc.vectors, weights=(), pinch=(False,) * hc.vectors.n)
     hand = HandRetargeter(
@@ -198,7 +217,7 @@ def _ours(hand: HandRetargeter, kp: np.ndarray, ok: np.ndarray, min_seconds: flo
     return res.q, report
 
 
-def _fixed(hand: HandRetargeter, kp: np.ndarray) -> np.ndarray:
+def fixed_trust_region(hand: HandRetargeter, kp: np.ndarray) -> np.ndarray:
     """The solver as the live loop ticks it, one tick per frame: ``max_iters`` iterations and a
     fixed trust radius ``max_step_rad`` (what offline retargeting ran before part 3)."""
     hand.reset()
@@ -251,11 +270,11 @@ def compare_on_keypoints(keypoints: str | Path | np.ndarray, config: str | Path,
     with tempfile.TemporaryDirectory(prefix="retarget-compare-") as tmp:
         urdf = tree_to_urdf(tree, Path(tmp) / "hand.urdf")
         for name, a in (("unfiltered", 1.0), ("low_pass", alpha)):
-            hand = _hand(tree, hc, delta, a)
+            hand = like_for_like_hand(tree, hc, delta, a)
             q, extra = _ours(hand, kp, ok, min_seconds)
             ours = {**_figures(tree, hc, q[ok], kp[ok], extra.pop("_seconds")), **extra}
             run: dict = {"low_pass_alpha": a if a < 1.0 else None, "ours": ours}
-            fixed = _fixed(hand, kp)[ok]
+            fixed = fixed_trust_region(hand, kp)[ok]
             run["ours_fixed_trust_region"] = {k: v for k, v in _figures(tree, hc, fixed, kp[ok], 0.0).items()
                                               if k != "frames_per_s"}
             result[name] = run
