@@ -6,14 +6,19 @@ The problem per tick (kernel ``hand_vector_solve``)::
 
     min_q  sum_k w_k rho(|(p_task_k - p_origin_k)(q) - s R (h_task_k - h_origin_k)|) + smooth |q - q_prev|^2
     s.t.   lower <= q <= upper   (exactly: projection with an active set)
-           |q - q_prev| <= max_step_rad per joint and solve (a trust region: no jumps)
+           |q - q_prev| <= r per joint (a trust box: a live tick r = max_step_rad; a whole frame
+                                        r = min(max_jump_rad, max_step_rad + error / TRUST_LEVER_M))
+
+by Levenberg-Marquardt with gain-ratio damping, iterating until converged: at most ``max_iters``
+per live tick, ``frame_iters`` per frame offline (docs/retargeting.md, "The solver").
 
 rho(r) = r^2, or with ``huber_delta`` the Huber loss (quadratic up to delta, linear beyond, as
 dex-retargeting's smooth-L1 on each vector's error norm), solved by iteratively reweighted least
 squares. R (``keypoint_rotation``) takes vectors from the keypoints' wrist frame into the robot
 hand's base frame (identity when the hand is rooted in our wrist convention). The command is the
 solution, low-passed when ``low_pass_alpha`` < 1 (dex-retargeting's output filter, started from
-the first solution after each reset); the solver's warm start is the unfiltered solution.
+the first solution after each reset, taking in at most ``low_pass_lead_rad`` of lead per frame);
+the solver's warm start is the unfiltered solution.
 
 Pinch priority (after DexPilot): a vector flagged ``pinch`` (thumb tip -> a fingertip) whose human
 length drops below ``pinch_off_m`` blends toward weight ``pinch_weight`` and a target of

@@ -235,6 +235,10 @@ BAD_KEYS = [
     ('[hand]\nside = "left"\n', '[hand]\nside = "middle"\n', r"'hand.side' = 'middle'; allowed: \['left', 'right'\]"),
     ("[filter.keypoints]\n", '[filter.keypoints]\nenabled = "yes"\n', "'filter.keypoints.enabled' must be bool"),
     ("[hand]\n", "[hand]\ncolour = 1\n", "unknown key 'hand.colour'"),
+    ("max_step_rad = 0.1", "max_step_rad = 0.1\nmax_jump_rad = 0.05", r"'hand.max_jump_rad' = 0.05 is below"),
+    ("[hand]\n", "[hand]\nmax_jump_rad = 0\n", "'hand.max_jump_rad'"),
+    ("[hand]\n", "[hand]\nframe_iters = 0\n", "'hand.frame_iters'"),
+    ("[hand]\n", "[hand]\nlow_pass_lead_rad = -1\n", "'hand.low_pass_lead_rad'"),
 ]
 
 

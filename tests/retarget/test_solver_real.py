@@ -103,6 +103,44 @@ def test_real_keypoints_limits_exact_jumps_bounded_and_better_than_the_fixed_tru
             np.testing.assert_allclose(res.residual_m * 1e3, residuals_mm(tree, hc, q, keypoints), atol=1e-9)
 
 
+def _objective(tree, hc, q, q_prev, kp, delta):
+    """The frame's objective in numpy: unit-weight Huber losses (scaled to r^2 below delta) + smoothness."""
+    v = hc.vectors
+    pos = tree.fk(q).pos
+    c = hc.smooth * float(np.sum((q - q_prev) ** 2))
+    for o, t, fo, ft in zip(v.human_origin, v.human_task, v.origin_frames, v.task_frames, strict=True):
+        d = np.linalg.norm(pos[tree.frame_index(ft)] - pos[tree.frame_index(fo)] - hc.scale * (kp[t] - kp[o]))
+        c += d * d if d <= delta else 2 * delta * d - delta * delta
+    return c
+
+
+def test_a_fast_frame_is_solved_to_a_minimum_inside_a_trust_box_grown_by_its_error(keypoints):
+    """numpy check of one whole-frame solve (the fastest finger motion of the prefix): the trust
+    radius is max_step_rad + (largest vector error at the warm start) / 0.1 m, capped at
+    max_jump_rad; the solution lies in that box and the joint limits, and no feasible nearby
+    point has a lower objective."""
+    hc, tree = _setup(str(bundled_description_path()), None)
+    motion = np.linalg.norm(np.diff(keypoints[:, [4, 8, 12, 16, 20]], axis=0), axis=2).max(axis=1)
+    k = int(np.argmax(motion)) + 1
+    hand = like_for_like_hand(tree, hc, DEX_HUBER_DELTA, 1.0)
+    q_prev = retarget_sequence(hand, keypoints[:k]).q[-1].copy()
+    q = hand.retarget(keypoints[k], k / 30.0, per_frame=True)
+    v = hc.vectors
+    pos = tree.fk(q_prev).pos
+    err = max(np.linalg.norm(pos[tree.frame_index(ft)] - pos[tree.frame_index(fo)] - hc.scale * (keypoints[k, t] -
+                             keypoints[k, o])) for o, t, fo, ft in zip(v.human_origin, v.human_task, v.origin_frames,
+                                                                       v.task_frames, strict=True))
+    radius = min(hc.max_jump_rad, hc.max_step_rad + err / 0.1)
+    assert radius > 2 * hc.max_step_rad  # a fast frame: the box grew
+    lo, hi = np.maximum(tree.lower, q_prev - radius), np.minimum(tree.upper, q_prev + radius)
+    assert np.all(q >= lo - 1e-12) and np.all(q <= hi + 1e-12)
+    best = _objective(tree, hc, q, q_prev, keypoints[k], DEX_HUBER_DELTA)
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        near = np.clip(q + rng.uniform(-0.02, 0.02, tree.nq), lo, hi)
+        assert best <= _objective(tree, hc, near, q_prev, keypoints[k], DEX_HUBER_DELTA) + 1e-7
+
+
 def test_iterations_go_where_the_error_is(keypoints):
     """Frames where the fingertips moved most (so the warm start is far off) get more iterations
     than the quiet half; a converged frame stops early."""
