@@ -190,6 +190,13 @@ class _Job:
     max_iters: int | None
 
 
+def _mean_iterations(res: SequenceResult) -> float | None:
+    """Mean solver iterations over the solved frames after the first (the cold start)."""
+    its = res.iterations[1:] if res.iterations is not None else np.zeros(0)
+    its = its[its >= 0]
+    return round(float(its.mean()), 2) if its.size else None
+
+
 def _run_job(job: _Job) -> dict:
     if job.hand_config is not None:
         hand = build_hand_from_config(job.hand_config, job.hand_urdf, job.side, filter_keypoints=job.filter_keypoints,
@@ -219,6 +226,7 @@ def _run_job(job: _Job) -> dict:
                         "p99": round(float(np.percentile(finite, 99)) * 1e3, 3) if finite.size else None},
         "keypoint_filter": hand.keypoint_filter is not None,
         "rejected_frames": res.rejected_frames,
+        "iterations_per_frame": _mean_iterations(res),
         "joint_names": list(res.joint_names),
     }
 
