@@ -132,13 +132,15 @@ class BimanualRetargeter:
             args += (a.q, a.ti, a.tf, a.af, a.work, a.iwork, a.flags)
         return tuple(args)
 
-    def tick(self, t_s: float, keypoints: F64, wrist_pos: F64, wrist_quat: F64, out: F64) -> TickResult:
+    def tick(self, t_s: float, keypoints: F64, wrist_pos: F64, wrist_quat: F64, out: F64, *,
+             per_frame: bool = False) -> TickResult:
         """One tick. ``keypoints`` (2, 21, 3) wrist frame [m]; ``wrist_pos`` (2, 3) [m] and
         ``wrist_quat`` (2, 4) (w, x, y, z) in the tracker frame; side order (left, right);
         ``t_s`` capture time [s]. Writes the command vector (n_command,) into ``out``. One kernel
-        call: no allocation, one dispatch."""
+        call: no allocation, one dispatch. ``per_frame``: each hand solves the whole keypoint frame
+        (offline: a video's frames), not one live tick."""
         r = self._results
-        bimanual_step(keypoints, wrist_pos, wrist_quat, t_s, out, self._slices, r, *self._args)
+        bimanual_step(keypoints, wrist_pos, wrist_quat, t_s, out, self._slices, r, *self._args, per_frame)
         left, right = self.sides["left"].arm, self.sides["right"].arm
         for arm, k in ((left, 2), (right, 5)):
             if r[k] < 0:

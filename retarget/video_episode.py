@@ -270,7 +270,7 @@ def _retarget(retargeter, desc, track: VideoTrack, camera_pose: tuple[float, ...
                 arm = retargeter.sides[side].arm
                 retargeter.engage(side, wpos[j], wquat[j], arm.q.copy())
                 engaged[side] = True
-        retargeter.tick(t, kp, wpos, wquat, cmd)
+        retargeter.tick(t, kp, wpos, wquat, cmd, per_frame=True)  # offline: each hand solves its whole frame
         out[i] = cmd
     return out
 

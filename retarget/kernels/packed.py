@@ -418,19 +418,20 @@ def bimanual_step(
     hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags,
     hr_q, hr_ti, hr_tf, hr_vi, hr_vf, hr_work, hr_iwork, hr_flags,
     al_q, al_ti, al_tf, al_af, al_work, al_iwork, al_flags,
-    ar_q, ar_ti, ar_tf, ar_af, ar_work, ar_iwork, ar_flags,
+    ar_q, ar_ti, ar_tf, ar_af, ar_work, ar_iwork, ar_flags, per_frame,
 ):
     """Both hands and both arms in one call (one dispatch per tick). ``slices`` (8,) int64:
     start/stop of left arm, left hand, right arm, right hand in ``out``; a hand with
     ``*_ti[0] == 0`` nodes is skipped. ``results`` (8,): per arm (pos err, rot err, iterations)
-    then per hand the iteration count."""
+    then per hand the iteration count. ``per_frame``: the hands solve whole frames (offline, a
+    video), not one live tick each."""
     if hl_ti[0] > 0:
         c, it = hand_step(keypoints[0], t_s, hl_q, hl_ti, hl_tf, hl_vi, hl_vf, hl_work, hl_iwork, hl_flags,
-                          out[slices[2]:slices[3]])
+                          out[slices[2]:slices[3]], per_frame)
         results[6] = it
     if hr_ti[0] > 0:
         c, it = hand_step(keypoints[1], t_s, hr_q, hr_ti, hr_tf, hr_vi, hr_vf, hr_work, hr_iwork, hr_flags,
-                          out[slices[6]:slices[7]])
+                          out[slices[6]:slices[7]], per_frame)
         results[7] = it
     pe, re, it = arm_step(wrist_pos[0], wrist_quat[0], t_s, al_q, al_ti, al_tf, al_af, al_work, al_iwork, al_flags)
     results[0], results[1], results[2] = pe, re, it

@@ -31,7 +31,6 @@ retargeter, each timed on one core, each beside its reference in the same run.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import tempfile
@@ -138,10 +137,9 @@ def _largest_jump(q: np.ndarray, frame_index: np.ndarray) -> float | None:
 def _retarget(world: np.ndarray, found: np.ndarray, fps: float, reference: bool) -> tuple[dict, float]:
     """Ours (and dex-retargeting) on the tracked hand -> (the report, our seconds for one pass)."""
     from drivers.camera_hands.pose import wrist_frame
-    from retarget.hand import HandRetargeter
     from retarget.offline import build_hand, retarget_sequence
     from robots.description import bundled_description_path
-    from teleop.bench.retarget import _reference, _residual_mm
+    from teleop.bench.retarget import _residual_mm
 
     index = np.flatnonzero(found)
     if len(index) < 2:
@@ -165,41 +163,31 @@ def _retarget(world: np.ndarray, found: np.ndarray, fps: float, reference: bool)
         "rejected_frames": res.rejected_frames,
         "config": "the bundled config as `teleop retarget` runs it (pinch priority, weights, One-Euro filter)",
     }
-    # ours as dex-retargeting solves it (unit weights, no pinch priority, no filter), as `bench retarget` compares
-    same = HandRetargeter(hand.tree, dataclasses.replace(hc.vectors, weights=(), pinch=(False,) * hc.vectors.n),
-                          scale=hc.scale, smooth=hc.smooth, max_iters=hc.max_iters, cold_iters=hc.cold_iters,
-                          max_step_rad=hc.max_step_rad)
-    plain = retarget_sequence(same, kp, times_s=times)
-    report["comparison_config"] = {
-        "frames_per_s": round(plain.frames_per_s, 1),
-        "residual_mm": round(_residual_mm(hand.tree, same.vectors, scale, plain.q, kp), 3),
-        "largest_joint_jump_rad": _largest_jump(plain.q, index),
-        "config": "the reference's: unit weights, no pinch priority, no filter",
-    }
-    if not reference:
-        report["reference"] = {"name": "dex-retargeting", "skipped": "--no-reference"}
-        return report, one_pass_s
-    request = _reference_request(hc, hand.tree.joint_names, kp)
-    try:
-        ref = _reference(request)
-    except FileNotFoundError as exc:
-        report["reference"] = {"name": "dex-retargeting", "skipped": str(exc)}
-        return report, one_pass_s
-    except Exception as exc:  # reported, not fatal: our numbers stand on their own
-        report["reference"] = {"name": "dex-retargeting", "error": f"{type(exc).__name__}: {exc}"[:500]}
-        return report, one_pass_s
-    ref_s = np.asarray(ref["times_ns"], dtype=np.float64) / 1e9
-    q_ref = np.clip(np.asarray(ref["q"]), hand.tree.lower, hand.tree.upper)  # its bounds are widened by 1e-3 rad
-    ref_fps = len(ref_s) / ref_s.sum()
-    report["reference"] = {
-        "name": "dex-retargeting", "version": ref.get("version"), "optimizer": ref.get("optimizer"),
-        "frames_per_s": round(ref_fps, 1),
-        "residual_mm": round(_residual_mm(hand.tree, vectors, scale, q_ref, kp), 3),
-        "largest_joint_jump_rad": _largest_jump(q_ref, index),
-        "held_frames": ref.get("meta", {}).get("held_frames"),
-        "config": "same vectors and scale, unit weights, no pinch priority, no filter (its vector optimiser has none)",
-    }
-    report["speed_ratio"] = round(ours_fps / ref_fps, 1)
+    # like for like with dex-retargeting (its objective scaled to ours, unit weights, no pinch priority,
+    # no filter; unfiltered and with the same low-pass), as `teleop bench retarget --keypoints` compares
+    from teleop.bench.retarget_compare import compare_on_keypoints
+
+    every = np.full((len(world), 21, 3), np.nan)
+    every[index] = kp
+    cmp = compare_on_keypoints(every, bundled_description_path(), side=_SIDE, reference=reference)
+    for name in ("unfiltered", "low_pass"):
+        run = cmp[name]
+        report[f"like_for_like_{name}"] = {
+            "low_pass_alpha": run["low_pass_alpha"],
+            "ours": {k: run["ours"][k] for k in ("residual_mm", "joint_jump_rad", "limit_violations", "frames_per_s")},
+            "reference": {k: v for k, v in run["reference"].items() if k not in ("joints",)},
+            "speed_ratio": run.get("speed_ratio"), "ours_not_worse": run.get("ours_not_worse"),
+        }
+    report["objective"] = cmp["objective"]
+    unfiltered = cmp["unfiltered"]
+    if "speed_ratio" in unfiltered:
+        report["speed_ratio"] = unfiltered["speed_ratio"]
+        report["reference"] = {"name": "dex-retargeting", "version": unfiltered["reference"].get("version"),
+                               "residual_mm": unfiltered["reference"]["residual_mm"]["mean"],
+                               "largest_joint_jump_rad": unfiltered["reference"]["joint_jump_rad"]["max"],
+                               "frames_per_s": unfiltered["reference"]["frames_per_s"]}
+    else:
+        report["reference"] = unfiltered["reference"]
     return report, one_pass_s
 
 
@@ -208,17 +196,6 @@ def _hand_config():
     from robots.description import bundled_description_path, load_description
 
     return load_retarget_config(load_description(bundled_description_path())).hands[_SIDE]
-
-
-def _reference_request(hc, joint_names: tuple[str, ...], kp: np.ndarray) -> dict:
-    """dex-retargeting's vector retargeting on our hand's URDF, vectors and scale (``retarget_reference``)."""
-    v = hc.vectors
-    return {
-        "urdf_path": str(hc.model_path), "wrist_link_name": hc.wrist_frame, "target_joint_names": list(joint_names),
-        "target_origin_link_names": list(v.origin_frames), "target_task_link_names": list(v.task_frames),
-        "target_link_human_indices": [list(v.human_origin), list(v.human_task)], "scaling_factor": hc.scale,
-        "normal_delta": hc.smooth, "huber_delta": 0.02, "low_pass_alpha": -1, "keypoints": kp,
-    }
 
 
 def _mediapipe(video: Path, frames: int, world: np.ndarray, found: np.ndarray) -> dict:

@@ -20,7 +20,7 @@ from robots.description import bundled_description_path, load_description
 @numba.njit
 def _ticks(n, keypoints, wrist_pos, wrist_quat, out, slices, results, args):
     for k in range(n):
-        bimanual_step(keypoints[k % keypoints.shape[0]], wrist_pos, wrist_quat, k * 0.002, out, slices, results, *args)
+        bimanual_step(keypoints[k % keypoints.shape[0]], wrist_pos, wrist_quat, k * 0.002, out, slices, results, *args, False)
 
 
 def _setup():
