@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from retarget.filters import FilterConfig
-from retarget.hand import VectorSpec
 from retarget.kinematics import KinematicTree, urdf_outline
+from retarget.vectors import VectorSpec
 from robots.description import RobotDescription
 from teleop.errors import ConfigError
 from teleop.tomlcfg import check_keys, check_number, get, get_float, get_int, get_names, load_toml

@@ -29,7 +29,6 @@ at the thresholds; the ramp keeps the targets continuous so the hand never jumps
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,6 +64,7 @@ from retarget.kernels.packed import (
     pack_tree,
 )
 from retarget.kinematics import KinematicTree, compile_tree
+from retarget.vectors import VectorSpec
 from teleop.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -79,44 +79,6 @@ F64 = npt.NDArray[np.float64]
 #: [m] the trust radius grows by (largest task-vector error) / this: about a finger's length, so an
 #: error asks for the joint motion that would remove it at a fingertip
 TRUST_LEVER_M = 0.1
-
-
-@dataclass(frozen=True, kw_only=True)
-class VectorSpec:
-    """Task vectors: robot frame names and the human keypoint indices they follow."""
-
-    origin_frames: tuple[str, ...]
-    task_frames: tuple[str, ...]
-    human_origin: tuple[int, ...]
-    human_task: tuple[int, ...]
-    weights: tuple[float, ...] = ()
-    pinch: tuple[bool, ...] = ()  # default: thumb tip (4) -> another fingertip
-
-    def __post_init__(self) -> None:
-        m = len(self.origin_frames)
-        if not (len(self.task_frames) == len(self.human_origin) == len(self.human_task) == m) or m == 0:
-            raise ConfigError(
-                f"task vectors: {len(self.origin_frames)} origin frames, {len(self.task_frames)} task frames, "
-                f"{len(self.human_origin)}/{len(self.human_task)} human indices; they must be equal and > 0"
-            )
-        if self.weights and len(self.weights) != m:
-            raise ConfigError(f"weights has {len(self.weights)} entries for {m} task vectors")
-        if any(w < 0 for w in self.weights):
-            raise ConfigError("weights must be >= 0")
-        bad = [i for i in self.human_origin + self.human_task if not 0 <= i <= 20]
-        if bad:
-            raise ConfigError(f"human keypoint indices must be within 0..20 (MediaPipe order), got {bad}")
-        if self.pinch and len(self.pinch) != m:
-            raise ConfigError(f"pinch has {len(self.pinch)} entries for {m} task vectors")
-
-    @property
-    def n(self) -> int:
-        return len(self.origin_frames)
-
-    def pinch_flags(self) -> tuple[bool, ...]:
-        if self.pinch:
-            return self.pinch
-        return tuple(o == 4 and t in (8, 12, 16, 20) for o, t in zip(self.human_origin, self.human_task))
 
 
 class HandRetargeter:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from retarget.motions import motion_set
 from retarget.offline import build_hand, retarget_sequence
 from robots.description import bundled_description_path, load_description
 from teleop.bench.retarget_compare import DEX_HUBER_DELTA
+from teleop.bench.retarget_reference import reference as dex_reference
 from teleop.errors import ConfigError
 from teleop.loop import percentiles
 from teleop.types import Side
@@ -81,17 +81,6 @@ def _wrist_path(n: int, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
     ang = 0.3 * np.sin(0.5 * t)
     quat = np.stack([np.cos(ang / 2), np.sin(ang / 2) * 0.6, np.sin(ang / 2) * 0.8, np.zeros(n)], axis=1)
     return pos, quat
-
-
-def _reference(request: dict) -> dict:
-    from teleop.bench import retarget_reference as ref
-
-    if ref.reference_available():
-        return ref.run_reference(request)
-    python = os.environ.get("TELEOP_BENCH_PYTHON") or str(REPO / ".venv-bench" / "bin" / "python")
-    if not Path(python).exists():
-        raise FileNotFoundError(f"no dex-retargeting here and no {python}; run `make bench-setup`")
-    return ref.run_reference_subprocess(request, python)
 
 
 def run(reference: bool = True, repeats: int = 3, *, keypoints: str | None = None, video: str | None = None,
@@ -222,7 +211,7 @@ def _synthetic(reference: bool, repeats: int) -> dict:
         "keypoints": kp,
     }
     try:
-        ref = _reference(request)
+        ref = dex_reference(request)
     except Exception as exc:  # reported, not fatal: our numbers stand on their own
         result["reference"] = {"name": "dex-retargeting", "error": f"{type(exc).__name__}: {exc}"}
         result["speedup"] = None

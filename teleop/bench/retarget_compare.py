@@ -244,7 +244,7 @@ def compare_on_keypoints(keypoints: str | Path | np.ndarray, config: str | Path,
                          side: Side | None = None, low_pass: float | None = None, reference: bool = True,
                          min_seconds: float = 0.5) -> dict:
     """Ours and dex-retargeting on the same keypoints (T, 21, 3), unfiltered and low-passed (see module doc)."""
-    from teleop.bench.retarget import _reference
+    from teleop.bench.retarget_reference import reference as dex_reference
 
     what = str(keypoints) if not isinstance(keypoints, np.ndarray) else "keypoints"
     raw = _load_array(keypoints, "keypoints") if not isinstance(keypoints, np.ndarray) else keypoints
@@ -282,7 +282,7 @@ def compare_on_keypoints(keypoints: str | Path | np.ndarray, config: str | Path,
                 run["reference"] = {"name": "dex-retargeting", "skipped": True}
                 continue
             try:
-                ref = _reference(_request(tree, hc, urdf, delta, a if a < 1.0 else -1.0, kp[ok]))
+                ref = dex_reference(_request(tree, hc, urdf, delta, a if a < 1.0 else -1.0, kp[ok]))
             except Exception as exc:  # reported, not fatal: our figures stand on their own
                 run["reference"] = {"name": "dex-retargeting", "error": f"{type(exc).__name__}: {exc}"[:500]}
                 continue

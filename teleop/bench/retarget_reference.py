@@ -158,6 +158,21 @@ def _nlopt_algorithm(opt: Any) -> str:
     return str(code)
 
 
+def reference(request: dict) -> dict:
+    """dex-retargeting on ``request``: in this process when it is importable, else in
+    ``$TELEOP_BENCH_PYTHON`` or the repo's ``.venv-bench`` (FileNotFoundError: neither is there)."""
+    import os
+    from pathlib import Path
+
+    if reference_available():
+        return run_reference(request)
+    repo = Path(__file__).resolve().parents[2]
+    python = os.environ.get("TELEOP_BENCH_PYTHON") or str(repo / ".venv-bench" / "bin" / "python")
+    if not Path(python).exists():
+        raise FileNotFoundError(f"no dex-retargeting here and no {python}; run `make bench-setup`")
+    return run_reference_subprocess(request, python)
+
+
 def _keypoints(request: dict) -> np.ndarray:
     if request.get("keypoints") is not None:
         kp = np.asarray(request["keypoints"], dtype=np.float64)
