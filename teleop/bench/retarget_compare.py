@@ -283,6 +283,9 @@ def compare_on_keypoints(keypoints: str | Path | np.ndarray, config: str | Path,
                 continue
             try:
                 ref = dex_reference(_request(tree, hc, urdf, delta, a if a < 1.0 else -1.0, kp[ok]))
+            except FileNotFoundError as exc:  # no reference venv here: said, not an error
+                run["reference"] = {"name": "dex-retargeting", "skipped": str(exc)}
+                continue
             except Exception as exc:  # reported, not fatal: our figures stand on their own
                 run["reference"] = {"name": "dex-retargeting", "error": f"{type(exc).__name__}: {exc}"[:500]}
                 continue
