@@ -84,6 +84,7 @@ class WebXRDriver(ThreadedDriver):
 
     # -- ThreadedDriver ---------------------------------------------------------------------------
     def _open(self) -> None:
+        import retarget.offline  # noqa: F401  (imported now, not while the first frames queue up)
         from teleop.web.server import WebServer
 
         self.server = WebServer(self.config.web_config(), on_frame=self._on_frame, on_state=self._on_state)

@@ -180,6 +180,7 @@ class WebServer:
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._ws)
+        app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_get("/{name}", self._static)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -225,6 +226,11 @@ class WebServer:
         from aiohttp import web
 
         raise web.HTTPSeeOther(location="/xr.html")
+
+    async def _no_icon(self, request):
+        from aiohttp import web
+
+        return web.Response(status=204)  # browsers ask for one; an empty answer keeps their console clean
 
     async def _static(self, request):
         from aiohttp import web

@@ -3,7 +3,7 @@
 // Plain JS, no framework, no build step, nothing loaded from elsewhere.
 "use strict";
 
-const teleopXR = { state: "connecting", framesSent: 0, socket: null, session: null };
+const teleopXR = { state: "connecting", framesSent: 0, lastBytes: 0, socket: null, session: null };
 window.teleopXR = teleopXR;  // read by the tests and handy in a remote console
 
 const SIDES = ["left", "right"];
@@ -22,7 +22,9 @@ function show(text) {
 function send(obj) {
   const ws = teleopXR.socket;
   if (!ws || ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > MAX_BUFFERED) return false;
-  ws.send(JSON.stringify(obj));
+  const text = JSON.stringify(obj);
+  ws.send(text);
+  teleopXR.lastBytes = text.length;
   return true;
 }
 
@@ -36,10 +38,13 @@ function connect() {
   };
 }
 
+// 10 um / 1e-5 steps: far below tracking noise, and the JSON half the size of full doubles
+const r5 = (v) => Math.round(v * 1e5) / 1e5;
+
 function pose7(p) {
   const t = p.transform;
   return [t.position.x, t.position.y, t.position.z,
-          t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w];
+          t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w].map(r5);
 }
 
 function handMessage(frame, hand, ref) {
@@ -49,7 +54,7 @@ function handMessage(frame, hand, ref) {
     const p = frame.getJointPose(space, ref);
     if (!p) return null;  // not tracked this frame: send nothing rather than a partial hand
     if (!wrist) wrist = pose7(p);
-    joints.push(p.transform.position.x, p.transform.position.y, p.transform.position.z);
+    joints.push(r5(p.transform.position.x), r5(p.transform.position.y), r5(p.transform.position.z));
   }
   return joints.length === 75 ? { joints, wrist } : null;
 }
