@@ -22,12 +22,14 @@ def add_parsers(sub: Any) -> None:
         "uses the same server through the `webxr` driver. docs/web.md")
     p.add_argument("--host", default="0.0.0.0", help="address to bind (default %(default)s: every interface; the "
                    "token gates access)")
-    p.add_argument("--port", type=int_in(0, 65535, "port"), default=8443, help="HTTPS port, 0..65535 (default %(default)s)")
+    p.add_argument("--port", type=int_in(0, 65535, "port"), default=8443,
+                   help="HTTPS port, 0..65535 (default %(default)s)")
     p.add_argument("--cert", type=Path, help="the lab's own PEM certificate (with --key)")
     p.add_argument("--key", type=Path, help="its PEM private key, without a passphrase")
     p.add_argument("--config-dir", type=Path, help="where the generated certificate and the token are kept "
                    "(default ~/.config/teleop/web)")
-    p.add_argument("--new-cert", action="store_true", help="make a new self-signed certificate (headsets accept it again)")
+    p.add_argument("--new-cert", action="store_true",
+                   help="make a new self-signed certificate (headsets accept it again)")
     p.add_argument("--new-token", action="store_true", help="rotate the token (every browser must open the new URL)")
     p.add_argument("--no-qr", action="store_true", help="do not draw the QR code")
     p.add_argument("--seconds", type=seconds, help="stop after this long (default: until Ctrl-C)")

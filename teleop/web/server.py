@@ -59,7 +59,8 @@ class WebConfig:
             raise ConfigError("cert and key go together: give both (the lab's own PEM files) or neither")
         if not 1.0 <= self.max_rate_hz <= 2000.0:
             raise ConfigError(f"max_rate_hz={self.max_rate_hz}: must be within 1..2000 messages/s")
-        if isinstance(self.max_sockets, bool) or not isinstance(self.max_sockets, int) or not 1 <= self.max_sockets <= 64:
+        sockets = self.max_sockets
+        if isinstance(sockets, bool) or not isinstance(sockets, int) or not 1 <= sockets <= 64:
             raise ConfigError(f"max_sockets={self.max_sockets!r}: a whole number 1..64")
         if not self.host:
             raise ConfigError("host: an address to bind, e.g. 0.0.0.0 or this machine's LAN address")
@@ -120,7 +121,10 @@ class WebServer:
     def start(self, timeout_s: float = 10.0) -> None:
         c = self.config
         self.token = load_or_create_token(c.config_dir, rotate=c.new_token)
-        self.cert = load_certificate(c.cert, c.key) if c.cert and c.key else ensure_certificate(c.config_dir, c.new_cert)
+        if c.cert and c.key:
+            self.cert = load_certificate(c.cert, c.key)
+        else:
+            self.cert = ensure_certificate(c.config_dir, c.new_cert)
         ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ssl_ctx.load_cert_chain(self.cert.cert_path, self.cert.key_path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from web.browser import iwer_script, launch_chromium, xr_context
+from xr_browser import iwer_script, launch_chromium, xr_context
 
 from drivers.samples import HandSample
 from drivers.webxr import WebXRConfig, WebXRDriver

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 import numpy as np
 import pytest
 from support.ports import free_port_base
-from web.browser import iwer_script, launch_chromium, xr_context
+from xr_browser import iwer_script, launch_chromium, xr_context
 
 from drivers.registry import GROUP
 from retarget.kinematics import compile_tree

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from web.xr_frames import frame
+from xr_frames import frame
 
 from teleop.web.protocol import MAX_MESSAGE_BYTES, VisibilityMsg, WireError, XRFrameMsg, decode_message
 
 _json = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6),
+                     lambda inner: st.lists(inner, max_size=6)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=6),
                      max_leaves=40)
 
 

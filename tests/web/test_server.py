@@ -10,7 +10,7 @@ import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from web.xr_frames import client_ssl, frame, open_socket
+from xr_frames import client_ssl, frame, open_socket
 
 from teleop.errors import ConfigError
 from teleop.web.server import COOKIE, WebConfig, WebServer

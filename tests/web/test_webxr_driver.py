@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from support.ports import free_port_base
-from web.xr_frames import Streamer, frame, hand_joints, open_socket
+from xr_frames import Streamer, frame, hand_joints, open_socket
 
 from drivers.network.conventions import AXES
 from drivers.samples import ButtonEvent, HandSample, PoseSample
