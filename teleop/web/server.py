@@ -100,6 +100,7 @@ class WebServer:
         self._runner: Any = None
         self._active: Any = None  # the XR socket that drives
         self._sockets: set[Any] = set()
+        self._closing: set[asyncio.Future] = set()  # close handshakes of replaced sockets
         self.port = 0
         self.token = ""
         self.cert: CertInfo | None = None
@@ -194,8 +195,8 @@ class WebServer:
         self.port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
 
     async def _shutdown(self) -> None:
-        for ws in list(self._sockets):
-            await ws.close(code=1001, message=b"server stopping")
+        closes = [ws.close(code=1001, message=b"server stopping") for ws in list(self._sockets)]
+        await asyncio.gather(*closes, *self._closing, return_exceptions=True)  # at once: each waits <= 1 s
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -257,13 +258,17 @@ class WebServer:
         if len(self._sockets) >= self.config.max_sockets:
             self.count("refused_busy")
             return web.Response(status=503, text="too many sockets\n")
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=2.0, compress=False)
+        # timeout: the close handshake with a peer that went silent (a sleeping headset) waits 1 s, not 10
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=2.0, timeout=1.0, compress=False)
         await ws.prepare(request)
         self._sockets.add(ws)
         previous, self._active = self._active, ws
         if previous is not None:
             self.count("replaced")
-            await previous.close(code=4001, message=b"another page took over")
+            # not awaited: the new page is served now, while the old one's close handshake runs
+            self._closing.add(asyncio.ensure_future(previous.close(code=4001, message=b"another page took over")))
+            for done in [t for t in self._closing if t.done()]:
+                self._closing.discard(done)
         self._on_state("connected")
         bucket = _Bucket(self.config.max_rate_hz)
         try:

@@ -151,3 +151,16 @@ def test_config_numbers_are_checked(kw, match):
 def test_a_port_in_use_says_so(server, tmp_path):
     with pytest.raises(ConfigError, match="another"):
         WebServer(WebConfig(host="127.0.0.1", port=server.port, config_dir=tmp_path)).start()
+
+
+def test_the_newest_page_drives_and_the_older_is_told(server):
+    cert = server.cert.cert_path
+    with open_socket(server.port, server.token, cert) as old, open_socket(server.port, server.token, cert) as new:
+        new.send(frame(0))
+        wait_for(lambda: server.stats().get("frames", 0) == 1)
+        with pytest.raises(ConnectionClosed) as closed:
+            old.recv(timeout=2)
+        assert closed.value.rcvd.code == 4001
+        new.send(frame(1))
+        wait_for(lambda: server.stats().get("frames", 0) == 2)
+    assert server.stats()["replaced"] == 1
