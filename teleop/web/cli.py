@@ -54,6 +54,7 @@ def print_access(server, qr: bool = True, out=sys.stdout) -> None:
 def cmd_web(args: argparse.Namespace) -> int:
     from drivers.samples import HandSample
     from drivers.webxr import WebXRConfig, WebXRDriver
+    from teleop.errors import DeviceTimeoutError
 
     cfg = WebXRConfig(host=args.host, port=args.port, cert=args.cert, key=args.key, config_dir=args.config_dir,
                       new_cert=args.new_cert, new_token=args.new_token)
@@ -71,7 +72,7 @@ def cmd_web(args: argparse.Namespace) -> int:
                     s = drv.get_sample(timeout_s=0.0)
                     if isinstance(s, HandSample):
                         seen[s.side] = f"{s.side} pinch {s.channels[0] * 100:.1f} cm"
-            except Exception:  # DeviceTimeoutError: drained
+            except DeviceTimeoutError:  # drained
                 pass
             page = "streaming" if seen else "no frames (page closed, headset asleep, or not in XR)"
             errors = {k: v for k, v in h.errors.items() if not k.startswith("web:refused") or v}
