@@ -999,6 +999,9 @@ def build_parser() -> argparse.ArgumentParser:
     from drivers.camera_hands.cli import add_parsers as add_models_parsers
 
     add_models_parsers(sub)
+    from teleop.web.cli import add_parsers as add_web_parsers
+
+    add_web_parsers(sub)
 
     p = sub.add_parser("dagger", help="HG-DAgger rounds on the bundled pick task in simulation (JSON report)",
                        description="teleop dagger --rounds N: the synthetic operator demonstrates the bundled pick "
