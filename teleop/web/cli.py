@@ -24,9 +24,9 @@ def add_parsers(sub: Any) -> None:
                    "token gates access)")
     p.add_argument("--port", type=int_in(0, 65535, "port"), default=8443,
                    help="HTTPS port, 0..65535 (default %(default)s)")
-    p.add_argument("--cert", type=Path, help="the lab's own PEM certificate (with --key)")
-    p.add_argument("--key", type=Path, help="its PEM private key, without a passphrase")
-    p.add_argument("--config-dir", type=Path, help="where the generated certificate and the token are kept "
+    p.add_argument("--cert", help="the lab's own PEM certificate (with --key)")
+    p.add_argument("--key", help="its PEM private key, without a passphrase")
+    p.add_argument("--config-dir", help="where the generated certificate and the token are kept "
                    "(default ~/.config/teleop/web)")
     p.add_argument("--new-cert", action="store_true",
                    help="make a new self-signed certificate (headsets accept it again)")
@@ -36,8 +36,10 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_web)
 
 
-def print_access(server, qr: bool = True, out=sys.stdout) -> None:
-    """The URL(s) with the token, a terminal QR code of the first, the certificate's fingerprint."""
+def print_access(server, qr: bool = True, out=None) -> None:
+    """The URL(s) with the token, a terminal QR code of the first, the certificate's fingerprint
+    (to ``out``, default the current ``sys.stdout``)."""
+    out = out or sys.stdout
     urls = server.urls()
     print("teleop web: open on the headset (the token is in the URL; treat it as a password):", file=out)
     for url in urls:
@@ -56,8 +58,11 @@ def cmd_web(args: argparse.Namespace) -> int:
     from drivers.webxr import WebXRConfig, WebXRDriver
     from teleop.errors import DeviceTimeoutError
 
-    cfg = WebXRConfig(host=args.host, port=args.port, cert=args.cert, key=args.key, config_dir=args.config_dir,
-                      new_cert=args.new_cert, new_token=args.new_token)
+    def path(value: str | None) -> Path | None:
+        return Path(value).expanduser() if value else None
+
+    cfg = WebXRConfig(host=args.host, port=args.port, cert=path(args.cert), key=path(args.key),
+                      config_dir=path(args.config_dir), new_cert=args.new_cert, new_token=args.new_token)
     drv = WebXRDriver(cfg)
     drv.connect()
     try:

@@ -10,7 +10,6 @@ import pytest
 from xr_browser import iwer_script, launch_chromium, xr_context
 
 from drivers.samples import HandSample
-from drivers.webxr import WebXRConfig, WebXRDriver
 from teleop.errors import DeviceTimeoutError
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
@@ -23,14 +22,6 @@ def browser():
         b = launch_chromium(pw)
         yield b, iwer
         b.close()
-
-
-@pytest.fixture
-def driver(tmp_path):
-    drv = WebXRDriver(WebXRConfig(host="127.0.0.1", port=0, config_dir=tmp_path))
-    drv.connect()
-    yield drv
-    drv.disconnect()
 
 
 def page_url(drv, token: str | None = None) -> str:

@@ -17,14 +17,6 @@ from drivers.webxr import WebXRConfig, WebXRDriver
 from teleop.errors import ConfigError, DeviceTimeoutError
 
 
-@pytest.fixture
-def driver(tmp_path):
-    drv = WebXRDriver(WebXRConfig(host="127.0.0.1", port=0, config_dir=tmp_path))
-    drv.connect()
-    yield drv
-    drv.disconnect()
-
-
 def xr_socket(drv):
     return open_socket(drv.server.port, drv.server.token, drv.server.cert.cert_path)
 
