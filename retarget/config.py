@@ -58,6 +58,10 @@ _ARM_KEYS = {"ee_frame", "base_frame", "posture", "rot_weight_m", "damping", "po
              "max_iters", "cold_iters", "left", "right"}
 _WS_KEYS = {"scale", "rotation_rpy_deg", "offset_m"}
 _FILTER_KEYS = {"keypoints", "wrist_position", "wrist_orientation"}
+#: Upper bound of every per-solve angle key [rad] (steps, trust radii, the low-pass lead): past a
+#: full turn a cap caps nothing. Lengths [m] are bounded by a hand's size (pinch distances) or by
+#: a robot hand ten times a human's (scaling_factor); weights by 1e3..1e6.
+_MAX_RAD = 2 * 3.141592653589793
 _TOP_KEYS = {"hand", "arm", "workspace", "filter"}
 _INITIAL_GUESSES = ("zeros", "middle")
 # dex-retargeting's DexPilot vectors (optimizer.py): link 0 is the wrist, 1.. the tips, thumb first
@@ -357,7 +361,7 @@ def _initial(t: dict[str, Any], joints: tuple[str, ...], where: str, p: str) -> 
 
 def _max_jump(t: dict[str, Any], step: float, where: str, p: str) -> float:
     """The trust radius's ceiling: >= its floor ``max_step_rad``; default the larger of 0.6 and it."""
-    jump = get_float(t, "max_jump_rad", max(0.6, step), where, p, low=0.0, low_open=True)
+    jump = get_float(t, "max_jump_rad", max(0.6, step), where, p, low=0.0, high=_MAX_RAD, low_open=True)
     if jump < step:
         raise ConfigError(f"{where}: key '{p}max_jump_rad' = {jump:g} is below '{p}max_step_rad' = {step:g}: the "
                           f"trust radius grows from max_step_rad (a small error) up to max_jump_rad")
@@ -380,23 +384,23 @@ def _hand(raw: dict[str, Any], side: Side, base: Path, where: str, d: _HandDefau
     vectors = _vectors(t, kind, wrist, weights, where, p)
     guess, qpos = _initial(t, joints, where, p)
     huber = get(t, "huber_delta", (int, float), where, p, required=False)
-    on = get_float(t, "project_dist", 0.03, where, p, low=0.0, low_open=True)
-    step = get_float(t, "max_step_rad", 0.1, where, p, low=0.0, low_open=True)
+    on = get_float(t, "project_dist", 0.03, where, p, low=0.0, high=0.5, low_open=True)
+    step = get_float(t, "max_step_rad", 0.1, where, p, low=0.0, high=_MAX_RAD, low_open=True)
     return HandConfig(
         side=side, model_path=model, wrist_frame=wrist, joints=joints, vectors=vectors,
-        scale=get_float(t, "scaling_factor", 1.0, where, p, low=0.0, low_open=True),
-        smooth=get_float(t, "normal_delta", 4e-3, where, p, low=0.0),
+        scale=get_float(t, "scaling_factor", 1.0, where, p, low=0.0, high=10.0, low_open=True),
+        smooth=get_float(t, "normal_delta", 4e-3, where, p, low=0.0, high=1e3),
         low_pass_alpha=_low_pass_alpha(t, where, p),
         pinch_on_m=on,
-        pinch_off_m=get_float(t, "escape_dist", max(on, 0.05), where, p, low=on),
-        pinch_target_m=get_float(t, "eta1", 1e-4, where, p, low=0.0),
-        pinch_weight=get_float(t, "pinch_weight", 200.0, where, p, low=0.0),
+        pinch_off_m=get_float(t, "escape_dist", max(on, 0.05), where, p, low=on, high=1.0),
+        pinch_target_m=get_float(t, "eta1", 1e-4, where, p, low=0.0, high=0.1),
+        pinch_weight=get_float(t, "pinch_weight", 200.0, where, p, low=0.0, high=1e6),
         max_iters=get_int(t, "max_iters", 3, where, p, low=1, high=1000),
         cold_iters=get_int(t, "cold_iters", 50, where, p, low=1, high=10000),
         frame_iters=get_int(t, "frame_iters", 20, where, p, low=1, high=10000),
         max_step_rad=step,
         max_jump_rad=_max_jump(t, step, where, p),
-        low_pass_lead_rad=get_float(t, "low_pass_lead_rad", 1.2, where, p, low=0.0, low_open=True),
+        low_pass_lead_rad=get_float(t, "low_pass_lead_rad", 1.2, where, p, low=0.0, high=_MAX_RAD, low_open=True),
         huber_delta=None if huber is None else check_number(huber, f"{p}huber_delta", where, 0.0, 1.0, low_open=True),
         keypoint_rotation=_rotation(t, where, p),
         initial_guess=guess,  # type: ignore[arg-type]
@@ -419,10 +423,10 @@ def _arm(raw: dict[str, Any], side: Side, desc: RobotDescription, where: str) ->
         base_frame=get(t, "base_frame", str, where, p, required=False) or desc.base_frame,
         ee_frame=get(t, "ee_frame", str, where, p, required=False) or desc.sides[side].wrist_frame,
         joints=joints, posture=posture,
-        rot_weight_m=get_float(t, "rot_weight_m", 0.2, where, p, low=0.0),
-        damping=get_float(t, "damping", 1e-2, where, p, low=0.0, low_open=True),
+        rot_weight_m=get_float(t, "rot_weight_m", 0.2, where, p, low=0.0, high=10.0),
+        damping=get_float(t, "damping", 1e-2, where, p, low=0.0, high=1e3, low_open=True),
         posture_gain=get_float(t, "posture_gain", 0.05, where, p, low=0.0, high=1.0),
-        max_step_rad=get_float(t, "max_step_rad", 0.3, where, p, low=0.0, low_open=True),
+        max_step_rad=get_float(t, "max_step_rad", 0.3, where, p, low=0.0, high=_MAX_RAD, low_open=True),
         max_iters=get_int(t, "max_iters", 8, where, p, low=1, high=10000),
         cold_iters=get_int(t, "cold_iters", 100, where, p, low=1, high=10000),
     )
