@@ -237,6 +237,9 @@ BAD_KEYS = [
     ("[hand]\n", "[hand]\ncolour = 1\n", "unknown key 'hand.colour'"),
     ("max_step_rad = 0.1", "max_step_rad = 0.1\nmax_jump_rad = 0.05", r"'hand.max_jump_rad' = 0.05 is below"),
     ("[hand]\n", "[hand]\nmax_jump_rad = 0\n", "'hand.max_jump_rad'"),
+    ("scaling_factor = 1.15", "scaling_factor = 115",
+     r"'hand.scaling_factor' must be <= 10 \(allowed: a finite number with 0 < value <= 10\), got 115"),
+    ("[hand]\n", "[hand]\nlow_pass_lead_rad = 100\n", "'hand.low_pass_lead_rad'"),
     ("[hand]\n", "[hand]\nframe_iters = 0\n", "'hand.frame_iters'"),
     ("[hand]\n", "[hand]\nlow_pass_lead_rad = -1\n", "'hand.low_pass_lead_rad'"),
 ]
