@@ -3,7 +3,8 @@
 // Plain JS, no framework, no build step, nothing loaded from elsewhere.
 "use strict";
 
-const teleopXR = { state: "connecting", framesSent: 0, lastBytes: 0, socket: null, session: null };
+const teleopXR = { state: "connecting", framesSent: 0, lastBytes: 0, socket: null, session: null,
+                   cameraFrames: 0, cameraSize: null, cameraNames: [] };
 window.teleopXR = teleopXR;  // read by the tests and handy in a remote console
 
 const SIDES = ["left", "right"];
@@ -31,11 +32,39 @@ function send(obj) {
 function connect() {
   const ws = new WebSocket(`wss://${location.host}/ws`);  // the token cookie goes with it
   teleopXR.socket = ws;
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = (ev) => { if (ev.data instanceof ArrayBuffer) onCamera(ev.data); };
   ws.onopen = () => show(teleopXR.session ? "streaming" : "connected: press Enter XR");
   ws.onclose = (ev) => {
     show(`disconnected (${ev.code}): the robot holds; reconnecting...`);
     if (ev.code !== 4001) setTimeout(connect, 1000);  // 4001: another page took over
   };
+}
+
+// The robot's camera: binary messages, header as teleop/web/camera.py HEADER (little-endian)
+// then the camera name then a JPEG. One camera fills the view; two are the left and right eye.
+const camEl = document.getElementById("cam");
+const camCtx = camEl.getContext("2d");
+const HEADER_BYTES = 22;  // "TCAM", version u8, name length u8, width u16, height u16, index u32, capture_ns i64
+let camDecoding = false;  // a frame arriving while the previous one decodes is dropped: newest wins
+
+function onCamera(buf) {
+  if (buf.byteLength < HEADER_BYTES || camDecoding) return;
+  const v = new DataView(buf);
+  if (String.fromCharCode(v.getUint8(0), v.getUint8(1), v.getUint8(2), v.getUint8(3)) !== "TCAM") return;
+  const nameLen = v.getUint8(5), w = v.getUint16(6, true), h = v.getUint16(8, true);
+  const name = new TextDecoder().decode(new Uint8Array(buf, HEADER_BYTES, nameLen));
+  if (!teleopXR.cameraNames.includes(name)) teleopXR.cameraNames.push(name);
+  const eye = teleopXR.cameraNames.indexOf(name), eyes = Math.min(2, teleopXR.cameraNames.length);
+  camDecoding = true;
+  createImageBitmap(new Blob([new Uint8Array(buf, HEADER_BYTES + nameLen)], { type: "image/jpeg" })).then((bmp) => {
+    if (camEl.width !== w * eyes || camEl.height !== h) { camEl.width = w * eyes; camEl.height = h; }
+    camCtx.drawImage(bmp, eye * w, 0);
+    teleopXR.camera = bmp;  // the XR view draws the newest one
+    teleopXR.cameraFrames += 1;
+    teleopXR.cameraSize = [bmp.width, bmp.height];
+  }).catch(() => { teleopXR.cameraErrors = (teleopXR.cameraErrors || 0) + 1; })
+    .finally(() => { camDecoding = false; });
 }
 
 // 10 um / 1e-5 steps: far below tracking noise, and the JSON half the size of full doubles
