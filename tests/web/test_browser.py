@@ -120,6 +120,7 @@ def test_the_head_camera_is_shown_in_the_page(browser, tmp_path, port_base):
             ctx, page = enter_xr(browser, drv)
             try:
                 page.wait_for_function("() => window.teleopXR.cameraFrames >= 5", timeout=15000)
+                page.wait_for_function("() => window.teleopXR.xrCameraDraws >= 5", timeout=5000)  # in the XR view
                 info = page.evaluate("() => [window.teleopXR.cameraSize, window.teleopXR.cameraNames, "
                                      "document.getElementById('cam').width]")
             finally:
