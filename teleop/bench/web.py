@@ -92,7 +92,7 @@ def _client(port: int, token: str, echo_port: int, cert: str, seconds: float, co
 
     ctx = ssl.create_default_context(cafile=cert)
     frame = json.loads(_frame_text())
-    cam: list[tuple[int, int]] = []  # (capture_ns, decoded_ns)
+    cam: list[tuple[int, int, int]] = []  # (capture_ns, decoded_ns, the sim's frame index)
     raw_one, raw_rtt, sent = [], [], []
     stop = threading.Event()
     with connect(f"wss://localhost:{port}/ws?token={token}", ssl=ctx, max_size=2**24) as ws, \
@@ -107,10 +107,10 @@ def _client(port: int, token: str, echo_port: int, cert: str, seconds: float, co
                 except Exception:
                     return
                 if isinstance(data, bytes):
-                    _, w, h, _, capture_ns, jpeg = unpack_frame(data)
+                    _, w, h, index, capture_ns, jpeg = unpack_frame(data)
                     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
                     if img is not None and img.shape[:2] == (h, w):
-                        cam.append((capture_ns, time.monotonic_ns()))
+                        cam.append((capture_ns, time.monotonic_ns(), index))
 
         reader = threading.Thread(target=camera_reader, daemon=True)
         reader.start()
@@ -203,6 +203,7 @@ def _measure(seconds: float, port_base: int, sim_ready, sim, retarget, out: np.n
         client = spawn.Process(target=_client, args=(server.port, server.token, echo_port,
                                                      str(server.cert.cert_path), seconds, child), daemon=True)
         done_ns: list[int] = []
+        tick_ns: list[int] = []
         kp, pos = np.zeros((2, 21, 3)), np.zeros((2, 3))
         quat = np.tile([1.0, 0, 0, 0], (2, 1))
         engaged = False
@@ -224,8 +225,10 @@ def _measure(seconds: float, port_base: int, sim_ready, sim, retarget, out: np.n
                         for side, k in (("left", 0), ("right", 1)):
                             retarget.engage(side, pos[k], quat[k], out[retarget.sides[side].arm_slice])
                         engaged = True
+                    t0 = time.monotonic_ns()
                     retarget.tick(s.capture_ns * 1e-9, kp, pos, quat, out)
                     done_ns.append(time.monotonic_ns())
+                    tick_ns.append(done_ns[-1] - t0)
         cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
         got = parent.recv()
         client.join(10)
@@ -241,8 +244,9 @@ def _measure(seconds: float, port_base: int, sim_ready, sim, retarget, out: np.n
     sent = got["sent"]
     n = min(len(sent), len(done_ns))
     hand = np.array(done_ns[:n]) - np.array(sent[:n])  # in order: TCP and the driver keep it
-    cam = np.array(got["camera"], dtype=np.int64).reshape(-1, 2)
+    cam = np.array(got["camera"], dtype=np.int64).reshape(-1, 3)
     cam_span_s = (cam[-1, 1] - cam[0, 1]) * 1e-9 if len(cam) > 1 else float("nan")
+    rendered = int(cam[-1, 2] - cam[0, 2]) if len(cam) > 1 else 0
     return {
         "bench": "web",
         "note": "setpoint = the BimanualRetargeter tick output fed by the webxr driver's samples (no full session: "
@@ -256,6 +260,8 @@ def _measure(seconds: float, port_base: int, sim_ready, sim, retarget, out: np.n
         "camera": {"size": list(_CAMERA), "sim_hz": 30.0, "relay_hz": 30.0},
         "camera_to_page_ms": percentiles(cam[:, 1] - cam[:, 0], 1e-6),
         "camera_fps": round((len(cam) - 1) / cam_span_s, 2) if len(cam) > 1 else 0.0,
+        "sim_render_fps": round(rendered / cam_span_s, 2) if len(cam) > 1 else 0.0,  # the sim's own bound
+        "retarget_tick_ms": percentiles(tick_ns, 1e-6),
         "jpeg_encode_ms": round(1e3 * encode_s / max(1, encoded), 3),
         "server_cpu_pct": round(100 * cpu_s / wall_s, 1),
         "server_stats": stats, "driver_errors": drv_errors,
