@@ -44,3 +44,28 @@ def test_the_header_is_what_the_page_reads():
 
     assert HEADER.size == 22 and "const HEADER_BYTES = 22;" in (STATIC_DIR / "xr.js").read_text()
     assert unpack_frame(pack_frame("head_cam", 640, 480, 7, 123, b"jpeg")) == ("head_cam", 640, 480, 7, 123, b"jpeg")
+
+
+def test_a_page_that_does_not_read_gets_frames_dropped_not_queued(server):
+    import time
+
+    from xr_frames import frame
+
+    with open_socket(server.port, server.token, server.cert.cert_path, max_size=2**22, close_timeout=0.5) as ws:
+        ws.send(frame(0))  # the socket drives
+        deadline = time.monotonic() + 5
+        while server.stats().get("frames", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        big = b"x" * 2_000_000  # far past what the socket buffers hold while nobody reads
+        for _ in range(30):
+            server.send_camera(big)
+            time.sleep(0.01)
+        time.sleep(0.2)
+        stats = server.stats()
+        assert stats.get("camera_dropped", 0) > 0  # never a queue of old frames
+        assert stats.get("camera_sent", 0) + stats.get("camera_dropped", 0) <= 30
+        ws.send(frame(1))  # and the page's own frames still get through
+        deadline = time.monotonic() + 5
+        while server.stats().get("frames", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.stats()["frames"] == 2
