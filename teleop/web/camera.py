@@ -50,8 +50,8 @@ class CameraRelay:
     """Bus camera frames -> JPEG messages for ``sink``, in its own thread (never the server's loop)."""
 
     def __init__(self, endpoint: str, names: tuple[str, ...], sink: Sink, max_hz: float = 30.0,
-                 quality: int = 80) -> None:
-        self.endpoint, self.names, self.sink = endpoint, names, sink
+                 quality: int = 80, wanted: Callable[[], bool] = lambda: True) -> None:
+        self.endpoint, self.names, self.sink, self.wanted = endpoint, names, sink, wanted
         self.period_s, self.quality = 1.0 / max_hz, quality
         self.encoded = 0
         self.encode_s = 0.0  # total time in cv2.imencode [s]
@@ -85,7 +85,7 @@ class CameraRelay:
                     if now < due[name]:
                         continue
                     got = sub.latest()  # drains: only the newest frame is encoded
-                    if got is None:
+                    if got is None or not self.wanted():  # no page: no encoding either
                         continue
                     got_any = True
                     due[name] = now + self.period_s

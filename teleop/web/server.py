@@ -162,7 +162,8 @@ class WebServer:
         if c.camera is not None:
             from teleop.web.camera import CameraRelay
 
-            self._relay = CameraRelay(c.camera, c.camera_names, self.send_camera, c.camera_hz, c.jpeg_quality)
+            self._relay = CameraRelay(c.camera, c.camera_names, self.send_camera, c.camera_hz, c.jpeg_quality,
+                                      wanted=lambda: self._active is not None)
             self._relay.start()
 
     def stop(self) -> None:
