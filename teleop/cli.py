@@ -208,6 +208,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.video import run
 
         result = run(video=args.video, seconds=args.seconds, reference=not args.no_reference)
+    elif args.what == "web":
+        from teleop.bench.web import run
+
+        result = run(seconds=args.seconds or 10.0, port_base=args.port_base + 70)  # the sim: 4 ports
     else:
         from teleop.bench.sim import run
 
@@ -808,12 +812,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
     p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention",
-                                    "faults", "video"])
+                                    "faults", "video", "web"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int_in(1, 10_000_000), default=5000, help="bus: messages of each kind, "
                    "1..10000000 (default %(default)s)")
     p.add_argument("--seconds", type=seconds, help="sim: simulated seconds (default 10); e2e: session length (10); "
-                   "recorder: load duration (60); video: the video's first seconds (default the whole video)")
+                   "recorder: load duration (60); video: the video's first seconds (default the whole video); "
+                   "web: streaming (10)")
     p.add_argument("--video", help="video: the video file (default: the project's real hand video); retarget: "
                    "compare on its tracked (unfiltered) right hand")
     p.add_argument("--keypoints", metavar="FILE.npy", help="retarget: compare ours and dex-retargeting on these "

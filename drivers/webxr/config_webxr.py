@@ -25,10 +25,14 @@ class WebXRConfig(DriverConfig):
     max_rate_hz: float = 250.0
     stale_timeout_s: float = 0.1  # a frame older than this when the driver gets to it is dropped
     hand_length_m: float = 0.185  # the controller fallback's hand model (trigger/grip -> curls)
+    camera: str | None = None  # the robot's camera endpoint, e.g. tcp://127.0.0.1:7612: shown in the page
+    camera_names: tuple[str, ...] = ("head_cam",)  # two: a stereo pair, left eye first
+    camera_hz: float = 30.0
     reconnect: bool = False  # a headset going away is not a device error: the server stays up
 
     HELP: ClassVar[dict[str, str]] = {"port": "HTTPS port the headset opens (0: any free port)",
-                                      "cert": "the lab's own PEM certificate (with key)"}
+                                      "cert": "the lab's own PEM certificate (with key)",
+                                      "camera": "robot camera endpoint to show in the headset"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,4 +48,5 @@ class WebXRConfig(DriverConfig):
         extra = {"config_dir": self.config_dir} if self.config_dir is not None else {}
         return WebConfig(host=self.host, port=self.port, cert=self.cert, key=self.key,
                          max_rate_hz=self.max_rate_hz, new_cert=self.new_cert,
-                         new_token=self.new_token, **extra)
+                         new_token=self.new_token, camera=self.camera, camera_names=self.camera_names,
+                         camera_hz=self.camera_hz, **extra)

@@ -183,5 +183,6 @@ class WebXRDriver(ThreadedDriver):
     def health(self):
         h = super().health()
         if self.server is not None:
-            h.errors.update({f"web:{k}": v for k, v in self.server.stats().items() if k != "frames"})
+            h.errors.update({f"web:{k}": v for k, v in self.server.stats().items()
+                             if k not in ("frames", "camera_sent")})
         return h

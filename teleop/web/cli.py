@@ -31,6 +31,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--new-cert", action="store_true",
                    help="make a new self-signed certificate (headsets accept it again)")
     p.add_argument("--new-token", action="store_true", help="rotate the token (every browser must open the new URL)")
+    p.add_argument("--camera", metavar="ENDPOINT", help="show this robot camera endpoint in the page, e.g. "
+                   "tcp://127.0.0.1:7612 (a running `teleop sim`)")
+    p.add_argument("--camera-names", default="head_cam", help="its camera(s), comma-separated; two: the left and "
+                   "right eye (default %(default)s)")
     p.add_argument("--no-qr", action="store_true", help="do not draw the QR code")
     p.add_argument("--seconds", type=seconds, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_web)
@@ -61,8 +65,10 @@ def cmd_web(args: argparse.Namespace) -> int:
     def path(value: str | None) -> Path | None:
         return Path(value).expanduser() if value else None
 
+    cameras = tuple(n.strip() for n in args.camera_names.split(",") if n.strip())
     cfg = WebXRConfig(host=args.host, port=args.port, cert=path(args.cert), key=path(args.key),
-                      config_dir=path(args.config_dir), new_cert=args.new_cert, new_token=args.new_token)
+                      config_dir=path(args.config_dir), new_cert=args.new_cert, new_token=args.new_token,
+                      camera=args.camera, camera_names=cameras)
     drv = WebXRDriver(cfg)
     drv.connect()
     try:

@@ -51,8 +51,24 @@ class WebConfig:
     new_token: bool = False
     max_rate_hz: float = 250.0  # messages per second per socket (a headset sends 60..120)
     max_sockets: int = 8
+    camera: str | None = None  # the robot's camera endpoint (RobotEndpoints.camera); None: no camera view
+    camera_names: tuple[str, ...] = ("head_cam",)  # two names: a stereo pair, left eye first
+    camera_hz: float = 30.0  # JPEG frames/s per camera at most (the encoder's CPU, the Wi-Fi)
+    jpeg_quality: int = 80
 
     def __post_init__(self) -> None:
+        if self.camera is not None:
+            if not isinstance(self.camera, str) or "://" not in self.camera:
+                raise ConfigError(f"camera={self.camera!r}: a bus endpoint, e.g. tcp://127.0.0.1:7612")
+            names = self.camera_names
+            if not isinstance(names, tuple) or not 1 <= len(names) <= 2 or \
+                    not all(isinstance(n, str) and n for n in names):
+                raise ConfigError(f"camera_names={names!r}: one or two camera names (two: left eye, right eye)")
+        if not 1.0 <= self.camera_hz <= 60.0:
+            raise ConfigError(f"camera_hz={self.camera_hz}: must be within 1..60 frames/s")
+        q = self.jpeg_quality
+        if isinstance(q, bool) or not isinstance(q, int) or not 10 <= q <= 100:
+            raise ConfigError(f"jpeg_quality={q!r}: a whole number 10..100")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port={self.port!r}: a whole number 0..65535 (0: any free port)")
         if (self.cert is None) != (self.key is None):
@@ -104,6 +120,8 @@ class WebServer:
         self.port = 0
         self.token = ""
         self.cert: CertInfo | None = None
+        self._relay: Any = None
+        self._camera_busy = False  # a camera message is being written to the driving page
 
     # -- what the owner reads ---------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -141,8 +159,17 @@ class WebServer:
             exc = failure[0]
             raise ConfigError(f"cannot serve on {c.host}:{c.port}: {exc} (another `teleop web` running? "
                               "pick another --port)") from exc
+        if c.camera is not None:
+            from teleop.web.camera import CameraRelay
+
+            self._relay = CameraRelay(c.camera, c.camera_names, self.send_camera, c.camera_hz, c.jpeg_quality,
+                                      wanted=lambda: self._active is not None)
+            self._relay.start()
 
     def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -199,6 +226,33 @@ class WebServer:
         await asyncio.gather(*closes, *self._closing, return_exceptions=True)  # at once: each waits <= 1 s
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # -- camera frames to the page ----------------------------------------------------------------
+    def send_camera(self, data: bytes) -> None:
+        """From any thread: send one camera message to the driving page, or drop it if the page
+        is still receiving the previous one (newest wins; nothing queues behind a slow page)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._send_camera, data)
+
+    def _send_camera(self, data: bytes) -> None:
+        ws = self._active
+        if ws is None or ws.closed:
+            return
+        if self._camera_busy:
+            self.count("camera_dropped")
+            return
+        self._camera_busy = True
+        asyncio.ensure_future(self._write_camera(ws, data))
+
+    async def _write_camera(self, ws, data: bytes) -> None:
+        try:
+            await ws.send_bytes(data)
+            self.count("camera_sent")
+        except Exception:  # the page went away mid-frame
+            self.count("camera_send_error")
+        finally:
+            self._camera_busy = False
 
     # -- HTTP -----------------------------------------------------------------------------------
     def _authorised(self, request) -> bool:

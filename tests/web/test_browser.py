@@ -105,3 +105,26 @@ def test_the_headset_going_away_leaves_no_samples(browser, driver, how):
         assert driver.health().errors.get("page_hidden" if how == "end_xr" else "page_gone", 0) >= 1
     finally:
         ctx.close()
+
+
+def test_the_head_camera_is_shown_in_the_page(browser, tmp_path, port_base):
+    from support.sim import running_server
+
+    from drivers.webxr import WebXRConfig, WebXRDriver
+
+    with running_server(port_base, cameras=("head_cam",), camera_hz=30.0, camera_width=320, camera_height=240) as sim:
+        drv = WebXRDriver(WebXRConfig(host="127.0.0.1", port=0, config_dir=tmp_path,
+                                      camera=sim.config.endpoints.camera))
+        drv.connect()
+        try:
+            ctx, page = enter_xr(browser, drv)
+            try:
+                page.wait_for_function("() => window.teleopXR.cameraFrames >= 5", timeout=15000)
+                page.wait_for_function("() => window.teleopXR.xrCameraDraws >= 5", timeout=5000)  # in the XR view
+                info = page.evaluate("() => [window.teleopXR.cameraSize, window.teleopXR.cameraNames, "
+                                     "document.getElementById('cam').width]")
+            finally:
+                ctx.close()
+        finally:
+            drv.disconnect()
+    assert info == [[320, 240], ["head_cam"], 320]  # decoded in the page at the sim's size

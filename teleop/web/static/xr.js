@@ -3,7 +3,9 @@
 // Plain JS, no framework, no build step, nothing loaded from elsewhere.
 "use strict";
 
-const teleopXR = { state: "connecting", framesSent: 0, lastBytes: 0, socket: null, session: null };
+const teleopXR = { state: "connecting", framesSent: 0, lastBytes: 0, socket: null, session: null,
+                   cameraFrames: 0, cameraSize: null, cameraNames: [], cameras: [],
+                   xrCameraDraws: 0 };
 window.teleopXR = teleopXR;  // read by the tests and handy in a remote console
 
 const SIDES = ["left", "right"];
@@ -31,11 +33,40 @@ function send(obj) {
 function connect() {
   const ws = new WebSocket(`wss://${location.host}/ws`);  // the token cookie goes with it
   teleopXR.socket = ws;
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = (ev) => { if (ev.data instanceof ArrayBuffer) onCamera(ev.data); };
   ws.onopen = () => show(teleopXR.session ? "streaming" : "connected: press Enter XR");
   ws.onclose = (ev) => {
     show(`disconnected (${ev.code}): the robot holds; reconnecting...`);
     if (ev.code !== 4001) setTimeout(connect, 1000);  // 4001: another page took over
   };
+}
+
+// The robot's camera: binary messages, header as teleop/web/camera.py HEADER (little-endian)
+// then the camera name then a JPEG. One camera fills the view; two are the left and right eye.
+const camEl = document.getElementById("cam");
+const camCtx = camEl.getContext("2d");
+const HEADER_BYTES = 22;  // "TCAM", version u8, name length u8, width u16, height u16, index u32, capture_ns i64
+let camDecoding = false;  // a frame arriving while the previous one decodes is dropped: newest wins
+
+function onCamera(buf) {
+  if (buf.byteLength < HEADER_BYTES || camDecoding) return;
+  const v = new DataView(buf);
+  if (String.fromCharCode(v.getUint8(0), v.getUint8(1), v.getUint8(2), v.getUint8(3)) !== "TCAM") return;
+  const nameLen = v.getUint8(5), w = v.getUint16(6, true), h = v.getUint16(8, true);
+  const name = new TextDecoder().decode(new Uint8Array(buf, HEADER_BYTES, nameLen));
+  if (!teleopXR.cameraNames.includes(name)) teleopXR.cameraNames.push(name);
+  const eye = teleopXR.cameraNames.indexOf(name), eyes = Math.min(2, teleopXR.cameraNames.length);
+  camDecoding = true;
+  createImageBitmap(new Blob([new Uint8Array(buf, HEADER_BYTES + nameLen)], { type: "image/jpeg" })).then((bmp) => {
+    if (camEl.width !== w * eyes || camEl.height !== h) { camEl.width = w * eyes; camEl.height = h; }
+    camCtx.drawImage(bmp, eye * w, 0);
+    if (teleopXR.cameras[eye]) teleopXR.cameras[eye].close();
+    teleopXR.cameras[eye] = bmp;  // the XR view draws the newest one
+    teleopXR.cameraFrames += 1;
+    teleopXR.cameraSize = [bmp.width, bmp.height];
+  }).catch(() => { teleopXR.cameraErrors = (teleopXR.cameraErrors || 0) + 1; })
+    .finally(() => { camDecoding = false; });
 }
 
 // 10 um / 1e-5 steps: far below tracking noise, and the JSON half the size of full doubles
@@ -84,10 +115,37 @@ function onFrame(t, frame) {
   const sent = send({ type: "frame", seq: teleopXR.framesSent, t_ms: t, hands, controllers,
                       head: viewer ? pose7(viewer) : null });
   if (sent) teleopXR.framesSent += 1;
-  const gl = teleopXR.gl;  // a plain clear: the headset shows something (the camera view comes later)
+  const gl = teleopXR.gl;
   gl.bindFramebuffer(gl.FRAMEBUFFER, session.renderState.baseLayer.framebuffer);
   gl.clearColor(0.05, 0.05, 0.08, 1);
   gl.clear(gl.COLOR_BUFFER_BIT);
+  if (viewer) drawCamera(gl, session.renderState.baseLayer, viewer);
+}
+
+// The camera in the headset: a head-locked screen in the middle of each eye's view (left camera
+// to the left eye when there are two), copied with blitFramebuffer (WebGL2; WebGL1: no view).
+const cam = { tex: null, fbo: null, uploaded: [null, null] };
+
+function drawCamera(gl, layer, viewer) {
+  if (!teleopXR.cameras.length || !gl.blitFramebuffer) return;
+  if (!cam.fbo) { cam.tex = [gl.createTexture(), gl.createTexture()]; cam.fbo = gl.createFramebuffer(); }
+  viewer.views.forEach((view, i) => {
+    const eye = Math.min(i, teleopXR.cameras.length - 1), bmp = teleopXR.cameras[eye];
+    if (!bmp) return;
+    gl.bindTexture(gl.TEXTURE_2D, cam.tex[eye]);
+    if (cam.uploaded[eye] !== bmp) {
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, bmp);
+      cam.uploaded[eye] = bmp;
+    }
+    gl.bindFramebuffer(gl.READ_FRAMEBUFFER, cam.fbo);
+    gl.framebufferTexture2D(gl.READ_FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, cam.tex[eye], 0);
+    gl.bindFramebuffer(gl.DRAW_FRAMEBUFFER, layer.framebuffer);
+    const vp = layer.getViewport(view), w = vp.width * 0.6, h = w * bmp.height / bmp.width;
+    const x = vp.x + (vp.width - w) / 2, y = vp.y + (vp.height - h) / 2;
+    // the image's first row is the texture's row 0 (GL's bottom): the destination's y runs top-down
+    gl.blitFramebuffer(0, 0, bmp.width, bmp.height, x, y + h, x + w, y, gl.COLOR_BUFFER_BIT, gl.LINEAR);
+  });
+  teleopXR.xrCameraDraws += 1;
 }
 
 async function enterXR() {

@@ -1,0 +1,268 @@
+"""``teleop bench web``: the XR page's link, measured against a bare WebSocket in the same run.
+
+* ``hand_to_setpoint_ms``: a client (a subprocess, TLS, the page's JSON format) sends both hands at
+  90 Hz to the ``webxr`` driver; the time from the send to the ``BimanualRetargeter`` tick that used
+  that frame (the robot setpoint, before the session's safety filter and the bus hop to the robot).
+* ``raw_ws_ms``: at the same time, a message of the same size to a bare aiohttp WebSocket server
+  over TLS (its own subprocess), send -> the server has it (one way; ``raw_ws_rtt_ms``: the echo back).
+* ``camera_to_page_ms`` and ``camera_fps``: the sim renders ``head_cam`` at 640x480 (its own
+  process); bus publish time -> the client has the JPEG decoded (a Python client, not a browser).
+* ``server_cpu_pct``: CPU time of this process (web server, driver, camera relay, retargeter) over
+  wall time while streaming.
+All clocks are this host's CLOCK_MONOTONIC, shared by the processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from teleop.loop import percentiles
+
+__all__ = ["run"]
+
+_RATE_HZ = 90.0
+_CAMERA = (640, 480)
+
+
+def _sim(port_base: int, stop, ready) -> None:
+    import teleop  # noqa: F401  (the headless render backend)
+    from robots.mujoco_sim.server import SimConfig, SimServer
+    from teleop.bus.endpoints import RobotEndpoints
+
+    cfg = SimConfig(endpoints=RobotEndpoints.on(port_base=port_base), cameras=("head_cam",), camera_hz=30.0,
+                    camera_width=_CAMERA[0], camera_height=_CAMERA[1])
+    with SimServer(cfg) as server:
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        ready.set()
+        stop.wait(120)
+        server.stop()
+        thread.join(10)
+
+
+def _echo_server(cert: str, key: str, conn) -> None:
+    """A bare aiohttp WebSocket over TLS: answers each message with its arrival time, padded to the
+    same size (the reference for our server's path)."""
+    import asyncio
+    import ssl
+
+    from aiohttp import WSMsgType, web
+
+    async def ws_handler(request):
+        ws = web.WebSocketResponse(compress=False)
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                now = str(time.monotonic_ns())
+                await ws.send_str(now + " " * max(0, len(msg.data) - len(now)))
+        return ws
+
+    async def main():
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_get("/ws", ws_handler)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        await site.start()
+        conn.send(site._server.sockets[0].getsockname()[1])
+        while not conn.poll():
+            await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+
+
+def _client(port: int, token: str, echo_port: int, cert: str, seconds: float, conn) -> None:
+    """The headset's side: hand frames at 90 Hz and camera frames on one socket, the raw reference
+    on another, all sent at the same ticks."""
+    import json
+    import ssl
+
+    import cv2
+    from websockets.sync.client import connect
+
+    from teleop.web.camera import unpack_frame
+
+    ctx = ssl.create_default_context(cafile=cert)
+    frame = json.loads(_frame_text())
+    cam: list[tuple[int, int, int]] = []  # (capture_ns, decoded_ns, the sim's frame index)
+    raw_one, raw_rtt, sent = [], [], []
+    stop = threading.Event()
+    with connect(f"wss://localhost:{port}/ws?token={token}", ssl=ctx, max_size=2**24) as ws, \
+            connect(f"wss://localhost:{echo_port}/ws", ssl=ctx) as raw:
+
+        def camera_reader():
+            while not stop.is_set():
+                try:
+                    data = ws.recv(timeout=0.2)
+                except TimeoutError:
+                    continue
+                except Exception:
+                    return
+                if isinstance(data, bytes):
+                    _, w, h, index, capture_ns, jpeg = unpack_frame(data)
+                    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+                    if img is not None and img.shape[:2] == (h, w):
+                        cam.append((capture_ns, time.monotonic_ns(), index))
+
+        reader = threading.Thread(target=camera_reader, daemon=True)
+        reader.start()
+        t_next = time.monotonic()
+        t_end = t_next + seconds
+        seq = 0
+        while t_next < t_end:
+            frame["seq"] = seq
+            text = json.dumps(frame)
+            t0 = time.monotonic_ns()
+            ws.send(text)
+            sent.append(t0)
+            t1 = time.monotonic_ns()
+            raw.send("x" * len(text))
+            back = raw.recv(timeout=2)
+            raw_rtt.append(time.monotonic_ns() - t1)
+            raw_one.append(int(back.split()[0]) - t1)
+            seq += 1
+            t_next += 1 / _RATE_HZ
+            time.sleep(max(0.0, t_next - time.monotonic()))
+        stop.set()
+        reader.join(2)
+    conn.send({"sent": sent, "raw_one": raw_one, "raw_rtt": raw_rtt, "camera": cam, "bytes": len(text)})
+
+
+def _frame_text() -> str:
+    """One page frame of both hands (an open model hand, the page's rounding)."""
+    import json
+
+    from drivers.hands import GloveHand
+    from drivers.network.conventions import AXES
+
+    hands = {}
+    for side, y in (("left", 0.2), ("right", -0.2)):
+        kp, _ = GloveHand(side).from_curls(np.full(5, 0.1))
+        world = kp + np.array([0.4, y, 1.0])
+        out = [world[0], *world[1:5]]
+        for finger in range(4):  # WebXR's metacarpals: halfway wrist -> knuckle
+            base = 5 + 4 * finger
+            out += [(world[0] + world[base]) / 2, *world[base:base + 4]]
+        j = np.array(out) @ AXES["yup"]
+        hands[side] = {"joints": j.ravel().round(5).tolist(), "wrist": [*j[0].round(5).tolist(), 0, 0, 0, 1]}
+    return json.dumps({"type": "frame", "seq": 0, "t_ms": 0.0, "hands": hands, "controllers": {},
+                       "head": [0, 1.6, 0, 0, 0, 0, 1]})
+
+
+def run(seconds: float = 10.0, port_base: int = 17710) -> dict:
+    from retarget.bimanual import BimanualRetargeter
+    from robots.description import bundled_description_path, load_description
+
+    spawn = mp.get_context("spawn")
+    sim_stop, sim_ready = spawn.Event(), spawn.Event()
+    # not a daemon: the sim starts its own camera process
+    sim = spawn.Process(target=_sim, args=(port_base, sim_stop, sim_ready))
+    sim.start()
+    retarget = BimanualRetargeter(load_description(bundled_description_path()))
+    retarget.warmup()
+    out = np.zeros(retarget.n_command)
+    try:
+        return _measure(seconds, port_base, sim_ready, sim, retarget, out)
+    finally:
+        sim_stop.set()
+        sim.join(15)
+        if sim.is_alive():
+            sim.terminate()
+
+
+def _measure(seconds: float, port_base: int, sim_ready, sim, retarget, out: np.ndarray) -> dict:
+    from drivers.samples import HandSample, PoseSample
+    from drivers.webxr import WebXRConfig, WebXRDriver
+    from teleop.bus.endpoints import RobotEndpoints
+    from teleop.errors import DeviceTimeoutError
+
+    spawn = mp.get_context("spawn")
+    deadline = time.monotonic() + 60
+    while not sim_ready.wait(0.2):
+        if not sim.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the sim (with a 640x480 head camera) did not start; `teleop sim` shows why")
+    with tempfile.TemporaryDirectory() as tmp:
+        drv = WebXRDriver(WebXRConfig(host="127.0.0.1", port=0, config_dir=Path(tmp), camera_hz=30.0,
+                                      camera=RobotEndpoints.on(port_base=port_base).camera))
+        drv.connect()
+        server = drv.server
+        echo_parent, echo_child = spawn.Pipe()
+        echo = spawn.Process(target=_echo_server, args=(str(server.cert.cert_path), str(server.cert.key_path),
+                                                        echo_child), daemon=True)
+        echo.start()
+        echo_port = echo_parent.recv()
+        parent, child = spawn.Pipe()
+        client = spawn.Process(target=_client, args=(server.port, server.token, echo_port,
+                                                     str(server.cert.cert_path), seconds, child), daemon=True)
+        done_ns: list[int] = []
+        tick_ns: list[int] = []
+        kp, pos = np.zeros((2, 21, 3)), np.zeros((2, 3))
+        quat = np.tile([1.0, 0, 0, 0], (2, 1))
+        engaged = False
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        client.start()
+        deadline = time.monotonic() + seconds + 20
+        while time.monotonic() < deadline and not parent.poll():
+            try:
+                s = drv.get_sample(timeout_s=0.2)
+            except DeviceTimeoutError:
+                continue
+            i = 0 if s.side == "left" else 1
+            if isinstance(s, HandSample):
+                kp[i] = s.keypoints
+            elif isinstance(s, PoseSample):
+                pos[i], quat[i] = s.position_m, s.quat_wxyz
+                if i == 1:  # the frame's last sample: tick as the session would
+                    if not engaged:
+                        for side, k in (("left", 0), ("right", 1)):
+                            retarget.engage(side, pos[k], quat[k], out[retarget.sides[side].arm_slice])
+                        engaged = True
+                    t0 = time.monotonic_ns()
+                    retarget.tick(s.capture_ns * 1e-9, kp, pos, quat, out)
+                    done_ns.append(time.monotonic_ns())
+                    tick_ns.append(done_ns[-1] - t0)
+        cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
+        got = parent.recv()
+        client.join(10)
+        stats = server.stats()
+        encode_s, encoded = server._relay.encode_s, server._relay.encoded
+        drv_errors = dict(drv.health().errors)
+        drv.disconnect()
+        echo_parent.send("stop")
+        echo.join(5)
+    for p in (echo, client):
+        if p.is_alive():
+            p.terminate()
+    sent = got["sent"]
+    n = min(len(sent), len(done_ns))
+    hand = np.array(done_ns[:n]) - np.array(sent[:n])  # in order: TCP and the driver keep it
+    cam = np.array(got["camera"], dtype=np.int64).reshape(-1, 3)
+    cam_span_s = (cam[-1, 1] - cam[0, 1]) * 1e-9 if len(cam) > 1 else float("nan")
+    rendered = int(cam[-1, 2] - cam[0, 2]) if len(cam) > 1 else 0
+    return {
+        "bench": "web",
+        "note": "setpoint = the BimanualRetargeter tick output fed by the webxr driver's samples (no full session: "
+                "no safety filter, no bus hop to the robot); camera client is Python (websockets + cv2.imdecode), "
+                "not a browser",
+        "seconds": seconds, "rate_hz": _RATE_HZ, "message_bytes": got["bytes"],
+        "frames_sent": len(sent), "frames_ticked": len(done_ns),
+        "hand_to_setpoint_ms": percentiles(hand, 1e-6),
+        "raw_ws_ms": percentiles(got["raw_one"], 1e-6),
+        "raw_ws_rtt_ms": percentiles(got["raw_rtt"], 1e-6),
+        "camera": {"size": list(_CAMERA), "sim_hz": 30.0, "relay_hz": 30.0},
+        "camera_to_page_ms": percentiles(cam[:, 1] - cam[:, 0], 1e-6),
+        "camera_fps": round((len(cam) - 1) / cam_span_s, 2) if len(cam) > 1 else 0.0,
+        "sim_render_fps": round(rendered / cam_span_s, 2) if len(cam) > 1 else 0.0,  # the sim's own bound
+        "retarget_tick_ms": percentiles(tick_ns, 1e-6),
+        "jpeg_encode_ms": round(1e3 * encode_s / max(1, encoded), 3),
+        "server_cpu_pct": round(100 * cpu_s / wall_s, 1),
+        "server_stats": stats, "driver_errors": drv_errors,
+    }
