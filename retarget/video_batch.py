@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from retarget.video_episode import VideoOptions
-from retarget.video_job import LEDGER, Video, run_job
+from retarget.video_job import LEDGER, Video, episode_keys, run_job
 from teleop.errors import ConfigError, TeleopError
 
 __all__ = ["run_batch", "run_job", "expand_inputs", "LEDGER", "default_workers"]
@@ -168,17 +168,7 @@ def _declared_frames(path: str, opts: VideoOptions) -> int:
 def _done_keys(dataset: Path, ledger: list[dict[str, Any]]) -> set[tuple]:
     """What the dataset holds: each video episode's (digest, start frame, max frames), and the
     videos the ledger says had no hand in them."""
-    from recorder.episode import list_episodes, read_meta
-
-    keys = set()
-    for ep in list_episodes(dataset, include_discarded=False):
-        try:
-            src = read_meta(Path(ep.path)).get("source") or {}
-        except TeleopError:
-            continue
-        req = src.get("requested")
-        if src.get("kind") == "video" and src.get("sha256") and isinstance(req, dict):
-            keys.add((src["sha256"], req.get("start_frame"), req.get("max_frames")))
+    keys = {key for key, _ in episode_keys(dataset)}
     for line in ledger:
         if line.get("status") == "no_hands" and line.get("sha256"):
             keys.add((line["sha256"], line.get("start_frame"), line.get("max_frames")))

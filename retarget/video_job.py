@@ -7,7 +7,7 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 from retarget.video_episode import VideoOptions
 from teleop.errors import TeleopError
 
-__all__ = ["Video", "run_job", "job_key", "done_keys_episode", "LEDGER"]
+__all__ = ["Video", "run_job", "job_key", "episode_keys", "done_keys_episode", "LEDGER"]
 
 LEDGER = "video_jobs.jsonl"  # the dataset's file of finished videos (retarget.video_batch)
 _REPORT_EVERY_S = 0.5
@@ -81,8 +81,9 @@ def job_key(digest: str, opts: VideoOptions) -> tuple:
     return (digest, opts.start_frame, opts.max_frames)
 
 
-def done_keys_episode(dataset: Path, key: tuple) -> str | None:
-    """The episode folder holding ``key`` (None: a no-hands video)."""
+def episode_keys(dataset: Path) -> Iterator[tuple[tuple, str]]:
+    """(job key, episode folder) of each video episode in ``dataset``, from its ``meta.json``
+    source (the digest and the frame range it was asked for)."""
     from recorder.episode import list_episodes, read_meta
 
     for ep in list_episodes(dataset, include_discarded=False):
@@ -90,7 +91,11 @@ def done_keys_episode(dataset: Path, key: tuple) -> str | None:
             src = read_meta(Path(ep.path)).get("source") or {}
         except TeleopError:
             continue
-        req = src.get("requested") or {}
-        if (src.get("sha256"), req.get("start_frame"), req.get("max_frames")) == key:
-            return ep.path
-    return None
+        req = src.get("requested")
+        if src.get("kind") == "video" and src.get("sha256") and isinstance(req, dict):
+            yield (src["sha256"], req.get("start_frame"), req.get("max_frames")), ep.path
+
+
+def done_keys_episode(dataset: Path, key: tuple) -> str | None:
+    """The episode folder holding ``key`` (None: a no-hands video)."""
+    return next((path for k, path in episode_keys(dataset) if k == key), None)
