@@ -30,7 +30,7 @@ import numpy as np
 
 from teleop.errors import ConfigError
 
-__all__ = ["Site", "Mount", "Composition", "compose", "cache_dir", "expand_path"]
+__all__ = ["Site", "Mount", "Composition", "compose", "compile_quietly", "cache_dir", "expand_path"]
 
 #: Bump when the composed output changes for the same inputs.
 _VERSION = 4
@@ -311,13 +311,19 @@ def _add_sites(spec, mount: Mount, where: str) -> None:
                       group=4)
 
 
-def _compile(spec, where: str):
-    with warnings.catch_warnings():  # OBJ files without texture coordinates: harmless, said per file
+def compile_quietly(spec):
+    """``spec.compile()`` without MuJoCo's per-file warnings about OBJ texture coordinates
+    (harmless: the meshes are drawn untextured)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        try:
-            return spec.compile()
-        except Exception as exc:
-            raise ConfigError(f"{where}: the composed model does not compile: {exc}") from None
+        return spec.compile()
+
+
+def _compile(spec, where: str):
+    try:
+        return compile_quietly(spec)
+    except Exception as exc:
+        raise ConfigError(f"{where}: the composed model does not compile: {exc}") from None
 
 
 def _add_armature(spec, c: Composition) -> None:

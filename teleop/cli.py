@@ -109,6 +109,8 @@ def cmd_robot_check(args: argparse.Namespace) -> int:
 
 
 def cmd_robot_show(args: argparse.Namespace) -> int:
+    import mujoco
+
     from robots.description import bundled_description_path, load_description
     from robots.mujoco_sim.model import load_sim_model
 
@@ -120,7 +122,7 @@ def cmd_robot_show(args: argparse.Namespace) -> int:
               for g, names in desc.groups.items()}
     coupled = [f"{m.joint(int(m.eq_obj1id[e])).name} = {m.eq_data[e][0]:.4g} + {m.eq_data[e][1]:.4g} * "
                f"{m.joint(int(m.eq_obj2id[e])).name}" for e in range(m.neq)
-               if m.eq_type[e] == 2 and m.eq_obj2id[e] >= 0]  # mjEQ_JOINT: mimic joints
+               if m.eq_type[e] == mujoco.mjtEq.mjEQ_JOINT and m.eq_obj2id[e] >= 0]  # mimic joints
     out = {"name": desc.name, "model": str(desc.model_path), "composed": desc.composition is not None,
            "base_frame": desc.base_frame, "groups": groups, "coupled_joints": coupled,
            "fingertips": list(desc.fingertip_frames), "wrists": {s: desc.sides[s].wrist_frame for s in desc.sides},

@@ -7,7 +7,6 @@ actuator get one (gains from ``[actuators]``), so a bare URDF arm is drivable wi
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import mujoco
 import numpy as np
 import numpy.typing as npt
 
+from robots.compose import compile_quietly
 from robots.description import GROUPS, RobotDescription, load_description
 from teleop.errors import ConfigError
 
@@ -88,7 +88,7 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
     where = str(desc.source or desc.name)
     try:
         spec = mujoco.MjSpec.from_file(str(desc.model_path))
-        model = _compile(spec)
+        model = compile_quietly(spec)
     except Exception as exc:
         raise ConfigError(f"{where}: MuJoCo cannot load {desc.model_path}: {exc}") from None
 
@@ -107,7 +107,7 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
         for name in missing:
             act = spec.add_actuator(name=f"{name}_servo", target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
             act.set_to_position(kp=desc.actuator_kp, kv=desc.actuator_kv)
-        model = _compile(spec)
+        model = compile_quietly(spec)
 
     bad = [name for name, jid in zip(desc.joint_names, joint_ids) if _position_actuator_for(model, jid) < 0]
     if bad:  # e.g. a motor or velocity actuator on a commanded joint
@@ -171,12 +171,6 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
         camera_names=desc.cameras,
         home_key=mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "home"),
     )
-
-
-def _compile(spec: mujoco.MjSpec) -> mujoco.MjModel:
-    with warnings.catch_warnings():  # OBJ meshes without texture coordinates: harmless, said per file
-        warnings.simplefilter("ignore", UserWarning)
-        return spec.compile()
 
 
 def _frame_body(model: mujoco.MjModel, frame: str, where: str) -> int:
