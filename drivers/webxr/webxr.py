@@ -6,6 +6,10 @@ WebXR's y-up axes -> ours, in the wrist frame, metres) and a ``PoseSample`` (tha
 the tracker frame: ours, Z up, on the headset's floor). Without hand tracking, a controller's grip
 pose is the wrist and its trigger / squeeze close the model hand (``drivers.hands.GloveHand``).
 
+A session with [web] runs the server itself (its console is on it) and hands it to the driver
+(``attach_web``) before connecting: the XR page is then served there, and the driver only takes
+its frames. Otherwise the driver runs its own.
+
 Running the server in the driver (not in a separate ``teleop web`` process publishing on the bus)
 keeps the data flowing one way, page -> driver -> session, with no second hop or process to
 supervise, and lets ``teleop drivers echo webxr`` work like any device. The server's thread only
@@ -52,6 +56,7 @@ class WebXRDriver(ThreadedDriver):
     def __init__(self, config: WebXRConfig | None = None) -> None:
         super().__init__(config)
         self.server = None
+        self._shared = None  # a session's server (attach_web), not ours to start or stop
         self._frames: deque[tuple[XRFrameMsg, int]] = deque(maxlen=8)  # newest frames; older ones are dropped
         self._arrived = threading.Condition()
         self._visible = False
@@ -83,9 +88,19 @@ class WebXRDriver(ThreadedDriver):
             self._arrived.notify()
 
     # -- ThreadedDriver ---------------------------------------------------------------------------
+    def attach_web(self, server) -> None:
+        """Serve the XR page on ``server`` (a running ``teleop.web.server.WebServer``) instead of
+        starting one; call before ``connect``."""
+        self._shared = server
+
     def _open(self) -> None:
         import retarget.offline  # noqa: F401  (imported now, not while the first frames queue up)
         from teleop.web.server import WebServer
+
+        if self._shared is not None:
+            self.server = self._shared
+            self.server.attach_xr(self._on_frame, self._on_state)
+            return
 
         self.server = WebServer(self.config.web_config(), on_frame=self._on_frame, on_state=self._on_state)
         try:
@@ -96,7 +111,9 @@ class WebXRDriver(ThreadedDriver):
                        self.server.cert.sha256 if self.server.cert else "?")
 
     def _close(self) -> None:
-        if self.server is not None:
+        if self._shared is not None and self.server is not None:
+            self.server.attach_xr(lambda msg, t: None, lambda state: None)
+        elif self.server is not None:
             self.server.stop()
         self.server = None
 

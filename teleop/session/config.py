@@ -44,7 +44,7 @@ from teleop.types import SIDES, Side
 
 __all__ = [
     "DeviceConfig", "InputConfig", "RobotConfig", "ControlsConfig", "SafetyConfig", "HapticsConfig",
-    "SessionConfig", "RecorderSettings", "PolicySettings", "RealtimeSettings", "LoopSettings",
+    "SessionConfig", "RecorderSettings", "PolicySettings", "RealtimeSettings", "LoopSettings", "WebSettings",
     "load_session", "parse_session", "bundled_session_path", "BUNDLED_SESSIONS_DIR",
     "default_endpoints", "bound_endpoints", "with_port_base", "with_sim_args", "has_display",
 ]
@@ -186,6 +186,41 @@ class LoopSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """[web]: the session serves its console and the XR page (teleop/web; docs/web.md)."""
+
+    enabled: bool = False
+    host: str = "0.0.0.0"  # every interface: the token gates access
+    port: int = _num(8443, 0, 65535, integer=True)  # 0: any free port
+    cert: str = ""  # the lab's own PEM certificate and key; default: one generated once and kept
+    key: str = ""
+    config_dir: str = ""  # where the generated certificate and the token are kept (default ~/.config/teleop/web)
+    cameras: tuple[str, ...] = ("auto",)  # robot cameras shown: "auto" its first; two: the XR page's eyes; [] none
+    camera_hz: float = _num(30.0, 1, 60)
+    max_rate_hz: float = _num(250.0, 1, 2000)  # messages/s per socket
+
+    def server_options(self, base: Path) -> dict[str, Any]:
+        """The options a ``webxr`` device gets from [web] (it serves on the session's server)."""
+        out: dict[str, Any] = {"host": self.host, "port": self.port, "max_rate_hz": self.max_rate_hz}
+        for name in ("cert", "key", "config_dir"):
+            if value := getattr(self, name):
+                out[name] = str((base / Path(value).expanduser()).resolve())
+        return out
+
+    def web_config(self, base: Path, **extra: Any):
+        """The server's own config (``teleop.web.server.WebConfig``: it checks ports, rates, certs)."""
+        from teleop.web.server import WebConfig
+
+        paths = ("cert", "key", "config_dir")
+        return WebConfig(**{k: Path(v) if k in paths else v for k, v in self.server_options(base).items()}, **extra)
+
+
+#: webxr options that [web] sets for every webxr device of the session
+WEB_SERVER_KEYS = ("host", "port", "cert", "key", "config_dir", "max_rate_hz", "new_cert", "new_token", "camera",
+                   "camera_names", "camera_hz")
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     rate_hz: float = field(metadata={"range": NumberRange(10, 1000)})  # [session] rate_hz; default 500
     robot_description: Path
@@ -200,6 +235,7 @@ class SessionConfig:
     policy: PolicySettings = field(default_factory=PolicySettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     loop: LoopSettings = field(default_factory=LoopSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     source: Path | None = None
 
     @property
@@ -218,7 +254,8 @@ class SessionConfig:
         return RobotEndpoints.on(port_base=self.robot.port_base).rpc
 
 
-_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy", "realtime", "loop"}
+_TOP = {"session", "robot", "device", "input", "controls", "safety", "haptics", "recorder", "policy", "realtime", "loop",
+        "web"}
 
 
 def _dataclass_from(table: dict[str, Any], cls: type, where: str, prefix: str) -> Any:
@@ -330,14 +367,40 @@ def parse_session(raw: dict[str, Any], source: Path | None = None) -> SessionCon
     loop = _dataclass_from(get(raw, "loop", dict, where, required=False) or {}, LoopSettings, where, "loop.")
     if loop.mode not in ("on_sample", "fixed"):
         raise ConfigError(f"{where}: key 'loop.mode' = {loop.mode!r}; allowed: 'on_sample', 'fixed'")
+    web = _web(raw, where, base, devices)
     if not any(ic.hand or ic.wrist for ic in inputs.values()) and not policy.enabled:
         raise ConfigError(f"{where}: no inputs: add [input.left] / [input.right] with hand = and wrist = device names "
                           "(or enable [policy] for a session driven by a policy alone)")
     return SessionConfig(
         rate_hz=rate, robot_description=desc_path, robot=robot, devices=devices, inputs=inputs, controls=controls,
         safety=safety, haptics=haptics, operator=get(sess, "operator", str, where, "session.", required=False),
-        recorder=recorder, policy=policy, realtime=realtime, loop=loop, source=source,
+        recorder=recorder, policy=policy, realtime=realtime, loop=loop, web=web, source=source,
     )
+
+
+def _web(raw: dict[str, Any], where: str, base: Path, devices: dict[str, DeviceConfig]) -> WebSettings:
+    """[web], checked as the server checks it; with it enabled every ``webxr`` device serves on
+    the session's server, so the server's options are [web]'s alone."""
+    web = _dataclass_from(get(raw, "web", dict, where, required=False) or {}, WebSettings, where, "web.")
+    if not web.enabled:
+        return web
+    if bool(web.cert) != bool(web.key):
+        raise ConfigError(f"{where}: keys 'web.cert' and 'web.key' go together: the lab's own PEM files, or neither")
+    if len(web.cameras) > 2 or ("auto" in web.cameras and len(web.cameras) > 1):
+        raise ConfigError(f"{where}: key 'web.cameras' = {list(web.cameras)}: [\"auto\"] (the robot's first camera), "
+                          "one or two camera names (two: the XR page's left and right eye), or [] for none")
+    try:
+        web.web_config(base, camera_hz=web.camera_hz)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [web]: {exc}") from None
+    for name, dc in devices.items():
+        if dc.driver != "webxr":
+            continue
+        if own := sorted(set(dc.options) & set(WEB_SERVER_KEYS)):
+            raise ConfigError(f"{where}: [device.{name}] options {own}: with [web] enabled the XR page is served by "
+                              "the session's server; set these in [web] (cameras: web.cameras)")
+        devices[name] = dataclasses.replace(dc, options={**dc.options, **web.server_options(base)})
+    return web
 
 
 def _check_control(src: str, devices: dict[str, DeviceConfig], where: str, key: str) -> None:
@@ -422,6 +485,10 @@ def bound_endpoints(config: SessionConfig) -> dict[str, str]:
     for name, dc in config.devices.items():
         if dc.driver == "network" and _binds(dc.options.get("bind", True)):
             out[f"device {name} (network input)"] = str(dc.options.get("endpoint", DEFAULT_INPUT_ENDPOINT))
+        elif dc.driver == "webxr" and not config.web.enabled and dc.options.get("port", 8443):
+            out[f"device {name} (XR page)"] = f"tcp://{dc.options.get('host', '0.0.0.0')}:{dc.options.get('port', 8443)}"
+    if config.web.enabled and config.web.port:
+        out["web (console, XR page)"] = f"tcp://{config.web.host}:{config.web.port}"
     return out
 
 
@@ -446,7 +513,15 @@ def with_port_base(config: SessionConfig, port_base: int) -> SessionConfig:
         rpc = _moved(rpc, delta, "robot.rpc")
     robot = dataclasses.replace(config.robot, port_base=port_base, rpc=rpc)
     policy = dataclasses.replace(config.policy, endpoint=_moved(config.policy.endpoint, delta, "policy.endpoint"))
-    return dataclasses.replace(config, robot=robot, devices=devices, policy=policy)
+    web = config.web
+    if web.enabled and web.port and delta:  # the console moves with the rest (a second session beside the first)
+        moved = web.port + delta
+        if not 1024 <= moved <= 65535:
+            raise ConfigError(f"web.port {web.port} would move to {moved}, outside 1024..65535: pick another --port-base")
+        web = dataclasses.replace(web, port=moved)
+        devices = {name: dataclasses.replace(dc, options={**dc.options, "port": moved}) if dc.driver == "webxr" else dc
+                   for name, dc in devices.items()}
+    return dataclasses.replace(config, robot=robot, devices=devices, policy=policy, web=web)
 
 
 def has_display() -> bool:

@@ -125,6 +125,7 @@ class Session:
         self.rec_status_path = ""  # the episode the recorder said it was writing
         self.frame: Frame | None = None
         self.pipeline: Pipeline | None = None
+        self.web = None  # teleop.session.web.SessionWeb when [web] is enabled
 
     # -- what hooks read (the frame's arrays and the machine's state) -----------------------------
     @property
@@ -230,7 +231,16 @@ class Session:
         stop_process(self.sim_process, 10.0)
 
     def _open_devices(self, stack: ExitStack) -> None:
-        self.devices.update(open_devices(self.config, stack, self.tap))
+        self.devices.update(open_devices(self.config, stack, self.tap, self.web.server if self.web else None))
+
+    def _start_web(self, stack: ExitStack, client: RobotClient) -> None:
+        """[web]: the console (and the XR page, for the webxr devices) before the devices open."""
+        from teleop.session.web import SessionWeb
+
+        self.status.phase(f"starting the web console on port {self.config.web.port}")
+        self.web = SessionWeb(self, client.endpoints.camera, tuple(client.spec.camera_names))
+        stack.callback(self.web.stop)
+        self.web.start()
 
     def _set_up(self, stack: ExitStack) -> tuple[RobotClient, BimanualRetargeter, SafetyFilter, str]:
         """The robot, the kernels (compiled before anything moves), the tap, the policy, the
@@ -274,6 +284,8 @@ class Session:
         if cfg.recorder.enabled:
             self.status.phase(f"starting the recorder ({cfg.dataset_dir()})")
             self._start_recorder(stack, client, tap_ep, control_ep, spec)
+        if cfg.web.enabled:
+            self._start_web(stack, client)
         self.status.phase("opening devices: " + ", ".join(cfg.devices))
         self._open_devices(stack)
         tap.set_info(self._session_info(spec), spec)  # now with the devices' channel names
@@ -321,7 +333,8 @@ class Session:
             client, retarget, safety, control_ep = self._set_up(stack)
             self._begin_episode()
             if self.recorder_process is not None:
-                self.status.watch_recorder(control_ep, self._keys)  # after the first episode began
+                # after the first episode began
+                self.status.watch_recorder(control_ep, self._keys, shown_elsewhere=self.web is not None)
             keys = KeyReader()
             if self.use_keys and keys.start():
                 stack.callback(keys.stop)
@@ -512,10 +525,12 @@ class Session:
             return {}
 
 
-def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None = None) -> dict[str, Driver]:
+def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None = None,
+                 web_server=None) -> dict[str, Driver]:
     """Open every device of ``config`` (``stack`` closes them). Every device that fails is tried
     anyway, and one error names them all, each with its message: an operator with two gloves
-    unplugged learns it in one go. ``teleop run`` calls this once before the robot server starts."""
+    unplugged learns it in one go. ``teleop run`` calls this once before the robot server starts.
+    A device that serves a web page (``webxr``) serves it on ``web_server`` when given ([web])."""
     opened: dict[str, Driver] = {}
     failed: list[str] = []
     for name, dc in config.devices.items():
@@ -523,6 +538,8 @@ def open_devices(config: SessionConfig, stack: ExitStack, tap: SessionTap | None
                    for k, v in dc.options.items()}
         try:
             drv = create_driver(dc.driver, options)
+            if web_server is not None and hasattr(drv, "attach_web"):
+                drv.attach_web(web_server)
             if tap is not None:
                 both = drv.sample_spec.side is None and bool({"hand", "pose"} & set(drv.sample_spec.kinds))
                 drv.add_tap(functools.partial(tap.sample, name, by_side=both))

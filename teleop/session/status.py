@@ -349,9 +349,10 @@ class StatusPrinter:
         self._snapshot = {**self._snapshot, "state": state, "phase": text}
         self._wake.set()
 
-    def watch_recorder(self, endpoint: str, keys: Any = None) -> None:
-        """Show the recorder on ``endpoint`` (its control socket): on/off, episode, outcome."""
-        if self.mode == "quiet" or self._recorder is not None:
+    def watch_recorder(self, endpoint: str, keys: Any = None, *, shown_elsewhere: bool = False) -> None:
+        """Show the recorder on ``endpoint`` (its control socket): on/off, episode, outcome
+        (also when quiet if ``shown_elsewhere``: the web console shows it)."""
+        if (self.mode == "quiet" and not shown_elsewhere) or self._recorder is not None:
             return
         self._recorder = RecorderWatch(endpoint, keys)
         self._recorder.start()

@@ -40,18 +40,21 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_web)
 
 
-def print_access(server, qr: bool = True, out=None) -> None:
-    """The URL(s) with the token, a terminal QR code of the first, the certificate's fingerprint
-    (to ``out``, default the current ``sys.stdout``)."""
+_PAGE_TEXT = {"xr.html": "open on the headset", "console.html": "the console (a desktop or tablet browser)"}
+
+
+def print_access(server, qr: bool = True, out=None, pages: tuple[str, ...] = ("xr.html",)) -> None:
+    """Each page's URL(s) with the token, a terminal QR code of the first page's first URL, the
+    certificate's fingerprint (to ``out``, default the current ``sys.stdout``)."""
     out = out or sys.stdout
-    urls = server.urls()
-    print("teleop web: open on the headset (the token is in the URL; treat it as a password):", file=out)
-    for url in urls:
-        print(f"  {url}", file=out)
+    for page in pages:
+        print(f"teleop web: {_PAGE_TEXT.get(page, page)} (the token is in the URL; treat it as a password):", file=out)
+        for url in server.urls(page):
+            print(f"  {url}", file=out)
     if qr:
         import segno
 
-        segno.make(urls[0], error="m").terminal(out=out, compact=True)
+        segno.make(server.urls(pages[0])[0], error="m").terminal(out=out, compact=True)
     cert = server.cert
     print(f"certificate SHA-256 {cert.sha256}" + (" (new: the headset asks to accept it once)" if cert.generated
                                                    else ""), file=out, flush=True)

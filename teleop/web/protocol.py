@@ -11,7 +11,18 @@ Page -> server:
 * ``{"type": "visibility", "state": "visible" | "visible-blurred" | "hidden"}`` when the headset
   sleeps, the page is hidden, or the XR session ends (``hidden``).
 
-``decode_message`` raises nothing but ``WireError`` for any input (tests/web/test_protocol.py).
+Console page -> server (its own socket, ``/console-ws``; ``decode_console``):
+
+* ``{"type": "action", "action": name}``, ``name`` one of ``CONSOLE_ACTIONS``; ``episode_task`` and
+  ``episode_note`` carry ``"text"`` (printable, at most ``MAX_TEXT`` characters).
+* ``{"type": "camera_ack", "name": camera, "index": frame index}``: a camera frame was drawn
+  (sent only when ``teleop bench web`` asks the page to, to time camera -> drawn in a browser).
+
+Server -> console: ``{"type": "status", ...}`` text frames (the session's status, ~10 Hz) and the
+camera's binary frames (teleop/web/camera.py).
+
+``decode_message`` and ``decode_console`` raise nothing but ``WireError`` for any input
+(tests/web/test_protocol.py).
 JSON, measured against a binary layout: a two-hand frame from the page (numbers rounded to 1e-5)
 is ~1.5 kB (float32 binary: 0.7 kB) and decodes in ~60 us in Python (plus ~100 us for the
 driver's conversion), far under the 11 ms a 90 Hz headset leaves and ~1 Mbit/s on the LAN, so the
@@ -32,7 +43,8 @@ from teleop.errors import DecodeError
 from teleop.types import Side
 
 __all__ = ["WireError", "XRPose", "XRHandFrame", "XRController", "XRFrameMsg", "VisibilityMsg", "decode_message",
-           "MAX_MESSAGE_BYTES", "N_JOINTS", "CONTROLLER_BUTTONS"]
+           "MAX_MESSAGE_BYTES", "N_JOINTS", "CONTROLLER_BUTTONS", "ConsoleAction", "CameraAck", "decode_console",
+           "CONSOLE_ACTIONS", "MAX_TEXT"]
 
 F64 = npt.NDArray[np.float64]
 N_JOINTS: Final = 25
@@ -40,6 +52,11 @@ MAX_MESSAGE_BYTES: Final = 16 * 1024  # a two-hand frame is ~1.6 kB; ten times t
 _MAX_POS_M: Final = 50.0  # a tracked hand or head farther than this from the floor origin is garbage
 CONTROLLER_BUTTONS: Final = ("trigger", "squeeze", "thumbstick", "a", "b", "x", "y", "menu")
 _VISIBILITY: Final = ("visible", "visible-blurred", "hidden")
+#: What a console button can ask for: the session's own requests and the recorder's episode controls.
+CONSOLE_ACTIONS: Final = ("estop", "release", "engage", "disengage", "intervene", "episode_start", "episode_stop",
+                          "episode_discard", "episode_success", "episode_failure", "episode_task", "episode_note")
+_TEXT_ACTIONS: Final = ("episode_task", "episode_note")
+MAX_TEXT: Final = 500
 
 
 class WireError(DecodeError):
@@ -83,8 +100,20 @@ class VisibilityMsg:
     state: Literal["visible", "visible-blurred", "hidden"]
 
 
-def decode_message(data: str | bytes) -> XRFrameMsg | VisibilityMsg:
-    """One text frame from the page -> a typed message; ``WireError`` for anything else."""
+@dataclass(frozen=True, slots=True)
+class ConsoleAction:
+    action: str  # one of CONSOLE_ACTIONS
+    text: str = ""  # episode_task, episode_note
+
+
+@dataclass(frozen=True, slots=True)
+class CameraAck:
+    name: str
+    index: int
+
+
+def _object(data: str | bytes) -> dict:
+    """A JSON text frame -> its object; ``WireError`` for anything else."""
     if isinstance(data, bytes | bytearray):
         raise WireError("binary", "the page sends JSON text frames")
     if not isinstance(data, str):
@@ -97,6 +126,37 @@ def decode_message(data: str | bytes) -> XRFrameMsg | VisibilityMsg:
         raise WireError("bad_json", str(exc)[:80]) from None
     if not isinstance(obj, dict):
         raise WireError("bad_message", "not a JSON object")
+    return obj
+
+
+def decode_console(data: str | bytes) -> ConsoleAction | CameraAck:
+    """One text frame from the console page -> a typed message; ``WireError`` for anything else."""
+    obj = _object(data)
+    kind = obj.get("type")
+    if kind == "camera_ack":
+        _keys(obj, {"type", "name", "index"}, "camera_ack")
+        name, index = obj["name"], obj["index"]
+        if not isinstance(name, str) or not 0 < len(name) <= 64 or type(index) is not int or not 0 <= index < 2**32:
+            raise WireError("bad_field", "camera_ack: a camera name and a frame index 0..2**32-1")
+        return CameraAck(name=name, index=index)
+    if kind != "action":
+        raise WireError("unknown_type", repr(kind)[:40])
+    action = obj.get("action")
+    if action not in CONSOLE_ACTIONS:
+        raise WireError("bad_field", f"action {str(action)[:20]!r}; allowed {CONSOLE_ACTIONS}")
+    if action not in _TEXT_ACTIONS:
+        _keys(obj, {"type", "action"}, action)
+        return ConsoleAction(action=action)
+    _keys(obj, {"type", "action", "text"}, action)
+    text = obj["text"]
+    if not isinstance(text, str) or len(text) > MAX_TEXT or not text.isprintable():
+        raise WireError("bad_field", f"{action} text: printable, at most {MAX_TEXT} characters")
+    return ConsoleAction(action=action, text=text.strip())
+
+
+def decode_message(data: str | bytes) -> XRFrameMsg | VisibilityMsg:
+    """One text frame from the page -> a typed message; ``WireError`` for anything else."""
+    obj = _object(data)
     kind = obj.get("type")
     if kind == "frame":
         return _frame(obj)

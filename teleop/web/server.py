@@ -6,7 +6,8 @@ once, then an HttpOnly SameSite=Strict cookie); only files in ``teleop/web/stati
 Every message from a socket passes a per-connection rate limit and the strict decoder
 (teleop/web/protocol.py); what is refused is counted in ``stats()`` and never ends the server.
 Only one XR page drives at a time: the newest socket (a reload, a reconnect after the headset
-slept) takes over and the older one is closed.
+slept) takes over and the older one is closed. Consoles (``/console-ws``, teleop/web/console.py)
+may be many; they get the owner's status and the cameras and send actions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from teleop.errors import ConfigError
+from teleop.web.console import ActionSink, ConsoleHub, StatusSource
 from teleop.web.certs import CertInfo, default_config_dir, ensure_certificate, lan_addresses, load_certificate
 from teleop.web.protocol import MAX_MESSAGE_BYTES, VisibilityMsg, WireError, XRFrameMsg, decode_message
 from teleop.web.token import load_or_create_token, token_matches
@@ -35,6 +37,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 COOKIE = "teleop_token"
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+_SOCKETS = ("/ws", "/console-ws")  # a socket may carry the token in its query (no redirect to a cookie)
 _COOKIE_MAX_AGE_S = 12 * 3600  # one lab day: the page must be opened with the URL again after
 
 
@@ -122,6 +125,19 @@ class WebServer:
         self.cert: CertInfo | None = None
         self._relay: Any = None
         self._camera_busy = False  # a camera message is being written to the driving page
+        self.console = ConsoleHub(self.count, lambda: _Bucket(self.config.max_rate_hz))
+
+    def attach_xr(self, on_frame: FrameSink, on_state: StateSink) -> None:
+        """Where the XR page's frames go (the ``webxr`` driver on a session's server)."""
+        self._on_frame, self._on_state = on_frame, on_state
+
+    def attach_console(self, on_action: ActionSink, status: StatusSource) -> None:
+        """Where console actions go, and what the consoles are shown (the session)."""
+        self.console.on_action, self.console.status_source = on_action, status
+
+    def camera_drawn_ms(self) -> list[float]:
+        """Camera capture -> drawn on a console, per frame a console acknowledged (``teleop bench web``)."""
+        return list(self.console.camera_drawn_ms)
 
     # -- what the owner reads ---------------------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -130,11 +146,11 @@ class WebServer:
     def count(self, reason: str) -> None:
         self._counts[reason] = self._counts.get(reason, 0) + 1
 
-    def urls(self) -> list[str]:
-        """The page's URL with the token, per address a headset could use."""
+    def urls(self, page: str = "xr.html") -> list[str]:
+        """A page's URL with the token, per address a headset (or a console) could use."""
         wildcard = self.config.host in ("0.0.0.0", "::")
         hosts = (lan_addresses() or ["127.0.0.1"]) if wildcard else [self.config.host]
-        return [f"https://{h}:{self.port}/xr.html?token={quote(self.token)}" for h in hosts]
+        return [f"https://{h}:{self.port}/{page}?token={quote(self.token)}" for h in hosts]
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, timeout_s: float = 10.0) -> None:
@@ -163,7 +179,7 @@ class WebServer:
             from teleop.web.camera import CameraRelay
 
             self._relay = CameraRelay(c.camera, c.camera_names, self.send_camera, c.camera_hz, c.jpeg_quality,
-                                      wanted=lambda: self._active is not None)
+                                      wanted=lambda: self._active is not None or bool(self.console.sockets))
             self._relay.start()
 
     def stop(self) -> None:
@@ -212,6 +228,7 @@ class WebServer:
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._ws)
+        app.router.add_get("/console-ws", self._console_ws)
         app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_get("/{name}", self._static)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -220,9 +237,11 @@ class WebServer:
                            reuse_address=True)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
+        self.console.start()
 
     async def _shutdown(self) -> None:
-        closes = [ws.close(code=1001, message=b"server stopping") for ws in list(self._sockets)]
+        await self.console.stop()
+        closes = [ws.close(code=1001, message=b"server stopping") for ws in [*self._sockets, *self.console.sockets]]
         await asyncio.gather(*closes, *self._closing, return_exceptions=True)  # at once: each waits <= 1 s
         if self._runner is not None:
             await self._runner.cleanup()
@@ -236,6 +255,7 @@ class WebServer:
             loop.call_soon_threadsafe(self._send_camera, data)
 
     def _send_camera(self, data: bytes) -> None:
+        self.console.send_camera(data)
         ws = self._active
         if ws is None or ws.closed:
             return
@@ -268,7 +288,7 @@ class WebServer:
             if not self._authorised(request):
                 self.count("refused_token")
                 return web.Response(status=403, text="forbidden: open the URL `teleop web` printed (with its token)\n")
-            if "token" in request.query and request.path != "/ws":
+            if "token" in request.query and request.path not in _SOCKETS:
                 # the token goes into an HttpOnly cookie and out of the address bar and history
                 resp = web.Response(status=303, headers={"Location": request.path})
                 resp.set_cookie(COOKIE, self.token, max_age=_COOKIE_MAX_AGE_S, httponly=True, secure=True,
@@ -284,7 +304,8 @@ class WebServer:
     async def _index(self, request):
         from aiohttp import web
 
-        raise web.HTTPSeeOther(location="/xr.html")
+        # a session's server opens on its console; `teleop web` alone on the XR page
+        raise web.HTTPSeeOther(location="/console.html" if self.console.status_source else "/xr.html")
 
     async def _no_icon(self, request):
         from aiohttp import web
@@ -302,16 +323,28 @@ class WebServer:
         return web.FileResponse(path)
 
     # -- the WebSocket --------------------------------------------------------------------------
-    async def _ws(self, request):
-        from aiohttp import WSMsgType, web
+    def _refuse_socket(self, request):
+        """A response refusing the socket, or None to accept it."""
+        from aiohttp import web
 
         origin = request.headers.get("Origin")
         if origin is not None and origin != f"https://{request.host}":
             self.count("refused_origin")  # another site's page in the operator's browser
             return web.Response(status=403, text="forbidden: cross-origin socket\n")
-        if len(self._sockets) >= self.config.max_sockets:
+        if len(self._sockets) + len(self.console.sockets) >= self.config.max_sockets:
             self.count("refused_busy")
             return web.Response(status=503, text="too many sockets\n")
+        return None
+
+    async def _console_ws(self, request):
+        refused = self._refuse_socket(request)
+        return refused if refused is not None else await self.console.serve(request)
+
+    async def _ws(self, request):
+        from aiohttp import WSMsgType, web
+
+        if (refused := self._refuse_socket(request)) is not None:
+            return refused
         # timeout: the close handshake with a peer that went silent (a sleeping headset) waits 1 s, not 10
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=2.0, timeout=1.0, compress=False)
         await ws.prepare(request)

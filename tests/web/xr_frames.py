@@ -55,9 +55,9 @@ def client_ssl(cert: Path) -> ssl.SSLContext:
     return ctx
 
 
-def open_socket(port: int, token: str | None, cert: Path, **kw):
+def open_socket(port: int, token: str | None, cert: Path, path: str = "/ws", **kw):
     query = f"?token={token}" if token is not None else ""
-    return connect(f"wss://localhost:{port}/ws{query}", ssl=client_ssl(cert), open_timeout=3, **kw)
+    return connect(f"wss://localhost:{port}{path}{query}", ssl=client_ssl(cert), open_timeout=3, **kw)
 
 
 class Streamer:

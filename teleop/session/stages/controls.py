@@ -1,6 +1,7 @@
-"""Controls: keys, device buttons and hand gestures -> the session's requests (engage, e-stop,
-release, intervene, episode marks). Requests are queued here and carried out by the state
-machine stage in the same pass; episode marks go to the recorder over the tap at once."""
+"""Controls: keys, device buttons, hand gestures and console buttons -> the session's requests
+(engage, e-stop, release, intervene, episode marks). Requests are queued here and carried out by
+the state machine stage in the same pass; episode marks go to the recorder over the tap at once.
+A console button asks for its action by name and takes the same way as the key bound to it."""
 
 from __future__ import annotations
 
@@ -34,6 +35,18 @@ class ControlsStage:
         if self.gestures.names:
             for source, pressed in self.gestures.update(f.keypoints, f.have[:, 0]):
                 self.on_source(source, pressed)
+        web = self.session.web
+        while web is not None and web.actions:
+            self.on_console(*web.actions.popleft())
+
+    def on_console(self, action: str, text: str = "") -> None:
+        """A console button (teleop/web/protocol.py ``CONSOLE_ACTIONS``): what its key does."""
+        s = self.session
+        if action.startswith("episode_"):
+            mark = action.removeprefix("episode_")
+            s.tap_event("episode", mark, **({"text": text} if mark in ("task", "note") else {}))
+        else:  # estop, release, engage, disengage, intervene: the requests on_source makes
+            s.request(action)
 
     def on_source(self, source: str, pressed: bool) -> None:
         s, c = self.session, self.config
