@@ -79,9 +79,11 @@ def _echo_server(cert: str, key: str, conn) -> None:
     asyncio.run(main())
 
 
-def _client(port: int, token: str, echo_port: int, cert: str, seconds: float, conn) -> None:
-    """The headset's side: hand frames at 90 Hz and camera frames on one socket, the raw reference
-    on another, all sent at the same ticks."""
+def _client(port: int, token: str, echo_port: int | None, cert: str, seconds: float, conn) -> None:
+    """The headset's side: hand frames at 90 Hz (``t_ms``: the send time on this host's monotonic
+    clock) and camera frames on one socket, the raw reference (when ``echo_port``) on another, all
+    sent at the same ticks."""
+    import contextlib
     import json
     import ssl
 
@@ -96,7 +98,7 @@ def _client(port: int, token: str, echo_port: int, cert: str, seconds: float, co
     raw_one, raw_rtt, sent = [], [], []
     stop = threading.Event()
     with connect(f"wss://localhost:{port}/ws?token={token}", ssl=ctx, max_size=2**24) as ws, \
-            connect(f"wss://localhost:{echo_port}/ws", ssl=ctx) as raw:
+            (connect(f"wss://localhost:{echo_port}/ws", ssl=ctx) if echo_port else contextlib.nullcontext()) as raw:
 
         def camera_reader():
             while not stop.is_set():
@@ -118,16 +120,17 @@ def _client(port: int, token: str, echo_port: int, cert: str, seconds: float, co
         t_end = t_next + seconds
         seq = 0
         while t_next < t_end:
-            frame["seq"] = seq
-            text = json.dumps(frame)
             t0 = time.monotonic_ns()
+            frame["seq"], frame["t_ms"] = seq, t0 / 1e6
+            text = json.dumps(frame)
             ws.send(text)
             sent.append(t0)
-            t1 = time.monotonic_ns()
-            raw.send("x" * len(text))
-            back = raw.recv(timeout=2)
-            raw_rtt.append(time.monotonic_ns() - t1)
-            raw_one.append(int(back.split()[0]) - t1)
+            if raw is not None:
+                t1 = time.monotonic_ns()
+                raw.send("x" * len(text))
+                back = raw.recv(timeout=2)
+                raw_rtt.append(time.monotonic_ns() - t1)
+                raw_one.append(int(back.split()[0]) - t1)
             seq += 1
             t_next += 1 / _RATE_HZ
             time.sleep(max(0.0, t_next - time.monotonic()))
@@ -157,7 +160,17 @@ def _frame_text() -> str:
                        "head": [0, 1.6, 0, 0, 0, 0, 1]})
 
 
-def run(seconds: float = 10.0, port_base: int = 17710) -> dict:
+def run(seconds: float = 10.0, port_base: int = 17710, session: bool = True) -> dict:
+    """The link against a bare WebSocket, then (``session``) the same frames through a whole session."""
+    result = _run_link(seconds, port_base)
+    if session:
+        from teleop.bench.web_session import run_session
+
+        result["session"] = run_session(seconds, port_base + 10, _CAMERA)
+    return result
+
+
+def _run_link(seconds: float, port_base: int) -> dict:
     from retarget.bimanual import BimanualRetargeter
     from robots.description import bundled_description_path, load_description
 
@@ -249,9 +262,9 @@ def _measure(seconds: float, port_base: int, sim_ready, sim, retarget, out: np.n
     rendered = int(cam[-1, 2] - cam[0, 2]) if len(cam) > 1 else 0
     return {
         "bench": "web",
-        "note": "setpoint = the BimanualRetargeter tick output fed by the webxr driver's samples (no full session: "
-                "no safety filter, no bus hop to the robot); camera client is Python (websockets + cv2.imdecode), "
-                "not a browser",
+        "note": "top level: setpoint = the BimanualRetargeter tick output fed by the webxr driver's samples, "
+                "camera client Python (websockets + cv2.imdecode); 'session': the same frames through a whole "
+                "session (safety filter, bus, MuJoCo robot server) and the console in Chromium drawing the camera",
         "seconds": seconds, "rate_hz": _RATE_HZ, "message_bytes": got["bytes"],
         "frames_sent": len(sent), "frames_ticked": len(done_ns),
         "hand_to_setpoint_ms": percentiles(hand, 1e-6),

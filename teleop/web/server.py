@@ -34,7 +34,8 @@ __all__ = ["WebConfig", "WebServer", "STATIC_DIR", "COOKIE"]
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-COOKIE = "teleop_token"
+COOKIE = "teleop_token"  # + "_<port>": browsers keep cookies per host, not per port, and two servers
+# on one host (a session's and a `teleop web`) have different tokens
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 _SOCKETS = ("/ws", "/console-ws")  # a socket may carry the token in its query (no redirect to a cookie)
@@ -140,6 +141,11 @@ class WebServer:
         return list(self.console.camera_drawn_ms)
 
     # -- what the owner reads ---------------------------------------------------------------------
+    @property
+    def cookie(self) -> str:
+        """The token cookie's name on this server."""
+        return f"{COOKIE}_{self.port}"
+
     def stats(self) -> dict[str, int]:
         return dict(self._counts)
 
@@ -277,7 +283,7 @@ class WebServer:
     # -- HTTP -----------------------------------------------------------------------------------
     def _authorised(self, request) -> bool:
         return token_matches(request.query.get("token"), self.token) or \
-            token_matches(request.cookies.get(COOKIE), self.token)
+            token_matches(request.cookies.get(self.cookie), self.token)
 
     @property
     def _guard(self):
@@ -291,7 +297,7 @@ class WebServer:
             if "token" in request.query and request.path not in _SOCKETS:
                 # the token goes into an HttpOnly cookie and out of the address bar and history
                 resp = web.Response(status=303, headers={"Location": request.path})
-                resp.set_cookie(COOKIE, self.token, max_age=_COOKIE_MAX_AGE_S, httponly=True, secure=True,
+                resp.set_cookie(self.cookie, self.token, max_age=_COOKIE_MAX_AGE_S, httponly=True, secure=True,
                                 samesite="Strict", path="/")
                 return resp
             resp = await handler(request)

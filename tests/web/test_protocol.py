@@ -10,7 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from xr_frames import frame
 
-from teleop.web.protocol import MAX_MESSAGE_BYTES, VisibilityMsg, WireError, XRFrameMsg, decode_message
+from teleop.web.protocol import (
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT,
+    CameraAck,
+    ConsoleAction,
+    VisibilityMsg,
+    WireError,
+    XRFrameMsg,
+    decode_console,
+    decode_message,
+)
 
 _json = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
                      lambda inner: st.lists(inner, max_size=6)
@@ -52,5 +62,42 @@ def test_each_bad_message_is_a_wire_error_with_its_reason(text, reason):
 def test_any_input_is_a_message_or_a_wire_error(data):
     try:
         decode_message(data)
+    except WireError:
+        pass
+
+
+# -- the console's messages -------------------------------------------------------------------------
+def test_console_actions_decode():
+    assert decode_console('{"type": "action", "action": "estop"}') == ConsoleAction("estop")
+    assert decode_console('{"type": "action", "action": "episode_note", "text": " shaky "}') == \
+        ConsoleAction("episode_note", "shaky")
+    assert decode_console('{"type": "camera_ack", "name": "head_cam", "index": 3}') == CameraAck("head_cam", 3)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"type": "action", "action": "quit"}', "bad_field"),  # only the listed actions
+    ('{"type": "action", "action": "estop", "text": "x"}', "unknown_field"),
+    ('{"type": "action", "action": "episode_task"}', "missing_field"),
+    ('{"type": "action", "action": "episode_task", "text": "a\\u0000b"}', "bad_field"),
+    ('{"type": "action", "action": "episode_task", "text": "' + "x" * (MAX_TEXT + 1) + '"}', "bad_field"),
+    ('{"type": "action", "action": "episode_task", "text": 5}', "bad_field"),
+    ('{"type": "camera_ack", "name": "", "index": 1}', "bad_field"),
+    ('{"type": "camera_ack", "name": "c", "index": -1}', "bad_field"),
+    ('{"type": "frame"}', "unknown_type"),  # an XR frame is not a console message
+    (b"\x00", "binary"), ("{", "bad_json"),
+])
+def test_each_bad_console_message_is_a_wire_error(text, reason):
+    with pytest.raises(WireError) as err:
+        decode_console(text)
+    assert err.value.reason == reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=100), _json.map(json.dumps),
+                 st.dictionaries(st.sampled_from(["type", "action", "text", "name", "index"]), _json, max_size=5)
+                 .map(lambda d: json.dumps({**d, "type": "action"}))))
+def test_any_console_input_is_a_message_or_a_wire_error(data):
+    try:
+        decode_console(data)
     except WireError:
         pass

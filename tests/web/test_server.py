@@ -18,7 +18,7 @@ from teleop.web.server import COOKIE, WebConfig, WebServer
 
 def get(server, path: str, cookie: str | None = None) -> http.client.HTTPResponse:
     conn = http.client.HTTPSConnection("localhost", server.port, context=client_ssl(server.cert.cert_path), timeout=3)
-    conn.request("GET", path, headers={"Cookie": f"{COOKIE}={cookie}"} if cookie else {})
+    conn.request("GET", path, headers={"Cookie": f"{server.cookie}={cookie}"} if cookie else {})
     resp = conn.getresponse()
     resp.read()
     conn.close()
@@ -37,7 +37,7 @@ def test_the_token_once_then_a_strict_httponly_cookie(server):
     resp = get(server, f"/xr.html?token={server.token}")
     assert resp.status == 303 and resp.headers["Location"] == "/xr.html"  # the token leaves the address bar
     cookie = resp.headers["Set-Cookie"]
-    assert f"{COOKIE}={server.token}" in cookie
+    assert f"{COOKIE}_{server.port}={server.token}" in cookie  # per port: another server on this host keeps its own
     assert all(flag in cookie for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
     page = get(server, "/xr.html", cookie=server.token)
     assert page.status == 200

@@ -1,0 +1,139 @@
+"""The console page in a real browser (Debian's Chromium via Playwright): it shows the status and
+the robot's camera, every button asks for its action, and in a whole session its e-stop (the
+Escape key) holds the MuJoCo robot within 100 ms."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from support.ports import free_port_base
+from support.sim import running_server
+from test_console import session_config
+from xr_browser import launch_chromium
+
+from teleop.session.session import ENGAGED, ESTOP, Session
+from teleop.web.protocol import CONSOLE_ACTIONS
+from teleop.web.server import WebConfig, WebServer
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+
+
+def open_console(browser, port: int, token: str):
+    page = browser.new_context(ignore_https_errors=True).new_page()
+    page.goto(f"https://localhost:{port}/console.html?token={token}")
+    page.wait_for_function("() => window.teleopConsole && window.teleopConsole.statusCount > 0", timeout=10000)
+    return page
+
+
+def test_every_button_asks_for_its_action_and_the_camera_is_drawn(tmp_path, port_base):
+    got = []
+    status = {"state": "engaged", "reason": "", "loop_hz": 199.8, "rate_hz": 200.0, "has_recorder": True,
+              "has_policy": True, "stages_ms": {"total": {"p50": 2.5}, "retarget": {"p50": 0.2}},
+              "inputs": {"right_hand": {"device": "glove", "hz": 120.0, "age_ms": 3.0, "fresh": True}},
+              "faults": {"stale_input": 2}, "fault_log": ["10:00:00 stale_input: right hand: no sample for 0.1 s"]}
+    with running_server(port_base, cameras=("head_cam",), camera_hz=30.0, camera_width=320, camera_height=240) as sim, \
+            WebServer(WebConfig(host="127.0.0.1", port=0, config_dir=tmp_path,
+                                camera=sim.config.endpoints.camera)) as server, sync_api.sync_playwright() as pw:
+        server.attach_console(got.append, lambda: status)
+        browser = launch_chromium(pw)
+        refused = browser.new_context(ignore_https_errors=True).new_page()
+        assert refused.goto(f"https://localhost:{server.port}/console.html").status == 403  # no token
+        page = open_console(browser, server.port, server.token)
+        assert page.inner_text("#state") == "engaged" and "stale_input" in page.inner_text("#faultlog")
+        for action in CONSOLE_ACTIONS:
+            if action in ("episode_task", "episode_note"):
+                page.fill(f"form[data-action={action}] input", f"the {action} text")
+                page.click(f"form[data-action={action}] button")
+            else:
+                page.click(f"button[data-action={action}]")
+        page.keyboard.press("Escape")
+        page.evaluate("() => { window.teleopConsole.ackCamera = true; window.acked = window.teleopConsole.cameraFrames; }")
+        page.wait_for_function("() => window.teleopConsole.cameraFrames >= window.acked + 5", timeout=15000)
+        deadline = time.monotonic() + 5
+        while (len(got) < len(CONSOLE_ACTIONS) + 1 or not server.camera_drawn_ms()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        drawn = server.camera_drawn_ms()
+        names = page.evaluate("() => window.teleopConsole.cameraNames")
+        browser.close()
+    assert [a.action for a in got] == [*CONSOLE_ACTIONS, "estop"]
+    assert {a.action: a.text for a in got}["episode_task"] == "the episode_task text"
+    assert names == ["head_cam"] and drawn and all(0 < ms < 5000 for ms in drawn)
+
+
+def engaged_for(page, seconds: float, timeout_s: float = 30.0) -> None:
+    """Until the session has been engaged for ``seconds``: a loaded machine may drop the synthetic
+    hands for a moment at the start (stale: the robot holds), and the console's Engage drives again."""
+    deadline, since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        state = page.evaluate("() => window.teleopConsole.state")
+        if state == "engaged":
+            since = since or time.monotonic()
+            if time.monotonic() - since >= seconds:
+                return
+        else:
+            since = None
+            if state in ("idle", "stale"):
+                page.click("button[data-action=engage]")
+        time.sleep(0.1)
+    raise TimeoutError(f"the session never stayed engaged for {seconds} s")
+
+
+class ConsoleOperator(threading.Thread):
+    """The browser in its own thread (the session's loop has the main one): opens the console once
+    the session's server is up, waits for engaged, presses Escape, then Release and Engage."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(daemon=True)
+        self.session = session
+        self.pressed_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            self.session.stop()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.session.web is None or self.session.web.server is None or not self.session.web.server.port:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the session's web server never came up")
+            time.sleep(0.05)
+        server = self.session.web.server
+        with sync_api.sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            page = open_console(browser, server.port, server.token)
+            engaged_for(page, 0.3)
+            self.pressed_at = time.monotonic()
+            page.keyboard.press("Escape")
+            page.wait_for_function("() => window.teleopConsole.state === 'estop'", timeout=5000)
+            page.click("button[data-action=release]")
+            page.wait_for_function("() => window.teleopConsole.state === 'idle'", timeout=5000)
+            page.click("button[data-action=engage]")
+            engaged_for(page, 0.2)
+            browser.close()
+
+
+@pytest.mark.slow
+def test_the_consoles_estop_holds_the_robot_within_100_ms(tmp_path):
+    config = session_config(tmp_path, port=free_port_base(1))
+    session = Session(config, status="quiet", keys=False)
+    log: list[tuple[float, str, str]] = []  # (monotonic s, session state, the robot's reported mode)
+    session.on_tick = lambda s, tick: log.append((time.monotonic(), s.state, getattr(s.robot_state, "mode", "?")))
+    operator = ConsoleOperator(session)
+    operator.start()
+    summary = session.run(seconds=90)
+    operator.join(10)
+    assert operator.error is None, f"{operator.error!r}; {summary.fault_log}"
+    pressed = operator.pressed_at
+    assert pressed is not None
+    held = next(t for t, st, _ in log if st == ESTOP and t >= pressed)
+    robot_held = next(t for t, _, mode in log if mode == "estop" and t >= pressed)
+    assert held - pressed < 0.1, f"the session e-stopped {1e3 * (held - pressed):.0f} ms after Escape"
+    assert robot_held - pressed < 0.1, f"the robot reported its hold {1e3 * (robot_held - pressed):.0f} ms after Escape"
+    assert log[-1][1] == ENGAGED  # release and engage from the console drive again
