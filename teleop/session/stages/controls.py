@@ -6,11 +6,19 @@ A console button asks for its action by name and takes the same way as the key b
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from teleop.session.frame import Frame
 from teleop.session.gestures import GestureDetector
+from teleop.session.machine import DRIVING_STATES, IDLE, STALE
 
 __all__ = ["ControlsStage"]
+
+# A gesture that engages acts when it ends: while it is held the hand is in the gesture (a pinch
+# bends the index ~1.8 rad), which the start-pose check would refuse. The check is retried for a
+# moment while the hand opens.
+GESTURE_ENGAGE_RETRY_S = 1.0
+_RETRY_EVERY_S = 0.1
 
 
 class ControlsStage:
@@ -25,6 +33,7 @@ class ControlsStage:
                    for src in getattr(c, fl.name)]
         self.gestures = GestureDetector([src.partition(":")[2] for src in sources if src.startswith("gesture:")],
                                         session.config.rate_hz)
+        self.engage_retry_until = self.next_retry = 0.0
 
     def step(self, f: Frame) -> None:
         for key in self.keys.drain() if self.keys.active else ():
@@ -38,6 +47,16 @@ class ControlsStage:
         web = self.session.web
         while web is not None and web.actions:
             self.on_console(*web.actions.popleft())
+        if self.engage_retry_until:
+            self._retry_gesture_engage()
+
+    def _retry_gesture_engage(self) -> None:
+        s, now = self.session, time.monotonic()
+        if now > self.engage_retry_until or s.state not in (IDLE, STALE):
+            self.engage_retry_until = 0.0  # engaged, e-stopped, or the hand stayed too far from the robot
+        elif now >= self.next_retry:
+            s.request("engage")
+            self.next_retry = now + _RETRY_EVERY_S
 
     def on_console(self, action: str, text: str = "") -> None:
         """A console button (teleop/web/protocol.py ``CONSOLE_ACTIONS``): what its key does."""
@@ -69,5 +88,17 @@ class ControlsStage:
         elif source in self.actions["engage"]:
             if c.engage_mode == "hold":
                 s.request("engage" if pressed else "disengage")
+            elif source.startswith("gesture:"):
+                if not pressed:  # let go of the gesture
+                    self._gesture_toggle()
             elif pressed:
                 s.request("toggle")
+
+    def _gesture_toggle(self) -> None:
+        s = self.session
+        if s.state in DRIVING_STATES:
+            s.request("disengage")
+        else:
+            s.request("engage")
+            self.engage_retry_until = time.monotonic() + GESTURE_ENGAGE_RETRY_S
+            self.next_retry = time.monotonic() + _RETRY_EVERY_S
