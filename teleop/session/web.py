@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop.errors import ConfigError
+from teleop.session.status import COUNTERS
 from teleop.web.protocol import ConsoleAction
 
 __all__ = ["SessionWeb"]
@@ -73,6 +74,9 @@ class SessionWeb:
         view = s.status.view()
         view["session"] = s.config.name
         view["fault_log"] = list(s.fault_log)[-_FAULT_LINES:]
+        faults = view.get("faults") or {}  # the per-tick counters (limits applied) apart from the faults
+        view["counters"] = {k: v for k, v in faults.items() if k in COUNTERS}
+        view["faults"] = {k: v for k, v in faults.items() if k not in COUNTERS}
         view["cameras"] = list(self.server.config.camera_names) if self.server and self.server.config.camera else []
         view["has_policy"] = s.config.policy.enabled
         view["has_recorder"] = s.config.recorder.enabled

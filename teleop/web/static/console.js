@@ -94,6 +94,7 @@ function onStatus(s) {
     return row;
   }));
   table($("faults"), Object.entries(s.faults || {}).map(([k, v]) => [k, v]));
+  table($("counters"), Object.entries(s.counters || {}).map(([k, v]) => [k, v]));
   $("faultlog").textContent = (s.fault_log || []).slice().reverse().join("\n");
   const stages = s.stages_ms || {};
   STAGES.forEach((name, i) => {
