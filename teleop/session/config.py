@@ -485,8 +485,8 @@ def bound_endpoints(config: SessionConfig) -> dict[str, str]:
     for name, dc in config.devices.items():
         if dc.driver == "network" and _binds(dc.options.get("bind", True)):
             out[f"device {name} (network input)"] = str(dc.options.get("endpoint", DEFAULT_INPUT_ENDPOINT))
-        elif dc.driver == "webxr" and not config.web.enabled and dc.options.get("port", 8443):
-            out[f"device {name} (XR page)"] = f"tcp://{dc.options.get('host', '0.0.0.0')}:{dc.options.get('port', 8443)}"
+        elif dc.driver == "webxr" and not config.web.enabled and (port := dc.options.get("port", 8443)):
+            out[f"device {name} (XR page)"] = f"tcp://{dc.options.get('host', '0.0.0.0')}:{port}"
     if config.web.enabled and config.web.port:
         out["web (console, XR page)"] = f"tcp://{config.web.host}:{config.web.port}"
     return out
@@ -517,7 +517,8 @@ def with_port_base(config: SessionConfig, port_base: int) -> SessionConfig:
     if web.enabled and web.port and delta:  # the console moves with the rest (a second session beside the first)
         moved = web.port + delta
         if not 1024 <= moved <= 65535:
-            raise ConfigError(f"web.port {web.port} would move to {moved}, outside 1024..65535: pick another --port-base")
+            raise ConfigError(f"web.port {web.port} would move to {moved}, outside 1024..65535: "
+                              "pick another --port-base")
         web = dataclasses.replace(web, port=moved)
         devices = {name: dataclasses.replace(dc, options={**dc.options, "port": moved}) if dc.driver == "webxr" else dc
                    for name, dc in devices.items()}

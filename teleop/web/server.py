@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 from teleop.errors import ConfigError
-from teleop.web.console import ActionSink, ConsoleHub, StatusSource
 from teleop.web.certs import CertInfo, default_config_dir, ensure_certificate, lan_addresses, load_certificate
+from teleop.web.console import ActionSink, ConsoleHub, StatusSource
 from teleop.web.protocol import MAX_MESSAGE_BYTES, VisibilityMsg, WireError, XRFrameMsg, decode_message
 from teleop.web.token import load_or_create_token, token_matches
 

@@ -49,7 +49,8 @@ def test_every_button_asks_for_its_action_and_the_camera_is_drawn(tmp_path, port
             else:
                 page.click(f"button[data-action={action}]")
         page.keyboard.press("Escape")
-        page.evaluate("() => { window.teleopConsole.ackCamera = true; window.acked = window.teleopConsole.cameraFrames; }")
+        page.evaluate("() => { window.teleopConsole.ackCamera = true; "
+                      "window.acked = window.teleopConsole.cameraFrames; }")
         page.wait_for_function("() => window.teleopConsole.cameraFrames >= window.acked + 5", timeout=15000)
         deadline = time.monotonic() + 5
         while (len(got) < len(CONSOLE_ACTIONS) + 1 or not server.camera_drawn_ms()) and time.monotonic() < deadline:
