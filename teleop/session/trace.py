@@ -44,6 +44,7 @@ class CommandTrace:
         self._seq = np.full(_PENDING, -1, dtype=np.int64)
         self._stamps = np.zeros((_PENDING, 7), dtype=np.int64)  # STAMPS + the oldest capture
         self.ms = np.zeros((history, len(PATH)))  # completed commands' intervals [ms]
+        self.capture_ns = np.zeros(history, dtype=np.int64)  # ... and the capture each reacted to
         self.n = 0
         self._second_from = 0  # the first row not yet in a per-second summary
 
@@ -73,6 +74,7 @@ class CommandTrace:
         row[6] = (applied_ns - recv_ns) / 1e6
         row[7] = (applied_ns - capture) / 1e6
         row[8] = (applied_ns - oldest) / 1e6
+        self.capture_ns[self.n % len(self.ms)] = capture
         self.n += 1
         return True
 
@@ -81,6 +83,13 @@ class CommandTrace:
         start = max(0, end - len(self.ms), end - last if last else 0, since or 0)
         idx = np.arange(start, end) % len(self.ms)
         return self.ms[idx]
+
+    def completed(self) -> tuple[np.ndarray, np.ndarray]:
+        """(capture_ns, capture -> setpoint [ms]) of every command kept, oldest first: what a
+        benchmark joins with its own send times (teleop/bench/web_session.py)."""
+        start = max(0, self.n - len(self.ms))
+        idx = np.arange(start, self.n) % len(self.ms)
+        return self.capture_ns[idx].copy(), self.ms[idx, PATH.index("total")].copy()
 
     def table(self, last: int | None = None) -> dict[str, dict[str, float]]:
         """``{interval: {p50, p99, max}}`` in ms over the newest ``last`` commands (all kept when None)."""

@@ -21,10 +21,9 @@ def test_bench_web_json_has_the_keys(port_base):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     for key in ("hand_to_setpoint_ms", "raw_ws_ms", "raw_ws_rtt_ms", "camera_to_page_ms"):
         assert set(result[key]) >= {"p50", "p99"} and all(math.isfinite(result[key][p]) for p in ("p50", "p99")), key
-    assert result["frames_ticked"] > 30 and result["camera_fps"] > 0 and 0 < result["server_cpu_pct"] < 400
-    assert result["camera"]["size"] == [640, 480] and result["note"]
-    session = result["session"]  # the same frames through a whole session, the console in Chromium
-    for key in ("page_to_arrival_ms", "arrival_to_robot_setpoint_ms", "camera_to_console_drawn_ms"):
-        assert set(session[key]) >= {"p50", "p99"}, key
-    assert session["frames_arrived"] > 30 and session["commands"] > 0
-    assert math.isfinite(session["page_to_robot_setpoint_ms_p50"])
+    assert result["camera"]["size"] == [640, 480] and result["note"] and 0 < result["server_cpu_pct"] < 400
+    session, link = result["session"], result["link"]  # a whole session; the link alone (no session)
+    assert session["frames_arrived"] > 30 and session["commands_traced"] > 0
+    assert set(session["stages_ms"]) >= {"retarget", "safety", "wire"}
+    assert link["frames_ticked"] > 30 and link["camera_fps"] > 0
+    assert math.isfinite(link["hand_to_retarget_ms"]["p50"])

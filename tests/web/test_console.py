@@ -1,7 +1,7 @@
 """The console through a whole session ([web] enabled, the MuJoCo robot server, the recorder):
-its socket gets the session's status; its actions take the same way as the keys (e-stop holds
-the robot, release and engage drive again, episode marks reach the episode's meta.json); a socket
-without the token gets nothing; garbage is counted and the session goes on."""
+its socket gets the session's status; a socket without the token gets nothing; its actions take
+the same way as the keys (e-stop holds the robot, release and engage drive again, episode marks
+reach the episode's meta.json); garbage is counted and the session goes on."""
 
 from __future__ import annotations
 
@@ -86,6 +86,11 @@ def test_console_actions_take_the_keys_way_and_episode_marks_reach_the_recorder(
 
     def script(console: Console, server, ws) -> None:
         console.status_until(ws, lambda s: s["state"] == ENGAGED and (s.get("recorder") or {}).get("recording"), 30)
+        for token in (None, "wrong"):  # no token, no socket: nothing reaches the session
+            with pytest.raises(InvalidStatus) as err:
+                open_socket(server.port, token, server.cert.cert_path, path="/console-ws")
+            assert err.value.response.status_code == 403
+        assert session.state == ENGAGED and server.stats()["refused_token"] == 2
         for garbage in ("{", "[]", json.dumps({"type": "action", "action": "quit"}), "x" * 20_000):
             try:
                 ws.send(garbage)
@@ -122,22 +127,3 @@ def test_console_actions_take_the_keys_way_and_episode_marks_reach_the_recorder(
     meta = read_meta(session.episodes[0])
     assert meta["task"] == "pour the water" and meta["outcome"] == "success", meta
     assert "a bit shaky at the start" in json.dumps(meta.get("notes", meta))
-
-
-def test_a_console_without_the_token_gets_nothing(tmp_path):
-    session = Session(session_config(tmp_path), status="quiet", keys=False)
-
-    def script(console: Console, server, ws) -> None:
-        console.status_until(ws, lambda s: s["state"] == ENGAGED, 30)
-        for token in (None, "wrong"):
-            with pytest.raises(InvalidStatus) as err:
-                open_socket(server.port, token, server.cert.cert_path, path="/console-ws")
-            assert err.value.response.status_code == 403
-        assert session.state == ENGAGED  # nothing reached the session
-
-    console = Console(session, script)
-    console.start()
-    summary = session.run(seconds=60)
-    console.join(10)
-    assert console.error is None, f"{console.error!r}; {summary.fault_log}"
-    assert "estop" not in summary.faults

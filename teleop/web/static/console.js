@@ -23,6 +23,7 @@ function send(obj) {
 }
 
 function act(action, text) {
+  teleopConsole.lastActionAt = performance.timeOrigin + performance.now();  // epoch ms: the tests time from here
   const msg = { type: "action", action };
   if (text !== undefined) msg.text = text;
   if (!send(msg)) setLink("not connected: the action was not sent", true);
