@@ -149,7 +149,8 @@ def run_session(seconds: float, port_base: int, size: tuple[int, int]) -> dict:
             now = time.monotonic()
             if op.done.is_set():
                 s.stop()
-            elif op.streaming_at and s.state in ("idle", "stale") and now > state["engage_at"]:
+            elif op.streaming_at and now > op.streaming_at + 1.0 and s.state in ("idle", "stale") \
+                    and now > state["engage_at"]:  # the client's process is up by then
                 s.request("engage")  # as an operator would after a hold (a loaded machine's sim can lag)
                 state["engage_at"] = now + 0.5
 
