@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from teleop.web.camera import HEADER, unpack_frame
-from teleop.web.protocol import MAX_MESSAGE_BYTES, CameraAck, ConsoleAction, WireError, decode_console
+from teleop.web.protocol import CameraAck, ConsoleAction, WireError, decode_console
+from teleop.web.sockets import accept, receive
 
 __all__ = ["ConsoleHub", "ActionSink", "StatusSource", "json_safe"]
 
@@ -47,8 +48,8 @@ def json_safe(x: Any) -> Any:
 class ConsoleHub:
     """Owned by ``WebServer``; every method runs on the server's event loop."""
 
-    def __init__(self, count: Callable[[str], None], bucket: Callable[[], Any]) -> None:
-        self.count, self._bucket = count, bucket
+    def __init__(self, count: Callable[[str], None], rate_hz: Callable[[], float]) -> None:
+        self.count, self._rate_hz = count, rate_hz
         self.sockets: set[Any] = set()
         self.on_action: ActionSink = lambda action: None
         self.status_source: StatusSource | None = None
@@ -116,26 +117,13 @@ class ConsoleHub:
 
     # -- a console's socket -------------------------------------------------------------------------
     async def serve(self, request) -> Any:
-        from aiohttp import WSMsgType, web
-
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=2.0, timeout=1.0, compress=False)
-        await ws.prepare(request)
+        ws = await accept(request)
         self.sockets.add(ws)
-        bucket = self._bucket()
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.ERROR:
-                    self.count("too_large" if "size" in str(ws.exception()).lower() else "socket_error")
-                    break
-                if not bucket.take():
-                    self.count("rate_limited")
-                    continue
-                self._handle(msg.data if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None)
+            await receive(ws, self._rate_hz(), self.count, self._handle)
         finally:
             self.sockets.discard(ws)
             self._busy.discard(ws)
-        if ws.close_code == 1009:
-            self.count("too_large")
         return ws
 
     def _handle(self, data: str | bytes | None) -> None:

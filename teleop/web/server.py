@@ -26,7 +26,8 @@ from urllib.parse import quote
 from teleop.errors import ConfigError
 from teleop.web.certs import CertInfo, default_config_dir, ensure_certificate, lan_addresses, load_certificate
 from teleop.web.console import ActionSink, ConsoleHub, StatusSource
-from teleop.web.protocol import MAX_MESSAGE_BYTES, VisibilityMsg, WireError, XRFrameMsg, decode_message
+from teleop.web.protocol import VisibilityMsg, WireError, XRFrameMsg, decode_message
+from teleop.web.sockets import accept, receive
 from teleop.web.token import load_or_create_token, token_matches
 
 __all__ = ["WebConfig", "WebServer", "STATIC_DIR", "COOKIE"]
@@ -86,23 +87,6 @@ class WebConfig:
             raise ConfigError("host: an address to bind, e.g. 0.0.0.0 or this machine's LAN address")
 
 
-class _Bucket:
-    """Token bucket: ``rate`` messages/s with bursts of ``rate / 5`` (a headset's frames jitter)."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate, self.cap = rate, max(5.0, rate / 5)
-        self.level, self.t = self.cap, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.level = min(self.cap, self.level + (now - self.t) * self.rate)
-        self.t = now
-        if self.level < 1.0:
-            return False
-        self.level -= 1.0
-        return True
-
-
 FrameSink = Callable[[XRFrameMsg, int], None]  # (frame, arrival time.monotonic_ns); must be quick
 StateSink = Callable[[str], None]  # "connected", "visible", "hidden", "gone"
 
@@ -126,7 +110,7 @@ class WebServer:
         self.cert: CertInfo | None = None
         self._relay: Any = None
         self._camera_busy = False  # a camera message is being written to the driving page
-        self.console = ConsoleHub(self.count, lambda: _Bucket(self.config.max_rate_hz))
+        self.console = ConsoleHub(self.count, lambda: self.config.max_rate_hz)
 
     def attach_xr(self, on_frame: FrameSink, on_state: StateSink) -> None:
         """Where the XR page's frames go (the ``webxr`` driver on a session's server)."""
@@ -347,13 +331,9 @@ class WebServer:
         return refused if refused is not None else await self.console.serve(request)
 
     async def _ws(self, request):
-        from aiohttp import WSMsgType, web
-
         if (refused := self._refuse_socket(request)) is not None:
             return refused
-        # timeout: the close handshake with a peer that went silent (a sleeping headset) waits 1 s, not 10
-        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=2.0, timeout=1.0, compress=False)
-        await ws.prepare(request)
+        ws = await accept(request)
         self._sockets.add(ws)
         previous, self._active = self._active, ws
         if previous is not None:
@@ -363,23 +343,13 @@ class WebServer:
             for done in [t for t in self._closing if t.done()]:
                 self._closing.discard(done)
         self._on_state("connected")
-        bucket = _Bucket(self.config.max_rate_hz)
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.ERROR:
-                    self.count("too_large" if "size" in str(ws.exception()).lower() else "socket_error")
-                    break
-                if not bucket.take():
-                    self.count("rate_limited")
-                    continue
-                self._handle(ws, msg.data if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None)
+            await receive(ws, self.config.max_rate_hz, self.count, lambda data: self._handle(ws, data))
         finally:
             self._sockets.discard(ws)
             if self._active is ws:
                 self._active = None
                 self._on_state("gone")
-        if ws.close_code == 1009:
-            self.count("too_large")
         return ws
 
     def _handle(self, ws, data: str | bytes | None) -> None:

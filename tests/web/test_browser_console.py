@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from session_peer import SessionPeer, run_session
 from support.ports import free_port_base
 from test_console import session_config
 from xr_browser import launch_chromium
@@ -106,31 +107,14 @@ def engaged_for(page, seconds: float, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"the session never stayed engaged for {seconds} s")
 
 
-class ConsoleOperator(threading.Thread):
-    """The browser in its own thread (the session's loop has the main one): opens the console once
-    the session's server is up, waits for engaged, presses Escape, then Release and Engage."""
+class ConsoleOperator(SessionPeer):
+    """The console in Chromium: waits for engaged, presses Escape, then Release and Engage."""
 
     def __init__(self, session: Session) -> None:
-        super().__init__(daemon=True)
-        self.session = session
+        super().__init__(session)
         self.pressed_at: float | None = None
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            self.session.stop()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while self.session.web is None or self.session.web.server is None or not self.session.web.server.port:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the session's web server never came up")
-            time.sleep(0.05)
-        server = self.session.web.server
+    def act(self, server) -> None:
         with sync_api.sync_playwright() as pw:
             browser = launch_chromium(pw)
             page = open_console(browser, server.port, server.token)
@@ -153,10 +137,7 @@ def test_the_consoles_estop_holds_the_robot_within_100_ms(tmp_path):
     log: list[tuple[float, str, str]] = []  # (epoch s, as the page's clock; session state; the robot's reported mode)
     session.on_tick = lambda s, tick: log.append((time.time(), s.state, getattr(s.robot_state, "mode", "?")))
     operator = ConsoleOperator(session)
-    operator.start()
-    summary = session.run(seconds=90)
-    operator.join(10)
-    assert operator.error is None, f"{operator.error!r}; {summary.fault_log}"
+    run_session(session, operator)
     pressed = operator.pressed_at
     assert pressed is not None
     held = next(t for t, st, _ in log if st == ESTOP and t >= pressed)

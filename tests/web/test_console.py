@@ -6,10 +6,10 @@ reach the episode's meta.json); garbage is counted and the session goes on."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
+from session_peer import SessionPeer, run_session
 from support.ports import free_port_base
 from websockets.exceptions import InvalidStatus
 from xr_frames import open_socket
@@ -35,30 +35,17 @@ def session_config(tmp_path, *, recorder: bool = False, **web):
     return parse_session(raw)
 
 
-class Console(threading.Thread):
-    """A console client in its own thread (the session's loop has the main one): runs ``script``
-    with an open console socket once the session's server is up."""
+class Console(SessionPeer):
+    """A console client: runs ``script`` with an open console socket."""
 
     def __init__(self, session: Session, script) -> None:
-        super().__init__(daemon=True)
-        self.session, self.script = session, script
-        self.error: BaseException | None = None
+        super().__init__(session)
+        self.script = script
         self.statuses: list[dict] = []
 
-    def run(self) -> None:
-        try:
-            deadline = time.monotonic() + 60
-            while self.session.web is None or self.session.web.server is None or not self.session.web.server.port:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the session's web server never came up")
-                time.sleep(0.05)
-            server = self.session.web.server
-            with open_socket(server.port, server.token, server.cert.cert_path, path="/console-ws") as ws:
-                self.script(self, server, ws)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            self.session.stop()
+    def act(self, server) -> None:
+        with open_socket(server.port, server.token, server.cert.cert_path, path="/console-ws") as ws:
+            self.script(self, server, ws)
 
     def status_until(self, ws, cond, timeout_s: float = 10.0) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -115,11 +102,7 @@ def test_console_actions_take_the_keys_way_and_episode_marks_reach_the_recorder(
         stats = server.stats()
         assert stats["rejected"] >= 3 and stats["action:estop"] == 1 and stats["action:engage"] == 2
 
-    console = Console(session, script)
-    console.start()
-    summary = session.run(seconds=90)
-    console.join(10)
-    assert console.error is None, f"{console.error!r}; {summary.fault_log}"
+    summary = run_session(session, Console(session, script))
     driven = [st for st in states if st != "ramping"]  # a ramp shows only when the start pose is far
     driven = driven[driven.index(ENGAGED):]  # the first ticks may still be idle (auto engage)
     assert driven[:5] == [ENGAGED, ESTOP, IDLE, ENGAGED, IDLE], states

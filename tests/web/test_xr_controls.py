@@ -5,10 +5,10 @@ and let go, from the page's frames and e-stops on the right controller's B butto
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
+from session_peer import SessionPeer, run_session
 from support.ports import free_port_base
 from xr_frames import hand_joints, open_socket
 
@@ -37,34 +37,22 @@ def page_frame(seq: int, what: str) -> str:
                        "head": [0, 1.6, 0, 0, 0, 0, 1]})
 
 
-class Page(threading.Thread):
-    def __init__(self, session: Session) -> None:
-        super().__init__(daemon=True)
-        self.session = session
-        self.marks: dict[str, float] = {}
-        self.error: BaseException | None = None
+class Page(SessionPeer):
+    """The XR page's frames, phase by phase (PHASES), at 90 Hz."""
 
-    def run(self) -> None:
-        try:
-            deadline = time.monotonic() + 60
-            while self.session.web is None or self.session.web.server is None or not self.session.devices:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the session's web server never came up")
-                time.sleep(0.05)
-            server = self.session.web.server
-            with open_socket(server.port, server.token, server.cert.cert_path) as ws:
-                t0, seq = time.monotonic(), 0
-                for until, what in PHASES:
-                    self.marks[what] = time.monotonic()
-                    while time.monotonic() - t0 < until:
-                        ws.send(page_frame(seq, what))
-                        seq += 1
-                        time.sleep(1 / 90)
-        except BaseException as exc:  # reported by the test
-            self.error = exc
-        finally:
-            time.sleep(0.2)
-            self.session.stop()
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self.marks: dict[str, float] = {}
+
+    def act(self, server) -> None:
+        with open_socket(server.port, server.token, server.cert.cert_path) as ws:
+            t0, seq = time.monotonic(), 0
+            for until, what in PHASES:
+                self.marks[what] = time.monotonic()
+                while time.monotonic() - t0 < until:
+                    ws.send(page_frame(seq, what))
+                    seq += 1
+                    time.sleep(1 / 90)
 
 
 def test_a_held_pinch_engages_and_the_controllers_b_estops(tmp_path):
@@ -79,10 +67,7 @@ def test_a_held_pinch_engages_and_the_controllers_b_estops(tmp_path):
     log: list[tuple[float, str]] = []
     session.on_tick = lambda s, tick: log.append((time.monotonic(), s.state))
     page = Page(session)
-    page.start()
-    summary = session.run(seconds=60)
-    page.join(10)
-    assert page.error is None, f"{page.error!r}; {summary.fault_log}"
+    summary = run_session(session, page, 60)
     m = page.marks
     before = {st for t, st in log if t < m["left_pinch"]}
     assert ENGAGED not in before and IDLE in before  # open hands: nothing engages by itself
