@@ -90,17 +90,18 @@ class _Operator(threading.Thread):
             browser.close()
 
     def _stream(self) -> None:
-        from teleop.bench.web import _client, _echo_server
+        from teleop.bench.web_peers import client as headset
+        from teleop.bench.web_peers import echo_server
 
         spawn = mp.get_context("spawn")
         cert = self.server.cert
         echo_parent, echo_child = spawn.Pipe()
-        echo = spawn.Process(target=_echo_server, args=(str(cert.cert_path), str(cert.key_path), echo_child),
+        echo = spawn.Process(target=echo_server, args=(str(cert.cert_path), str(cert.key_path), echo_child),
                              daemon=True)
         echo.start()
         echo_port = echo_parent.recv()
         parent, child = spawn.Pipe()
-        client = spawn.Process(target=_client, args=(self.server.port, self.server.token, echo_port,
+        client = spawn.Process(target=headset, args=(self.server.port, self.server.token, echo_port,
                                                      str(cert.cert_path), self.seconds, child), daemon=True)
         client.start()
         self.streaming_at = time.monotonic()
