@@ -30,6 +30,8 @@ ActionSink = Callable[[ConsoleAction], None]  # from the server's thread; must b
 StatusSource = Callable[[], dict[str, Any]]
 STATUS_PERIOD_S = 0.1
 _ACKS_KEPT = 4096
+_NO_SESSION = {"state": "no session", "reason": "this server runs no session (`teleop web` alone): a session "
+               "with [web] enabled in its config serves the console"}
 
 
 def json_safe(x: Any) -> Any:
@@ -70,10 +72,11 @@ class ConsoleHub:
     async def _push_status(self) -> None:
         while True:
             await asyncio.sleep(STATUS_PERIOD_S)
-            if not self.sockets or self.status_source is None:
+            if not self.sockets:
                 continue
             try:
-                text = json.dumps({"type": "status", **json_safe(self.status_source())})
+                status = self.status_source() if self.status_source is not None else _NO_SESSION
+                text = json.dumps({"type": "status", **json_safe(status)})
             except Exception:  # the owner's bug must not end the push for every console
                 self.count("status_error")
                 logger.exception("web console: the status source failed")
