@@ -133,9 +133,9 @@ def track_video(path: Path, *, max_frames: int | None = None, start_frame: int =
     video; models missing raise the tracker's ``DeviceError`` (naming ``teleop models fetch``)."""
     import cv2
 
-    from drivers.camera_hands.intrinsics import Intrinsics
     from drivers.camera_hands.pose import hand_in_camera, wrist_frame
     from drivers.camera_hands.tracker import HandTracker
+    from teleop.vision.intrinsics import Intrinsics
 
     path = Path(path)
     fixed = Intrinsics.load(intrinsics) if intrinsics else None  # a bad file is said before decoding starts

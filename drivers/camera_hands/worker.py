@@ -23,11 +23,11 @@ def run(config, conn, stop) -> None:
     """Entry point of the child process (``multiprocessing`` spawn)."""
     import numpy as np
 
-    from drivers.camera_hands.intrinsics import Intrinsics
     from drivers.camera_hands.pose import hand_in_camera, wrist_frame
-    from drivers.camera_hands.sources import open_source
     from drivers.camera_hands.tracker import HandTracker
     from teleop.errors import TeleopError
+    from teleop.vision.intrinsics import Intrinsics
+    from teleop.vision.sources import open_source
 
     source = None
     try:

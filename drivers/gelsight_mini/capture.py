@@ -12,9 +12,7 @@ final area resize. ``decode_reduce=1`` decodes at full size instead.
 
 from __future__ import annotations
 
-import grp
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -24,6 +22,17 @@ import numpy as np
 import numpy.typing as npt
 
 from teleop.errors import ConfigError, DeviceError
+from teleop.vision.devices import (
+    BY_ID,
+    DEV,
+    SYS_VIDEO4LINUX,
+    check_access,
+    describe_devices,
+    find_device_by_name,
+    list_video_devices,
+    load_cv2,
+    resolve_device,
+)
 
 __all__ = [
     "FrameSource",
@@ -44,10 +53,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SYS_VIDEO4LINUX = Path("/sys/class/video4linux")
-DEV = Path("/dev")
-BY_ID = Path("/dev/v4l/by-id")
-
 #: v4l2 controls of the vendor's legacy ``mini_set_cam_params.sh`` (gsrobotics), as OpenCV
 #: property names -> value (OpenCV's V4L2 backend passes raw control values through).
 SDK_CONTROLS: dict[str, int] = {
@@ -63,17 +68,6 @@ SDK_CONTROLS: dict[str, int] = {
 }
 
 _REDUCED_FLAGS = {2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4", 8: "IMREAD_REDUCED_COLOR_8"}
-
-
-def load_cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as exc:
-        raise DeviceError(
-            f"the GelSight Mini driver needs OpenCV for video I/O ({exc}); "
-            "install it with `pip install opencv-python-headless`"
-        ) from None
-    return cv2
 
 
 def _fourcc_str(code: int) -> str:
@@ -116,97 +110,6 @@ class CropResize:
             cv2.resize(roi, (self.width, self.height), dst=self._tmp, interpolation=interp)
         cv2.cvtColor(self._tmp, cv2.COLOR_BGR2RGB, dst=out)
         return out
-
-
-# -- device discovery -------------------------------------------------------------------------------
-
-
-def list_video_devices(sys_root: Path = SYS_VIDEO4LINUX, dev_root: Path = DEV) -> list[tuple[str, str]]:
-    """(device path, name) of every V4L2 node: ``/dev/video*`` plus the names from sysfs."""
-    found: dict[str, str] = {}
-    if sys_root.is_dir():
-        for entry in sys_root.iterdir():
-            try:
-                name = (entry / "name").read_text().strip()
-            except OSError:
-                name = "?"
-            found[str(dev_root / entry.name)] = name
-    for p in dev_root.glob("video*"):
-        found.setdefault(str(p), "?")
-
-    def key(item: tuple[str, str]) -> tuple[int, str]:
-        digits = "".join(c for c in Path(item[0]).name if c.isdigit())
-        return (int(digits) if digits else 1 << 30, item[0])
-
-    return sorted(found.items(), key=key)
-
-
-def _describe(devices: list[tuple[str, str]]) -> str:
-    if not devices:
-        return ("none (no /dev/video* at all: is the sensor plugged in, see `lsusb | grep -i 0c45:636d`, "
-                "and is the uvcvideo module loaded?)")
-    return ", ".join(f"{p} ({n})" for p, n in devices)
-
-
-def find_device_by_name(name: str, sys_root: Path = SYS_VIDEO4LINUX, dev_root: Path = DEV,
-                        by_id_root: Path = BY_ID) -> str:
-    """The capture node whose sysfs name contains ``name`` (case-insensitive), preferring stream
-    index 0 (a UVC camera also exposes a metadata node with index 1); else a
-    ``/dev/v4l/by-id/*<name>*-video-index0`` symlink. ``DeviceError`` listing what is there."""
-    want = name.lower()
-    hits: list[tuple[int, int, str]] = []
-    if sys_root.is_dir():
-        for entry in sys_root.iterdir():
-            try:
-                got = (entry / "name").read_text().strip()
-            except OSError:
-                continue
-            if want not in got.lower():
-                continue
-            try:
-                index = int((entry / "index").read_text().strip())
-            except (OSError, ValueError):
-                index = 0
-            digits = "".join(c for c in entry.name if c.isdigit())
-            hits.append((index, int(digits) if digits else 0, str(dev_root / entry.name)))
-    if hits:
-        return sorted(hits)[0][2]
-    if by_id_root.is_dir():
-        tokens = [want.replace(" ", "_"), want.replace(" ", "")]
-        links = sorted(p for p in by_id_root.iterdir() if any(t in p.name.lower() for t in tokens))
-        for p in sorted(links, key=lambda p: (not p.name.endswith("index0"), p.name)):
-            return str(p.resolve())
-    raise DeviceError(
-        f"no video device named like {name!r}; devices: {_describe(list_video_devices(sys_root, dev_root))}. "
-        "Plug the sensor in, or pass device=/dev/videoN"
-    )
-
-
-def resolve_device(device: str | None, name: str, sys_root: Path = SYS_VIDEO4LINUX, dev_root: Path = DEV,
-                   by_id_root: Path = BY_ID) -> str:
-    """``device`` (a path, or a bare number N for /dev/videoN) if given, else found by ``name``."""
-    if device:
-        path = str(dev_root / f"video{device}") if device.isdigit() else device
-        if not os.path.exists(path):
-            raise DeviceError(
-                f"video device {path} does not exist; devices: {_describe(list_video_devices(sys_root, dev_root))}"
-            )
-        return path
-    return find_device_by_name(name, sys_root, dev_root, by_id_root)
-
-
-def check_access(path: str) -> None:
-    """``DeviceError`` with the fix when this user may not open ``path``."""
-    if os.access(path, os.R_OK | os.W_OK):
-        return
-    try:
-        group = grp.getgrgid(os.stat(path).st_gid).gr_name
-    except (OSError, KeyError):
-        group = "video"
-    raise DeviceError(
-        f"permission denied on {path} (group {group!r}); add yourself to it: "
-        f"`sudo usermod -aG {group} $USER`, then log out and in again (or `newgrp {group}`)"
-    )
 
 
 # -- sources --------------------------------------------------------------------------------------------
@@ -268,7 +171,7 @@ class UvcCamera(FrameSource):
             cap.release()
             raise DeviceError(
                 f"{path}: OpenCV could not open it as a V4L2 capture device. Is it busy (`fuser {path}`), or the "
-                f"sensor's metadata node? Devices: {_describe(list_video_devices(*self._roots[:2]))}"
+                f"sensor's metadata node? Devices: {describe_devices(list_video_devices(*self._roots[:2]))}"
             )
         self._cap = cap
         try:

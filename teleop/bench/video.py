@@ -83,9 +83,9 @@ def _frames(video: Path, max_frames: int):
 def _track(video: Path, max_frames: int, fps: float, pose: bool, **settings) -> dict:
     """One pass of the tracker over the video. With ``pose`` also the wrist pose by solvePnP per
     hand (the driver's work); returns timings and the chosen hand's landmarks per frame."""
-    from drivers.camera_hands.intrinsics import Intrinsics
     from drivers.camera_hands.pose import hand_in_camera
     from drivers.camera_hands.tracker import HandTracker
+    from teleop.vision.intrinsics import Intrinsics
 
     tracker = HandTracker(threads=1, **settings)
     first = next(_frames(video, 1), None)

@@ -61,8 +61,9 @@ class _Cv2:
 
 
 def test_a_camera_unplugged_mid_stream_is_said_and_the_tracker_stops(tmp_path, monkeypatch):
-    from drivers.camera_hands import sources, worker
+    from drivers.camera_hands import worker
     from drivers.camera_hands.config import CameraHandsConfig
+    from teleop.vision import sources
 
     cap = cv2.VideoCapture(str(HAND_VIDEO))
     frames = [cap.read()[1] for _ in range(FRAMES)]

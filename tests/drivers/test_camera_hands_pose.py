@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from drivers.camera_hands.config import CameraHandsConfig
-from drivers.camera_hands.intrinsics import Intrinsics
+from teleop.vision.intrinsics import Intrinsics
 from drivers.camera_hands.pose import OPTICAL_TO_CAMERA, hand_in_camera, wrist_frame
 from retarget.kernels.poses import quat_to_mat
 from retarget.motions import keypoint_sequence

@@ -15,6 +15,7 @@ from support.conformance import check_driver
 cv2 = pytest.importorskip("cv2")
 
 from drivers.gelsight_mini import capture, gelsight_mini  # noqa: E402
+from teleop.vision import devices  # noqa: E402
 from drivers.gelsight_mini.config_gelsight_mini import GelSightMiniConfig  # noqa: E402
 from drivers.gelsight_mini.gelsight_mini import GelSightMiniDriver  # noqa: E402
 from drivers.gelsight_mini.synthetic import (  # noqa: E402
@@ -312,7 +313,7 @@ def test_missing_device_path_from_the_driver():
 def test_permission_denied(tmp_path, monkeypatch):
     dev = tmp_path / "video2"
     dev.touch()
-    monkeypatch.setattr(capture.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(devices.os, "access", lambda path, mode: False)
     with pytest.raises(DeviceError, match="permission denied.*usermod -aG"):
         capture.check_access(str(dev))
     assert os.path.exists(dev)

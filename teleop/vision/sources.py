@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from drivers.gelsight_mini.capture import check_access, load_cv2, resolve_device
 from teleop.errors import DeviceError
+from teleop.vision.devices import check_access, load_cv2, resolve_device
 
 __all__ = ["CameraSource", "VideoSource", "open_source"]
 
