@@ -69,6 +69,7 @@ class RobotDescription:
     actuator_kp: float = 100.0
     actuator_kv: float = 5.0
     retarget_path: Path | None = None  # retargeting config (retarget/config.py)
+    objects_path: Path | None = None  # marked objects (robots/objects/config.py): markers drawn in the sim
     source: Path | None = None
     composition: Any = None  # robots.compose.Composition when the model is composed from mounts
 
@@ -99,7 +100,7 @@ class RobotDescription:
 
 
 _TOP_KEYS = {"name", "model", "scene", "mount", "home", "base_frame", "left", "right", "cameras", "limits", "actuators",
-             "retarget"}
+             "retarget", "objects"}
 _SIDE_KEYS = {"arm_joints", "hand_joints", "wrist_frame", "fingertip_frames", "camera"}
 _LIMIT_KEYS = {"velocity_rad_s", "velocity_overrides", "position_overrides"}
 _ACT_KEYS = {"kp", "kv"}
@@ -202,6 +203,11 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
         retarget_path = (base / rel).resolve()
         if not retarget_path.is_file():
             raise ConfigError(f"{where}: key 'retarget' points to {retarget_path}, which does not exist")
+    objects_path = None
+    if (rel := _get(raw, "objects", str, where, required=False)) is not None:
+        objects_path = (base / rel).resolve()
+        if not objects_path.is_file():
+            raise ConfigError(f"{where}: key 'objects' points to {objects_path}, which does not exist")
 
     if composition is not None:
         from robots.compose import compose
@@ -219,6 +225,7 @@ def parse_description(raw: dict[str, Any], source: Path | None = None) -> RobotD
         actuator_kp=kp,
         actuator_kv=kv,
         retarget_path=retarget_path,
+        objects_path=objects_path,
         source=source,
         composition=composition,
     )

@@ -88,6 +88,14 @@ def load_sim_model(description: RobotDescription | str | Path) -> SimModel:
     where = str(desc.source or desc.name)
     try:
         spec = mujoco.MjSpec.from_file(str(desc.model_path))
+    except Exception as exc:
+        raise ConfigError(f"{where}: MuJoCo cannot load {desc.model_path}: {exc}") from None
+    if desc.objects_path is not None:  # the markers the object tracker looks for, drawn on the objects
+        from robots.objects.config import load_objects
+        from robots.objects.sim_markers import add_marker_plates
+
+        add_marker_plates(spec, load_objects(desc.objects_path), f"{where}: key 'objects'")
+    try:
         model = compile_quietly(spec)
     except Exception as exc:
         raise ConfigError(f"{where}: MuJoCo cannot load {desc.model_path}: {exc}") from None
