@@ -77,6 +77,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         viewer=args.viewer,
         duration_s=args.duration,
         instance=args.instance_id,
+        object_poses=args.object_poses,
     )
     server = SimServer(config)
 
@@ -762,6 +763,9 @@ def _add_sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=seconds, help="stop after this many simulated seconds (> 0)")
     p.add_argument("--instance-id", help="this run's instance id (in the spec and every state; default: random); "
                    "a session starting its own server sets it, to drive no other")
+    p.add_argument("--object-poses", choices=["truth", "tracked"], default="truth",
+                   help="object poses in robot_state: MuJoCo's (truth, default) or measured by the marker tracker "
+                   "on the sim's own camera (tracked; render that camera at 640x480: --camera-size 640x480)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,6 +62,7 @@ class SimConfig:
     viewer: bool = False
     duration_s: float | None = None  # stop after this much simulated time
     instance: str | None = None  # this run's id (RobotSpec.instance); None: a random one
+    object_poses: str = "truth"  # "truth": MuJoCo's; "tracked": the marker tracker on the sim's own camera
 
     def __post_init__(self) -> None:
         for name in ("state_hz", "camera_hz", "watchdog_s"):
@@ -79,6 +80,9 @@ class SimConfig:
             raise ConfigError(f"watchdog_s={self.watchdog_s}: must be within 0.01..10 s (the bridge contract asks <= 0.5 s)")
         if self.camera_width < 16 or self.camera_height < 16:
             raise ConfigError("camera size must be at least 16x16 pixels")
+        if self.object_poses not in ("truth", "tracked"):
+            raise ConfigError(f"object_poses={self.object_poses!r}: 'truth' (MuJoCo's poses) or 'tracked' "
+                              "(the marker tracker on the sim's camera)")
 
 
 @dataclass
@@ -139,7 +143,9 @@ class SimServer:
         keys = CurveKeys.load(self.config.keys) if self.config.keys else None
         self.bus = Bus(f"sim:{self.sim.description.name}", keys=keys)
         self.camera: CameraWorker | None = None
+        self.objects = None
         try:
+            self.objects = self._object_tracking()
             ep = self.config.endpoints
             self.state_pub = self.bus.publisher(ep.state)
             self.cmd_sub = self.bus.subscriber(
@@ -153,6 +159,8 @@ class SimServer:
                     self.config.camera_height, ep.camera, keys=self.config.keys, shadows=self.config.camera_shadows,
                 )
                 self.camera.start()
+            if self.objects is not None:
+                self.objects.start(ep.camera, self.config.keys)
         except BaseException:
             self.close()
             raise
@@ -161,6 +169,24 @@ class SimServer:
 
         # what idle waits on: commands, then requests (left out once the tick's request budget is spent)
         self._wake_fds = [self.cmd_sub.sock.getsockopt(zmq.FD), self.rpc.sock.getsockopt(zmq.FD)]
+
+    def _object_tracking(self):
+        """The tracker on the sim's own camera, when ``object_poses = "tracked"``."""
+        cfg = self.config
+        if cfg.object_poses != "tracked":
+            return None
+        desc = self.sim.description
+        if desc.objects_path is None:
+            raise ConfigError(f"object_poses='tracked': the robot description {desc.source} names no objects config "
+                              "(key 'objects'), so there are no markers to track")
+        from robots.objects.config import load_objects
+        from robots.objects.sim_tracking import SimObjectTracking
+
+        objects = load_objects(desc.objects_path)
+        if objects.camera not in self.camera_names:
+            raise ConfigError(f"object_poses='tracked' reads camera {objects.camera!r}, which this server does not "
+                              f"render (cameras: {list(self.camera_names)}, camera_hz {cfg.camera_hz:g})")
+        return SimObjectTracking(self.sim, objects, cfg.camera_width, cfg.camera_height)
 
     # -- state --------------------------------------------------------------------------------
     def _reset(self, shifts: dict[str, object] | None = None) -> None:
@@ -214,6 +240,10 @@ class SimServer:
     def state(self) -> RobotState:
         d, sim = self.data, self.sim
         bodies = np.concatenate([d.xpos[sim.body_ids], d.xquat[sim.body_ids]], axis=1)
+        tracked = {}
+        if self.objects is not None:
+            bodies, pose_ns, status, truth = self.objects.fill()
+            tracked = {"body_pose_ns": pose_ns, "body_status": status, "body_pose_truth": truth}
         tr = self._trace
         return RobotState(
             time_s=float(d.time),
@@ -230,6 +260,7 @@ class SimServer:
             cmd_applied_ns=tr.applied_ns,
             cmd_source_capture_ns=tr.sources,
             instance=self.instance,
+            **tracked,
         )
 
     # -- commands and safety ------------------------------------------------------------------
@@ -310,6 +341,11 @@ class SimServer:
             out["camera_skipped"] = self.camera.skipped
             if self.camera.error:
                 out["camera_error"] = self.camera.error
+        if self.objects is not None:
+            out["objects_frames"] = self.objects.frames
+            out.update({f"objects.{k}": v for k, v in self.objects.tracker.counters.as_dict().items()})
+            if self.objects.error:
+                out["objects_error"] = self.objects.error
         return out
 
     def _handle(self, header: Header, req: Message) -> Message:
@@ -374,6 +410,8 @@ class SimServer:
                     if not cfg.realtime:
                         self.camera.wait_idle()  # type: ignore[union-attr]
                     self.camera.submit(d.qpos, d.time)  # type: ignore[union-attr]
+                    if self.objects is not None:
+                        self.objects.on_render(d)
                     next_cam += cam_period
                 if viewer is not None and time.perf_counter() >= next_view:
                     if not viewer.is_running():
@@ -438,6 +476,8 @@ class SimServer:
         return mujoco.viewer.launch_passive(self.model, self.data)
 
     def close(self) -> None:
+        if getattr(self, "objects", None) is not None:
+            self.objects.stop()
         if self.camera is not None:
             self.camera.stop()
             self.camera = None

@@ -48,6 +48,8 @@ _EMPTY_I8 = np.zeros(0, dtype=np.int64)
 JOINTS = Dim("n", 512)  # commanded joints of a robot (the bundled humanoid has 46)
 SOURCES = Dim("k", 16)  # device samples one command came from (a session uses 4)
 BODIES = Dim("b", 256)  # free bodies whose poses a robot reports
+TRACKED = Dim("bt", 256)  # the same bodies, in the optional tracking fields (empty, or one per body)
+TRUTH = Dim("bg", 256)  # the same bodies again, in the simulator-only ground truth (empty, or one per body)
 FINGERTIPS = Dim("f", 64)
 GROUPS = Dim("g", 64)
 CAMERAS = Dim("c", 16)
@@ -102,7 +104,14 @@ class RobotState(Message):
     position limits and rate-limiting to velocity limits. ``cmd_*`` trace the last command:
     its sequence, its header capture time, when it arrived and when it was applied (monotonic
     ns on the server host). ``instance`` is the server instance (``RobotSpec.instance``) that
-    measured it: a client drives only the instance it connected to."""
+    measured it: a client drives only the instance it connected to.
+
+    Object poses measured by a tracker (robots/objects) say how fresh they are: ``body_pose_ns``
+    the capture time of each row (monotonic ns on the server host), ``body_status`` 0 measured in
+    the newest frame, 1 held (not seen since ``body_pose_ns``), 2 never seen (the row is a
+    placeholder). Both empty: every row is measured with this state (a simulator's truth).
+    ``body_pose_truth``: a simulator that tracks its own renders puts MuJoCo's pose at each row's
+    capture here, for scoring; a real robot leaves it empty."""
 
     time_s: float
     mode: str
@@ -118,6 +127,9 @@ class RobotState(Message):
     cmd_applied_ns: int = 0
     cmd_source_capture_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
     instance: str = ""
+    body_pose_ns: npt.NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I8)
+    body_status: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros(0, np.uint8))
+    body_pose_truth: F64 = field(default_factory=lambda: np.zeros((0, 7)))
 
     SCHEMA = {
         "time_s": float,
@@ -134,6 +146,9 @@ class RobotState(Message):
         "cmd_applied_ns": int,
         "cmd_source_capture_ns": Arr("int64", (SOURCES,)),
         "instance": str,
+        "body_pose_ns": Arr("int64", (TRACKED,)),
+        "body_status": Arr("uint8", (TRACKED,)),
+        "body_pose_truth": Arr("float64", (TRUTH, 7)),
     }
 
 
