@@ -1013,6 +1013,9 @@ def build_parser() -> argparse.ArgumentParser:
     from teleop.web.cli import add_parsers as add_web_parsers
 
     add_web_parsers(sub)
+    from robots.objects.cli import add_parsers as add_objects_parsers
+
+    add_objects_parsers(sub)
 
     p = sub.add_parser("dagger", help="HG-DAgger rounds on the bundled pick task in simulation (JSON report)",
                        description="teleop dagger --rounds N: the synthetic operator demonstrates the bundled pick "

@@ -44,7 +44,7 @@ DICTIONARIES = {
     "aruco_6x6_250": "DICT_6X6_250",
 }
 _TOP = {"dictionary", "marker_size_m", "camera", "intrinsics", "camera_pose", "tracking", "object"}
-_TRACKING = {"max_age_s", "min_side_px", "max_reprojection_px", "min_ambiguity_ratio", "refine"}
+_TRACKING = {"max_age_s", "min_side_px", "max_reprojection_px", "min_ambiguity_ratio", "ambiguity_deg", "refine"}
 _MARKER = {"id", "pos", "rpy_deg", "size_m"}
 _POS_M = 2.0  # a marker sits on its object: within 2 m of the object's frame
 
@@ -93,7 +93,8 @@ class TrackingSettings:
     max_age_s: float = 0.25  # a pose older than this is reported as held
     min_side_px: float = 10.0  # markers smaller in the image are not trusted (corner noise dominates)
     max_reprojection_px: float = 2.0  # a pose whose corners reproject farther than this is refused
-    min_ambiguity_ratio: float = 3.0  # IPPE: the other solution must fit this many times worse
+    min_ambiguity_ratio: float = 3.0  # IPPE: the other solution must fit this many times worse,
+    ambiguity_deg: float = 10.0  # or be this close to the first (a face-on marker's two are)
     refine: bool = True  # sub-pixel corners (cv2.CORNER_REFINE_SUBPIX)
 
 
@@ -168,6 +169,7 @@ def parse_objects(raw: dict[str, Any], source: Path | None = None) -> ObjectsCon
         min_side_px=get_float(tr, "min_side_px", 10.0, where, p, low=4.0, high=1000.0),
         max_reprojection_px=get_float(tr, "max_reprojection_px", 2.0, where, p, low=0.1, high=50.0),
         min_ambiguity_ratio=get_float(tr, "min_ambiguity_ratio", 3.0, where, p, low=1.0, high=1000.0),
+        ambiguity_deg=get_float(tr, "ambiguity_deg", 10.0, where, p, low=0.0, high=90.0),
         refine=bool(get(tr, "refine", bool, where, p, required=False) is not False),
     )
     table = get(raw, "object", dict, where, required=False) or {}

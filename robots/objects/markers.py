@@ -18,7 +18,8 @@ __all__ = ["Detections", "MarkerDetector", "PoseFit", "fit_pose", "refine_corner
 _EDGE_HALF_PX = 1.5  # edge profiles reach this far either side of the edge (border and margin are a cell each)
 _EDGE_STEP_PX = 0.25
 _EDGE_CONTRAST = 20
-PRIOR_DEG = 20.0  # an ambiguous square's solution this close to the last pose is the one  # grey levels between the black border and the white margin, at least
+PRIOR_DEG = 20.0
+_CORNER_NOISE_PX = 0.05  # below this a reprojection error says nothing about which pose is right  # an ambiguous square's solution this close to the last pose is the one  # grey levels between the black border and the white margin, at least
 
 
 @dataclass
@@ -148,8 +149,10 @@ def fit_pose(obj_points: np.ndarray, img_points: np.ndarray, K: np.ndarray, dist
             return PoseFit(None, "no_solution", float("inf"))
         errs = np.asarray(errs).reshape(-1)
         best = int(np.argmin(errs))
-        # both fit about equally: the mirror pose is as likely as this one
-        if n > 1 and errs[1 - best] < st.min_ambiguity_ratio * max(errs[best], 0.02):
+        # both fit about equally (within the corners' noise) and they disagree: the mirror pose
+        # is as likely as this one
+        if (n > 1 and errs[1 - best] < st.min_ambiguity_ratio * max(errs[best], _CORNER_NOISE_PX)
+                and _angle_deg(cv2.Rodrigues(rvecs[0])[0], cv2.Rodrigues(rvecs[1])[0]) > st.ambiguity_deg):
             near = [] if prior is None else [
                 k for k in range(n) if _angle_deg(cv2.Rodrigues(rvecs[k])[0], prior[:3, :3]) < PRIOR_DEG]
             if len(near) != 1:
