@@ -6,12 +6,17 @@ the render process sets its own ``MjData``, runs kinematics, renders every camer
 ``camera_frame`` messages on the camera endpoint. If it is still busy when the next frame is due,
 that frame is skipped and counted (real-time mode); ``wait_idle`` lets a free-running simulation
 keep every frame instead.
+
+Nothing the physics loop touches takes a lock the render process could hold: the request is a
+byte on a pipe, the answers are counters in shared memory. A render process killed at any moment
+(``kill -9``, the OOM killer) cannot stall physics; its frames just stop, and ``error`` says so.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +28,15 @@ __all__ = ["CameraWorker"]
 
 logger = logging.getLogger(__name__)
 
+_DONE, _FRAMES, _STOP = 0, 1, 2  # CameraWorker._counters
+
 #: Frames queued per camera subscriber at most, in bytes (about 18 s of one 320x240 camera at 15 Hz).
 CAMERA_QUEUE_BYTES = 64 * 1024 * 1024
 
 
 def _render_main(
     description: RobotDescription, names: tuple[str, ...], width: int, height: int, shadows: bool,
-    endpoint: str, keys: Path | None, shared, request, idle, stop, frames, report,
+    endpoint: str, keys: Path | None, shared, wake, counters, report,
 ) -> None:
     import os
     import signal
@@ -75,10 +82,10 @@ def _render_main(
     index = 0
     parent = os.getppid()
     try:
-        while not stop.is_set() and os.getppid() == parent:  # never outlive the server
-            if not request.wait(0.1):
+        while not counters[_STOP] and os.getppid() == parent:  # never outlive the server
+            if not wake.poll(0.1):
                 continue
-            request.clear()
+            wake.recv_bytes()
             data.qpos[:] = buf[1:]
             time_s = float(buf[0])
             mujoco.mj_kinematics(model, data)
@@ -88,13 +95,11 @@ def _render_main(
                 image = renderer.render()
                 pub.publish(CameraFrame(camera=name, frame_index=index, time_s=time_s, image=image), TOPIC_CAMERA + name)
             index += 1
-            with frames.get_lock():
-                frames.value += 1
-            idle.set()
+            counters[_FRAMES] += 1
+            counters[_DONE] += 1
     except Exception as exc:
         report.put(f"camera process failed: {type(exc).__name__}: {exc}")
     finally:
-        idle.set()
         renderer.close()
         bus.close()
 
@@ -114,25 +119,26 @@ class CameraWorker:
         ctx = mp.get_context("spawn")
         self._shared = ctx.RawArray("d", nq + 1)  # [time_s, qpos...]
         self._buf = np.frombuffer(self._shared, dtype=np.float64)
-        self._request = ctx.Event()
-        self._idle = ctx.Event()
-        self._idle.set()
-        self._stop = ctx.Event()
-        self._frames = ctx.Value("q", 0)
+        wake_child, self._wake = ctx.Pipe(duplex=False)  # (receive end, send end)
+        self._counters = ctx.RawArray("q", 3)  # renders done, frames, stop: lock-free (see the module doc)
+        self._submitted = 0
         self._report = ctx.Queue()
         self.skipped = 0
         self.error: str | None = None
         self._proc = ctx.Process(
             target=_render_main,
-            args=(description, names, width, height, shadows, endpoint, keys, self._shared, self._request,
-                  self._idle, self._stop, self._frames, self._report),
+            args=(description, names, width, height, shadows, endpoint, keys, self._shared, wake_child,
+                  self._counters, self._report),
             name="sim-camera",
             daemon=True,
         )
 
     @property
     def frames(self) -> int:
-        return int(self._frames.value)
+        return int(self._counters[_FRAMES])
+
+    def _idle(self) -> bool:
+        return self._counters[_DONE] >= self._submitted
 
     def start(self, timeout_s: float = 60.0) -> None:
         """Start the render process and wait until its renderer exists (raises if it cannot)."""
@@ -151,24 +157,42 @@ class CameraWorker:
         if self.error is None and not self._report.empty():
             self.error = self._report.get_nowait()
             logger.error("%s", self.error)
+        if self.error is None and not self._proc.is_alive():
+            self.error = (f"camera process died (exit code {self._proc.exitcode}); no more camera frames this run "
+                          "(restart the server to get them back)")
+            logger.error("%s", self.error)
 
     def submit(self, qpos: np.ndarray, time_s: float) -> bool:
         """Queue a render of this state; False (and counted) if the previous one is not done."""
-        if not self._idle.is_set():
+        if not self._idle():
             self.skipped += 1
+            if self.skipped % 64 == 0:
+                self._poll_error()
             return False
         self._poll_error()
+        if self.error is not None and not self._proc.is_alive():
+            self.skipped += 1
+            return False
         self._buf[0] = time_s
         self._buf[1:] = qpos
-        self._idle.clear()
-        self._request.set()
+        self._submitted += 1
+        try:
+            self._wake.send_bytes(b"r")  # one byte per render, at most one outstanding: never blocks
+        except OSError:  # the process died since the check: its end of the pipe is closed
+            self._poll_error()
+            return False
         return True
 
     def wait_idle(self, timeout_s: float = 5.0) -> bool:
-        return self._idle.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not self._idle():
+            if time.monotonic() > deadline or not self._proc.is_alive():
+                return False
+            time.sleep(0.0005)
+        return True
 
     def stop(self) -> None:
-        self._stop.set()
+        self._counters[_STOP] = 1
         if self._proc.is_alive():
             self._proc.join(timeout=5)
         if self._proc.is_alive():
