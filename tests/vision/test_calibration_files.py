@@ -1,8 +1,9 @@
-"""The two calibration files (intrinsics, camera pose): what is written reads back exactly, and
-every kind of bad file is a ConfigError naming the file and the key."""
+"""The two calibration files (intrinsics, camera pose) and the wrist poses file: what is written
+reads back exactly, and every kind of bad file is a ConfigError naming the file and the key."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from robots.mount import rpy_deg_to_quat
 from teleop.errors import ConfigError
 from teleop.vision.extrinsics import CameraPose
+from teleop.vision.handeye import load_wrist_poses
 from teleop.vision.intrinsics import Intrinsics
 from teleop.vision.transforms import (
     invert_transform,
@@ -147,3 +149,34 @@ def test_mean_transform_and_spread():
     mean, spread = mean_transform([base @ n for n in nudges])
     assert np.allclose(mean, base, atol=1e-9)
     assert math.isclose(spread.rot_max_deg, 1.0, rel_tol=1e-6) and math.isclose(spread.pos_max_m, 1e-3, rel_tol=1e-6)
+
+
+# -- wrist poses ------------------------------------------------------------------------------------
+
+
+def test_wrist_poses_load(tmp_path):
+    path = tmp_path / "poses.json"
+    path.write_text(json.dumps([{"image": "shots/a.png", "pos": [0.4, -0.1, 0.3], "quat": [0, 1, 0, 0]},
+                                {"image": "b.png", "pos": [0.4, 0.1, 0.3], "quat": [1, 0, 0, 0]}]))
+    poses = load_wrist_poses(path)
+    assert sorted(poses) == ["a.png", "b.png"]  # matched by file name
+    assert np.allclose(poses["a.png"], make_transform(np.diag([1.0, -1.0, -1.0]), [0.4, -0.1, 0.3]))
+
+
+@pytest.mark.parametrize("entries, match", [
+    ('[{"image": "a.png", "pos": [NaN, 0, 0], "quat": [1, 0, 0, 0]}]', "NaN is not a number"),
+    ('[{"image": "a.png", "pos": [0, 0, 0], "quat": [1, 0, 0, 0], "t": 3}]', "entry 0: unknown key 't'"),
+    ('[{"image": "a.png", "quat": [1, 0, 0, 0]}]', "entry 0: missing key 'pos'"),
+    ('[{"image": "a.png", "pos": [0, 0, 0], "quat": [2, 0, 0, 0]}]', r"entry 0 \(a.png\): key 'quat' has norm 2"),
+    ('[{"image": "a.png", "pos": [400, 0, 0], "quat": [1, 0, 0, 0]}]', "key 'pos' is 400 m"),
+    ('[{"image": "a.png", "pos": [0, 0, 0], "quat": [1, 0, 0, 0]},'
+     ' {"image": "a.png", "pos": [0, 0, 0], "quat": [1, 0, 0, 0]}]', "a.png has a pose already"),
+    ('{"a.png": [0, 0, 0]}', "must be a JSON list"),
+    ('[{"image": "a.png", "pos": [0, 0, 0], "quat": [1, 0, 0, 0]', "not valid JSON"),
+])
+def test_wrist_poses_load_is_strict(tmp_path, entries, match):
+    path = tmp_path / "poses.json"
+    path.write_text(entries)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_wrist_poses(path)
+    assert str(path) in str(err.value)
