@@ -987,14 +987,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "on 127.0.0.1 (web; the URL is printed) or a recording file (OUT.rrd); docs/viewing.md")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("calibrate", help="calibrate an operator (profile) or one device (e.g. glove channel ranges)",
-                       description="teleop calibrate --operator NAME [--session SESSION]: walks the operator through "
-                       "hand length, glove ranges and a neutral wrist pose per hand with the session's devices and "
+    p = sub.add_parser("calibrate", help="calibrate an operator (profile), one device (e.g. glove channel ranges) "
+                       "or a camera (intrinsics, pose, hand-eye)",
+                       description=textwrap.fill(
+                       "teleop calibrate --operator NAME [--session SESSION]: walks the operator through hand length,"
+                       " glove ranges and a neutral wrist pose per hand with the session's devices and "
                        "saves the profile that `teleop run SESSION --operator NAME` loads. "
                        "teleop calibrate NAME [--OPTION VALUE ...] [--out FILE.json]: opens one driver with "
                        "its options and runs its calibration routine, with prompts (e.g. `teleop calibrate opengloves "
                        "--port /dev/ttyUSB0 --side right --calibration right_glove.json`). "
                        "Cameras (docs/calibration.md): `teleop calibrate camera|camera-pose|hand-eye|board --help`.",
+                       80),
                        epilog="camera calibration:\n" + "\n".join(f"  {line}" for line in _camera_usage()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="driver to calibrate on its own (not with --operator)")

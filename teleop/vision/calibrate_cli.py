@@ -67,11 +67,12 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"teleop calibrate {command}", description=_DESCRIPTIONS[command], allow_abbrev=False)
     if command == "board":
         p.add_argument("spec", metavar="SPEC", help=f"the board: {BOARD_FORMS}")
-        p.add_argument("--px-per-square", type=int_in(4, 2000), help="pixels per square (default: the square's size "
-                       "at --dpi, so the image prints at the right size)")
-        p.add_argument("--dpi", type=int_in(50, 2400), default=300, help="print resolution written into the PNG "
-                       "(default %(default)s)")
-        p.add_argument("--margin-squares", type=finite_float(0, 10), default=1.0,
+        p.add_argument("--px-per-square", type=int_in(4, 2000), metavar="N",
+                       help="pixels per square (default: the square's size at --dpi, so the image prints at the right "
+                       "size)")
+        p.add_argument("--dpi", type=int_in(50, 2400), default=300, metavar="DPI",
+                       help="print resolution written into the PNG (default %(default)s)")
+        p.add_argument("--margin-squares", type=finite_float(0, 10), default=1.0, metavar="M",
                        help="white margin all round, in squares (default %(default)s)")
     else:
         p.add_argument("--images", required=True, metavar="DIR|GLOB|VIDEO",
@@ -79,8 +80,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                        + (" (not a video: each picture needs its wrist pose)" if command == "hand-eye" else ""))
         p.add_argument("--board", required=True, metavar="SPEC", help=f"the board: {BOARD_FORMS}")
         if command != "hand-eye":
-            p.add_argument("--every", type=int_in(1, 100000), default=1, help="with a video: use every Nth frame "
-                           "(default %(default)s)")
+            p.add_argument("--every", type=int_in(1, 100000), default=1, metavar="N",
+                           help="with a video: use every Nth frame (default %(default)s)")
         if command != "camera":
             p.add_argument("--intrinsics", required=True, metavar="CAMERA.toml",
                            help="the camera's intrinsics (`teleop calibrate camera` writes them)")
@@ -98,7 +99,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("--mode", required=True, choices=HAND_EYE_MODES,
                        help="eye-in-hand: camera on the wrist (writes T_wrist_camera); eye-to-hand: fixed camera, "
                        "board in the gripper (writes T_base_camera)")
-    p.add_argument("--out", metavar="FILE.png" if command == "board" else "FILE.toml", help="where to write it")
+    out = "FILE.png" if command == "board" else "FILE.toml"
+    p.add_argument("--out", metavar=out, help="where to write it (required)")
+    p.usage = p.format_usage().strip().removeprefix("usage: ").replace(f"[--out {out}]", f"--out {out}")
     return p
 
 
@@ -115,12 +118,7 @@ _DESCRIPTIONS = {
 
 def usage_lines() -> list[str]:
     """One usage line per command, for ``teleop calibrate --help``."""
-    lines = []
-    for c in COMMANDS:
-        p = build_parser(c)
-        p.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=1000)
-        lines.append(p.format_usage().strip().removeprefix("usage: "))
-    return lines
+    return [" ".join(build_parser(c).format_usage().removeprefix("usage: ").split()) for c in COMMANDS]
 
 
 def _join_signed(extra: Sequence[str]) -> list[str]:
