@@ -27,10 +27,12 @@ from teleop.vision.transforms import F64, PoseSpread, invert_transform, make_tra
 
 __all__ = ["Rejected", "NamedView", "Detections", "find_boards", "IntrinsicsResult", "calibrate_intrinsics",
            "BoardPose", "board_pose", "CameraPoseResult", "camera_pose_from_board", "require_views",
-           "MIN_INTRINSICS_IMAGES"]
+           "board_poses", "MIN_INTRINSICS_IMAGES", "MAX_INTRINSICS_IMAGES"]
 
 #: Fewest pictures that showing the board that an intrinsics calibration accepts.
 MIN_INTRINSICS_IMAGES = 8
+#: More pictures than this add time, not accuracy: an even selection of them is used.
+MAX_INTRINSICS_IMAGES = 60
 #: A picture whose reprojection error is this many times the median (and over 0.5 px) is left out.
 OUTLIER_FACTOR = 3.0
 #: Image cells (8 x 6) the board's corners should reach, over all pictures, for a trustworthy centre.
@@ -144,14 +146,18 @@ class IntrinsicsResult:
         return lines + [f"warning: {w}" for w in self.warnings]
 
 
-def calibrate_intrinsics(found: Detections, *, fix_k3: bool = True,
-                         min_images: int = MIN_INTRINSICS_IMAGES) -> IntrinsicsResult:
+def calibrate_intrinsics(found: Detections, *, fix_k3: bool = True, min_images: int = MIN_INTRINSICS_IMAGES,
+                         max_images: int = MAX_INTRINSICS_IMAGES) -> IntrinsicsResult:
     """Intrinsics from the board views (``cv2.calibrateCameraExtended``): the pinhole and the
     distortion k1, k2, p1, p2 (and k3 unless ``fix_k3``: only wide-angle lenses need it, and with
-    few pictures it overfits). Pictures whose error is far above the others' are left out and the
-    calibration run again."""
+    few pictures it overfits). Of more than ``max_images`` views an even selection is used.
+    Pictures whose error is far above the others' are left out and the calibration run again."""
     require_views(found, min_images, "take pictures with the board filling a good part of the image, tilted "
                   "20-45 degrees in different directions, and some near the edges and corners")
+    if len(found.views) > max_images:
+        pick = np.linspace(0, len(found.views) - 1, max_images).round().astype(int)
+        found = found.only((found.views[i].name for i in pick), f"not needed: {max_images} pictures are plenty "
+                           "(with a video, --every N picks fewer frames)")
     result = _calibrate(found, fix_k3)
     errors = np.asarray(result[-1])
     median = float(np.median(errors))
@@ -245,7 +251,12 @@ def board_poses(found: Detections, intrinsics: Intrinsics) -> list[tuple[str, Bo
         raise CalibrationError(f"board {found.board.spec} looks the same turned half a turn, so its pose is "
                                "ambiguous; use a checkerboard with one odd and one even corner count (9x6) or a "
                                "ChArUco board")
-    k = intrinsics.for_size(*found.image_size)
+    w, h = found.image_size
+    if intrinsics.width and abs(intrinsics.width / intrinsics.height - w / h) > 0.01:
+        raise CalibrationError(f"the intrinsics ({intrinsics.source}) are for {intrinsics.width}x{intrinsics.height} "
+                               f"px, the pictures are {w}x{h}: another aspect ratio means another crop of the sensor; "
+                               "calibrate the camera at this size (`teleop calibrate camera`)")
+    k = intrinsics.for_size(w, h)
     return [(v.name, board_pose(v.view, k)) for v in found.views]
 
 

@@ -14,6 +14,7 @@ from teleop.vision.calibration import board_pose, calibrate_intrinsics, camera_p
 from teleop.vision.errors import CalibrationError
 from teleop.vision.handeye import calibrate_hand_eye
 from teleop.vision.images import Frame
+from teleop.vision.intrinsics import Intrinsics
 from teleop.vision.transforms import rotation_angle_deg
 
 CHARUCO = "charuco:7x5:0.04:0.03"
@@ -180,3 +181,19 @@ def test_hand_eye_names_must_match():
         intrinsics = scene.intrinsics
     with pytest.raises(CalibrationError, match="none of the 5 pictures with the board has a wrist pose"):
         calibrate_hand_eye(find_boards(frames, board), intrinsics, {"other.png": np.eye(4)}, "eye-in-hand")
+
+
+def test_many_pictures_are_thinned_and_another_aspect_ratio_is_refused():
+    board = parse_board(CHARUCO)
+    with BoardScene(board) as scene:
+        frames = [Frame(f"v{i:02d}.png", gray(scene.render(scene.wrist_for(t))))
+                  for i, t in enumerate(scene.views(12, seed=6, shift=0.5))]
+        truth = scene.intrinsics
+    found = find_boards(frames, board)
+    result = calibrate_intrinsics(found, max_images=9)
+    assert len(result.used) == 9 and [r.reason.startswith("not needed") for r in result.rejected] == [True] * 3
+    wide = Intrinsics(truth.fx * 3, truth.fy * 2.25, 960.0, 540.0, width=1920, height=1080)
+    with pytest.raises(CalibrationError, match=r"for 1920x1080 px, the pictures are 640x480: another aspect ratio"):
+        camera_pose_from_board(found, wide, np.eye(4))
+    scaled = Intrinsics(truth.fx * 2, truth.fy * 2, truth.cx * 2, truth.cy * 2, width=1280, height=960)
+    assert camera_pose_from_board(found.only(["v00.png"], "one is enough"), scaled, np.eye(4)).per_image_px[0] < 0.5
