@@ -144,7 +144,7 @@ class CheckerBoard(Board):
 
     def corners_m(self) -> npt.NDArray[np.float64]:
         c, r = np.meshgrid(np.arange(1, self.cols + 1), np.arange(1, self.rows + 1))
-        return np.stack([c.ravel(), r.ravel(), np.zeros(c.size)], axis=1) * self.square_m
+        return np.stack([c.ravel(), r.ravel(), np.zeros(c.size)], axis=1).astype(np.float64) * self.square_m
 
     def _pattern(self, px_per_square: int) -> npt.NDArray[np.uint8]:
         nx, ny = self.squares

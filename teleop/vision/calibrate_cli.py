@@ -166,9 +166,13 @@ def _listing(found: Detections, used: Sequence[str]) -> list[str]:
     return lines
 
 
-def _say(lines: Sequence[str], out: Path) -> None:
+def _say(lines: Sequence[str], out: Path, found: Detections) -> None:
     for line in lines:
         print(line)
+    for r in found.rejected[:20]:
+        print(f"left out {r.name}: {r.reason}")
+    if len(found.rejected) > 20:
+        print(f"... and {len(found.rejected) - 20} more left out (all of them are listed in {out})")
     print(f"written to {out}")
 
 
@@ -180,7 +184,7 @@ def _run_camera(args: argparse.Namespace, made_by: str) -> int:
     comments = [made_by, f"board {board.spec}; {len(result.used)} of {found.total} pictures used", *lines,
                 *_listing(found, result.used)]
     out = result.intrinsics.save(args.out, comments)
-    _say([*lines, f"{len(result.used)} of {found.total} pictures used"], out)
+    _say([*lines, f"{len(result.used)} of {found.total} pictures used"], out, found)
     return 0
 
 
@@ -194,7 +198,7 @@ def _run_camera_pose(args: argparse.Namespace, made_by: str) -> int:
     comments = [made_by, f"board {board.spec} at pos {list(args.board_pos)} m, rpy_deg {list(args.board_rpy_deg)} "
                 f"in the base frame; intrinsics {args.intrinsics}", *lines, *_listing(found, result.used)]
     out = result.pose.save(args.out, comments)
-    _say(lines, out)
+    _say(lines, out, found)
     return 0
 
 
@@ -213,7 +217,7 @@ def _run_hand_eye(args: argparse.Namespace, made_by: str) -> int:
     comments = [made_by, f"{args.mode}: {what}; board {board.spec}; intrinsics {args.intrinsics}; poses {args.poses}",
                 *lines, *_listing(found, result.used)]
     out = result.camera_pose().save(args.out, comments)
-    _say(lines, out)
+    _say(lines, out, found)
     return 0
 
 

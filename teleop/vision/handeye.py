@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -30,6 +31,7 @@ from teleop.vision.calibration import Detections, Rejected, board_poses, require
 from teleop.vision.devices import load_cv2
 from teleop.vision.errors import CalibrationError
 from teleop.vision.extrinsics import MAX_POS_M, QUAT_NORM_TOL, CameraPose
+from teleop.vision.intrinsics import Intrinsics
 from teleop.vision.transforms import (
     F64,
     PoseSpread,
@@ -156,7 +158,7 @@ class HandEyeResult:
         return lines + [f"warning: {w}" for w in self.warnings]
 
 
-def calibrate_hand_eye(found: Detections, intrinsics, wrist_poses: dict[str, npt.ArrayLike],
+def calibrate_hand_eye(found: Detections, intrinsics: Intrinsics, wrist_poses: Mapping[str, npt.ArrayLike],
                        mode: HandEyeMode) -> HandEyeResult:
     """Hand-eye from the board views and ``T_base_wrist`` per picture name. Each of OpenCV's
     methods (Tsai, Park, Horaud, Andreff, Daniilidis) is tried and the one whose pictures agree
