@@ -403,8 +403,16 @@ def cmd_drivers_echo(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, extra: list[str]) -> int:
+    from teleop.vision.calibrate_cli import COMMANDS as CAMERA_COMMANDS
+    from teleop.vision.calibrate_cli import run_command
+
     if args.operator:
         return _calibrate_operator(args, extra)
+    if args.name in CAMERA_COMMANDS:  # before the driver lookup: camera, camera-pose, hand-eye, board
+        if args.session:
+            raise TeleopError(f"--session goes with --operator NAME; `teleop calibrate {args.name}` takes its own "
+                              f"options (`teleop calibrate {args.name} --help`)")
+        return run_command(args.name, extra, out=args.out)
     if not args.name:
         raise TeleopError("give a driver NAME (`teleop calibrate opengloves --port /dev/ttyUSB0 ...`) for one device, "
                           "or --operator NAME [--session SESSION] for an operator's walkthrough")
@@ -430,6 +438,12 @@ def cmd_calibrate(args: argparse.Namespace, extra: list[str]) -> int:
     else:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def _camera_usage() -> list[str]:
+    from teleop.vision.calibrate_cli import usage_lines
+
+    return usage_lines()
 
 
 def _calibrate_operator(args: argparse.Namespace, extra: list[str]) -> int:
@@ -977,13 +991,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "on 127.0.0.1 (web; the URL is printed) or a recording file (OUT.rrd); docs/viewing.md")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("calibrate", help="calibrate an operator (profile) or one device (e.g. glove channel ranges)",
-                       description="teleop calibrate --operator NAME [--session SESSION]: walks the operator through "
-                       "hand length, glove ranges and a neutral wrist pose per hand with the session's devices and "
+    p = sub.add_parser("calibrate", help="calibrate an operator (profile), one device (e.g. glove channel ranges) "
+                       "or a camera (intrinsics, pose, hand-eye)",
+                       description=textwrap.fill(
+                       "teleop calibrate --operator NAME [--session SESSION]: walks the operator through hand length,"
+                       " glove ranges and a neutral wrist pose per hand with the session's devices and "
                        "saves the profile that `teleop run SESSION --operator NAME` loads. "
                        "teleop calibrate NAME [--OPTION VALUE ...] [--out FILE.json]: opens one driver with "
                        "its options and runs its calibration routine, with prompts (e.g. `teleop calibrate opengloves "
-                       "--port /dev/ttyUSB0 --side right --calibration right_glove.json`).")
+                       "--port /dev/ttyUSB0 --side right --calibration right_glove.json`). "
+                       "Cameras (docs/calibration.md): `teleop calibrate camera|camera-pose|hand-eye|board --help`.",
+                       80),
+                       epilog="camera calibration:\n" + "\n".join(f"  {line}" for line in _camera_usage()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="driver to calibrate on its own (not with --operator)")
     p.add_argument("--operator", help="run the operator walkthrough and save the profile under this name")
     p.add_argument("--session", help="with --operator: session config whose devices to use (default sim_synthetic)")
@@ -1063,6 +1083,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["retarget", "video"]:  # `teleop retarget` itself takes options only: `video` names the subcommand
         argv[:2] = ["retarget-video"]
+    if argv[:1] == ["calibrate"] and len(argv) > 2 and {"-h", "--help"} & set(argv[2:]):
+        from teleop.vision.calibrate_cli import COMMANDS as CAMERA_COMMANDS
+        from teleop.vision.calibrate_cli import build_parser as camera_parser
+
+        if argv[1] in CAMERA_COMMANDS:  # their options are their own parser's, not `teleop calibrate`'s
+            camera_parser(argv[1]).print_help()
+            return 0
     try:
         args, extra = parser.parse_known_args(argv)
         if extra and not getattr(args, "takes_extra", False):
