@@ -211,6 +211,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from teleop.bench.video import run
 
         result = run(video=args.video, seconds=args.seconds, reference=not args.no_reference)
+    elif args.what == "objects":
+        from teleop.bench.objects import run
+
+        result = run(seconds=args.seconds)
     elif args.what == "web":
         from teleop.bench.web import run
 
@@ -832,7 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (JSON with a same-run reference)")
     p.add_argument("what", choices=["bus", "sim", "retarget", "tactile", "e2e", "recorder", "intervention",
-                                    "faults", "video", "web"])
+                                    "faults", "video", "web", "objects"])
     p.add_argument("--json", action="store_true", help="one-line JSON")
     p.add_argument("--count", type=int_in(1, 10_000_000), default=5000, help="bus: messages of each kind, "
                    "1..10000000 (default %(default)s)")

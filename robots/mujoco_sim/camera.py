@@ -93,7 +93,8 @@ def _render_main(
             for name in names:
                 renderer.update_scene(data, camera=name)
                 image = renderer.render()
-                pub.publish(CameraFrame(camera=name, frame_index=index, time_s=time_s, image=image), TOPIC_CAMERA + name)
+                frame = CameraFrame(camera=name, frame_index=index, time_s=time_s, image=image)
+                pub.publish(frame, TOPIC_CAMERA + name)
             index += 1
             counters[_FRAMES] += 1
             counters[_DONE] += 1

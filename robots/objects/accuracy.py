@@ -11,7 +11,7 @@ the camera and the object was measured."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mujoco
 import numpy as np
@@ -98,7 +98,7 @@ class _Truth:
         cam_pos = data.cam_xpos[cam].copy()
         T_cam = sim_camera_pose(self.model, data, self.camera)
         out = []
-        for obj, body in zip(self.config.objects, self.body_ids):
+        for obj, body in zip(self.config.objects, self.body_ids, strict=True):
             R, p = data.xmat[body].reshape(3, 3), data.xpos[body]
             any_facing = False
             for m in obj.markers:
@@ -121,9 +121,11 @@ class _Truth:
 
 
 def run_demo_accuracy(description=None, width: int = 640, height: int = 480, camera_hz: float = 15.0,
-                      seconds: float | None = None, start_s: float = 0.0, facing_deg: float = 70.0) -> AccuracyRun:
+                      seconds: float | None = None, start_s: float = 0.0, facing_deg: float = 70.0,
+                      refine: str | None = None) -> AccuracyRun:
     """Step the bundled demo plan (``robots.scripted.bimanual_demo_plan``) in-process and track every
-    rendered frame. ``seconds``: a slice of the plan from ``start_s`` (None: all of it)."""
+    rendered frame. ``seconds``: a slice of the plan from ``start_s`` (None: all of it); ``refine``:
+    another corner refinement than the config's (a reference run)."""
     import time
 
     from robots.description import bundled_description_path
@@ -132,6 +134,8 @@ def run_demo_accuracy(description=None, width: int = 640, height: int = 480, cam
 
     sim = load_sim_model(description or bundled_description_path())
     config = load_objects(sim.description.objects_path)
+    if refine is not None:
+        config = replace(config, tracking=replace(config.tracking, refine=refine))
     m = sim.model
     m.vis.global_.offwidth, m.vis.global_.offheight = max(width, 640), max(height, 480)
     m.vis.quality.shadowsize, m.vis.quality.offsamples = 0, 0

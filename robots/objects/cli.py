@@ -67,6 +67,13 @@ def cmd_markers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line(name: str, status: int, pose: np.ndarray) -> str:
+    from robots.objects.tracker import STATUS_NAMES, UNSEEN
+
+    where = f" ({pose[0]:+.3f}, {pose[1]:+.3f}, {pose[2]:+.3f}) m" if status != UNSEEN else ""
+    return f"{name}: {STATUS_NAMES[status]}{where}"
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     from robots.objects.config import load_objects
     from robots.objects.feed import FrameInput, ObjectPoseFeed, load_camera
@@ -95,9 +102,7 @@ def cmd_track(args: argparse.Namespace) -> int:
                     for i, n in enumerate(config.names)}}), flush=True)
             elif time.monotonic() - last_print >= 1.0:
                 last_print = time.monotonic()
-                print("  ".join(f"{n}: {STATUS_NAMES[status[i]]}"
-                                + (f" ({pose[i, 0]:+.3f}, {pose[i, 1]:+.3f}, {pose[i, 2]:+.3f}) m" if status[i] < 2 else "")
-                                for i, n in enumerate(config.names)), flush=True)
+                print("  ".join(_line(n, status[i], pose[i]) for i, n in enumerate(config.names)), flush=True)
     except KeyboardInterrupt:
         pass
     finally:

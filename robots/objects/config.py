@@ -43,6 +43,7 @@ DICTIONARIES = {
     "aruco_5x5_100": "DICT_5X5_100",
     "aruco_6x6_250": "DICT_6X6_250",
 }
+REFINE = ("edges", "subpix", "none")
 _TOP = {"dictionary", "marker_size_m", "camera", "intrinsics", "camera_pose", "tracking", "object"}
 _TRACKING = {"max_age_s", "min_side_px", "max_reprojection_px", "min_ambiguity_ratio", "ambiguity_deg", "refine"}
 _MARKER = {"id", "pos", "rpy_deg", "size_m"}
@@ -95,7 +96,7 @@ class TrackingSettings:
     max_reprojection_px: float = 2.0  # a pose whose corners reproject farther than this is refused
     min_ambiguity_ratio: float = 3.0  # IPPE: the other solution must fit this many times worse,
     ambiguity_deg: float = 10.0  # or be this close to the first (a face-on marker's two are)
-    refine: bool = True  # sub-pixel corners (cv2.CORNER_REFINE_SUBPIX)
+    refine: str = "edges"  # corners: "edges" (lines fitted to sub-pixel edges), "subpix" (OpenCV's), "none"
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,13 @@ def _marker(t: Any, size_m: float, where: str, prefix: str) -> MarkerMount:
     return MarkerMount(marker_id, size, pose_matrix(np.array(pos), np.array(rpy_deg_to_quat(rpy))))
 
 
+def _refine(tr: dict[str, Any], where: str) -> str:
+    value = get(tr, "refine", str, where, "tracking.", required=False) or "edges"
+    if value not in REFINE:
+        raise ConfigError(f"{where}: key 'tracking.refine' = {value!r}; allowed: {list(REFINE)}")
+    return value
+
+
 def _path(raw: dict[str, Any], key: str, base: Path, where: str) -> Path | None:
     value = get(raw, key, str, where, required=False)
     if value is None:
@@ -170,7 +178,7 @@ def parse_objects(raw: dict[str, Any], source: Path | None = None) -> ObjectsCon
         max_reprojection_px=get_float(tr, "max_reprojection_px", 2.0, where, p, low=0.1, high=50.0),
         min_ambiguity_ratio=get_float(tr, "min_ambiguity_ratio", 3.0, where, p, low=1.0, high=1000.0),
         ambiguity_deg=get_float(tr, "ambiguity_deg", 10.0, where, p, low=0.0, high=90.0),
-        refine=bool(get(tr, "refine", bool, where, p, required=False) is not False),
+        refine=_refine(tr, where),
     )
     table = get(raw, "object", dict, where, required=False) or {}
     if not table:

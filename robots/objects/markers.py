@@ -17,9 +17,9 @@ __all__ = ["Detections", "MarkerDetector", "PoseFit", "fit_pose", "refine_corner
 
 _EDGE_HALF_PX = 1.5  # edge profiles reach this far either side of the edge (border and margin are a cell each)
 _EDGE_STEP_PX = 0.25
-_EDGE_CONTRAST = 20
-PRIOR_DEG = 20.0
-_CORNER_NOISE_PX = 0.05  # below this a reprojection error says nothing about which pose is right  # an ambiguous square's solution this close to the last pose is the one  # grey levels between the black border and the white margin, at least
+_EDGE_CONTRAST = 20  # grey levels between the black border and the white margin, at least
+PRIOR_DEG = 20.0  # an ambiguous square's solution this close to the last pose is the one
+_CORNER_NOISE_PX = 0.05  # below this a reprojection error says nothing about which pose is right
 
 
 @dataclass
@@ -43,9 +43,10 @@ class MarkerDetector:
         import cv2
 
         self._cv2 = cv2
-        self._refine = config.tracking.refine
+        self._refine = config.tracking.refine == "edges"
         params = cv2.aruco.DetectorParameters()
-        params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_NONE  # refine_corners does better
+        params.cornerRefinementMethod = (cv2.aruco.CORNER_REFINE_SUBPIX if config.tracking.refine == "subpix"
+                                         else cv2.aruco.CORNER_REFINE_NONE)  # "edges": refine_corners does better
         self._detector = cv2.aruco.ArucoDetector(config.cv2_dictionary(), params)
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -82,12 +83,10 @@ def _edge_points(grey: np.ndarray, a: np.ndarray, b: np.ndarray, centre: np.ndar
     lo, hi = prof[:, :half].min(axis=1), prof[:, half + 1:].max(axis=1)
     mid = (lo + hi) / 2
     rising = (prof[:, :-1] < mid[:, None]) & (prof[:, 1:] >= mid[:, None])
-    out = []
-    for i in np.flatnonzero((hi - lo > _EDGE_CONTRAST) & rising.any(axis=1)):
-        j = int(np.argmax(rising[i]))  # the first dark -> bright step from inside
-        f0, f1 = prof[i, j] - mid[i], prof[i, j + 1] - mid[i]
-        out.append(pts[i] + (offs[j] - _EDGE_STEP_PX * f0 / (f1 - f0)) * n)
-    return np.array(out).reshape(-1, 2)
+    rows = np.flatnonzero((hi - lo > _EDGE_CONTRAST) & rising.any(axis=1))
+    j = np.argmax(rising[rows], axis=1)  # the first dark -> bright step from inside
+    f0, f1 = prof[rows, j] - mid[rows], prof[rows, j + 1] - mid[rows]
+    return pts[rows] + (offs[j] - _EDGE_STEP_PX * f0 / (f1 - f0))[:, None] * n
 
 
 def refine_corners(grey: np.ndarray, quad: np.ndarray) -> np.ndarray:

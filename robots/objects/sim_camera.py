@@ -29,7 +29,8 @@ def sim_intrinsics(model: mujoco.MjModel, name: str, width: int, height: int) ->
     fovy = float(model.cam_fovy[_camera_id(model, name)])
     f = (height / 2) / math.tan(math.radians(fovy) / 2)
     # OpenCV puts pixel centres at whole coordinates: the image's centre is (w - 1) / 2
-    return Intrinsics(f, f, (width - 1) / 2, (height - 1) / 2, width=width, height=height, source=f"sim camera {name} (fovy {fovy:g})")
+    return Intrinsics(f, f, (width - 1) / 2, (height - 1) / 2, width=width, height=height,
+                      source=f"sim camera {name} (fovy {fovy:g})")
 
 
 def sim_camera_pose(model: mujoco.MjModel, data: mujoco.MjData, name: str) -> np.ndarray:

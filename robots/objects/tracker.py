@@ -104,7 +104,8 @@ class ObjectTracker:
             by_object.setdefault(hit[0], []).append((int(marker_id), corners))
         return by_object
 
-    def _fit(self, seen: list[tuple[int, np.ndarray]], prior: np.ndarray | None) -> tuple[np.ndarray | None, str, float]:
+    def _fit(self, seen: list[tuple[int, np.ndarray]],
+             prior: np.ndarray | None) -> tuple[np.ndarray | None, str, float]:
         if len(seen) == 1:
             marker_id, corners = seen[0]
             mount = self._index[marker_id][1]

@@ -3,8 +3,6 @@ objects config), against MuJoCo's poses; and the inputs it must flag rather than
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import mujoco
 import numpy as np
@@ -16,6 +14,7 @@ from robots.objects.accuracy import rotation_error_deg, run_demo_accuracy
 from robots.objects.config import load_objects, parse_objects
 from robots.objects.sim_camera import sim_camera_pose, sim_intrinsics
 from robots.objects.sim_markers import marker_image
+from robots.objects.synthetic import draw_marker, tilted
 from robots.objects.tracker import FRESH, HELD, UNSEEN, ObjectTracker
 from teleop.errors import ConfigError
 
@@ -82,22 +81,9 @@ def test_a_marker_of_no_configured_object_is_counted_not_used(scene):
 
 
 def _warped(config, marker_id: int, tilt_deg: float, distance_m: float, size_m: float, K: np.ndarray) -> np.ndarray:
-    """A marker image seen tilted about its x axis at a distance (a planar homography); at 0 degrees
-    its face looks straight at the camera (marker z towards the camera: x right, y up in the image)."""
-    img = marker_image(config, marker_id)
-    s = img.shape[0]
-    full = size_m * 10 / 8 / 2  # the printed plate's half side
-    a = math.radians(tilt_deg)
-    R = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]]) @ np.diag([1, -1, -1])
-    local = np.array([[-full, full, 0], [full, full, 0], [full, -full, 0], [-full, -full, 0]])
-    cam = (R @ local.T).T + [0, 0, distance_m]
-    uv = (K @ cam.T).T
-    up = 4  # drawn 4x finer, then area-averaged: edges as a lens and a sensor blur them, not aliased
-    uv = ((uv[:, :2] / uv[:, 2:] + 0.5) * up - 0.5).astype(np.float32)
-    src = np.float32([[-0.5, -0.5], [s - 0.5, -0.5], [s - 0.5, s - 0.5], [-0.5, s - 0.5]])
-    big = cv2.warpPerspective(img, cv2.getPerspectiveTransform(src, uv), (W * up, H * up), flags=cv2.INTER_LINEAR,
-                              borderValue=200)
-    return cv2.resize(big, (W, H), interpolation=cv2.INTER_AREA)
+    canvas = np.full((H, W), 200, np.uint8)
+    draw_marker(canvas, config, marker_id, size_m, tilted(tilt_deg, distance_m), K)
+    return canvas
 
 
 def test_a_small_marker_seen_nearly_edge_on_is_flagged_not_trusted(scene):
