@@ -452,6 +452,9 @@ def resample(ep: Episode, fps: int, *, velocity: bool = True) -> Resampled:
         bodies = _names(spec.body_names if spec else None, poses.shape[1] // 7, "body")
         put("observation.object_poses", "float32", poses[si],
             tuple(f"{b}.{c}" for b in bodies for c in ("x", "y", "z", "qw", "qx", "qy", "qz")))
+        if any(len(m.body_status) for m in state.messages):  # a tracker measured them: say which rows are fresh
+            status = _stack(ep, STATE_TOPIC, state.messages, "body_status")
+            put("observation.object_pose_fresh", "float32", (status[si] == 0).astype(np.float32), tuple(bodies))
     forces = _stack(ep, STATE_TOPIC, state.messages, "fingertip_force")
     if forces.shape[1]:
         tips = _names(spec.fingertip_names if spec else None, forces.shape[1] // 3, "tip")

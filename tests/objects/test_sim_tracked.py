@@ -5,6 +5,7 @@ on publishing."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -51,9 +52,14 @@ def test_a_session_with_tracked_object_poses_records_what_the_simulator_had(tmp_
     err_deg = [rotation_error_deg(p, t) for p, t in zip(pose[fresh][:, 3:], truth[fresh][:, 3:], strict=True)]
     assert np.percentile(err_mm, 95) <= 5.0, np.percentile(err_mm, [50, 95, 100])
     assert np.percentile(err_deg, 95) <= 2.0, np.percentile(err_deg, [50, 95, 100])
-    # the episode's own tools read it unchanged
+    # the episode's own tools read it unchanged; the export says which poses were fresh
     shown = _run(["episodes", "inspect", str(folder)], tmp_path, 60)
     assert shown.returncode == 0 and "bottle" in shown.stdout, shown.stderr[-2000:]
+    out = _run(["export", str(folder.parent), "--format", "lerobot", "--out", str(tmp_path / "lerobot")], tmp_path, 120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads((tmp_path / "lerobot" / "meta" / "info.json").read_text())
+    assert info["features"]["observation.object_pose_fresh"]["names"] == ["cube", "bottle", "mug"]
+    assert info["features"]["observation.object_poses"]["shape"] == [21]
 
 
 def _render_process(pid: int) -> int:
