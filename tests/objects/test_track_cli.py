@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -77,3 +78,51 @@ def test_missing_or_broken_calibration_is_a_clear_error(recorded):
                   "--camera-pose", "bad_pose.toml", cwd=where)
     assert out.returncode == 2 and "bad_pose.toml" in out.stderr and "pos" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_bridge_feed_holds_when_the_camera_stops_and_recovers_when_it_returns(recorded):
+    from support.ports import free_port_base
+
+    from robots.objects.config import load_objects
+    from robots.objects.feed import FrameInput, ObjectPoseFeed
+    from robots.objects.tracker import FRESH, HELD
+    from teleop.bus import Bus, CameraFrame
+    from teleop.bus.endpoints import TOPIC_CAMERA
+    from teleop.vision.intrinsics import Intrinsics
+
+    where, video, truth = recorded
+    cap = cv2.VideoCapture(str(video))
+    frame = cap.read()[1][:, :, ::-1].copy()
+    cap.release()
+    endpoint = f"tcp://127.0.0.1:{free_port_base(1)}"
+    bus = Bus("camera")
+    pub = bus.publisher(endpoint, bind=True)
+    config = load_objects(OBJECTS)
+    feed = ObjectPoseFeed(config, FrameInput(bus=endpoint, camera="head_cam"), Intrinsics.load(where / "head_cam.toml"),
+                          CameraPose.load(where / "head_cam_pose.toml").matrix())
+    pose, pose_ns, status = np.zeros((3, 7)), np.zeros(3, np.int64), np.zeros(3, np.uint8)
+
+    def stream(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        k = 0
+        while time.monotonic() < end:
+            msg = CameraFrame(camera="head_cam", frame_index=k, time_s=k / 15, image=frame)
+            pub.publish(msg, TOPIC_CAMERA + "head_cam")
+            k += 1
+            time.sleep(1 / 15)
+
+    try:
+        feed.start()
+        stream(1.5)
+        feed.fill(pose, pose_ns, status)
+        assert list(status) == [FRESH] * 3, (status, feed.error)
+        assert np.linalg.norm(pose[1, :3] - truth["bottle"]) < 0.006
+        time.sleep(1.5)  # the camera stops
+        feed.fill(pose, pose_ns, status)
+        assert list(status) == [HELD] * 3 and "no frame" in feed.error
+        stream(2.5)  # and comes back
+        feed.fill(pose, pose_ns, status)
+        assert list(status) == [FRESH] * 3 and feed.error == ""
+    finally:
+        feed.stop()
+        bus.close()
