@@ -28,7 +28,7 @@ from teleop.errors import ConfigError
 from teleop.tomlcfg import NumberRange, check_keys, check_number, get
 from teleop.types import SIDES
 
-__all__ = ["parse_composition", "rpy_deg_to_quat"]
+__all__ = ["parse_composition", "rpy_deg_to_quat", "vec3"]
 
 _MOUNT_KEYS = {"base_pos", "armature", "left", "right"}
 _SIDE_KEYS = {"model", "prefix", "pos", "rpy_deg", "gravity_compensation", "sites"}
@@ -48,7 +48,8 @@ def rpy_deg_to_quat(rpy_deg: tuple[float, float, float]) -> tuple[float, float, 
     return tuple(float(v) for v in q)  # type: ignore[return-value]
 
 
-def _vec3(t: dict[str, Any], key: str, where: str, prefix: str, limit: float) -> tuple[float, float, float]:
+def vec3(t: dict[str, Any], key: str, where: str, prefix: str, limit: float) -> tuple[float, float, float]:
+    """``t[key]``: 3 finite numbers within +-``limit`` (default 0, 0, 0 when absent)."""
     value = get(t, key, list, where, prefix, required=False)
     if value is None:
         return (0.0, 0.0, 0.0)
@@ -75,11 +76,11 @@ def _mount(t: dict[str, Any], side: str, base: Path, where: str) -> Mount:
             raise ConfigError(f"{where}: key '{p}sites.{name}' must be a table "
                               "{ body = ..., pos = [...], rpy_deg = [...] }")
         check_keys(st, _SITE_KEYS, where, sp)
-        sites.append(Site(name=name, body=get(st, "body", str, where, sp), pos=_vec3(st, "pos", where, sp, 1.0),
-                          quat=rpy_deg_to_quat(_vec3(st, "rpy_deg", where, sp, 360.0))))
+        sites.append(Site(name=name, body=get(st, "body", str, where, sp), pos=vec3(st, "pos", where, sp, 1.0),
+                          quat=rpy_deg_to_quat(vec3(st, "rpy_deg", where, sp, 360.0))))
     return Mount(side=side, model=model, prefix=f"{side}_" if prefix is None else prefix,
-                 pos=_vec3(t, "pos", where, p, _POS_M),
-                 quat=rpy_deg_to_quat(_vec3(t, "rpy_deg", where, p, 360.0)),
+                 pos=vec3(t, "pos", where, p, _POS_M),
+                 quat=rpy_deg_to_quat(vec3(t, "rpy_deg", where, p, 360.0)),
                  gravity_compensation=True if gravcomp is None else gravcomp, sites=tuple(sites))
 
 
@@ -104,7 +105,7 @@ def parse_composition(raw: dict[str, Any], name: str, base_frame: str, base: Pat
     return Composition(
         name=name, base_frame=base_frame, where=where,
         scene=expand_path(scene, base, where, "scene") if scene is not None else None,
-        base_pos=_vec3(table, "base_pos", where, "mount.", _POS_M),
+        base_pos=vec3(table, "base_pos", where, "mount.", _POS_M),
         mounts=tuple(mounts),
         home=tuple((j, _HOME.check(v, f"home.{j}", where)) for j, v in home.items()),
         armature=tuple((g, _ARMATURE.check(v, f"mount.armature.{g}", where)) for g, v in armature.items()),

@@ -38,7 +38,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from teleop.atomic import write_atomic
 from teleop.errors import ConfigError, DeviceError, DeviceTimeoutError, TeleopError
 from teleop.tomlcfg import describe_range
 from teleop.types import SIDES, Side
@@ -419,25 +419,10 @@ def load_profile(name: str) -> OperatorProfile:
     return profile
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_profile(profile: OperatorProfile) -> Path:
     """Write ``profile`` (as given: timestamps are the caller's) atomically; returns the path."""
     path = profile_path(profile.name)
-    _write_atomic(path, json.dumps(profile.to_dict(), indent=2, allow_nan=False) + "\n")
+    write_atomic(path, json.dumps(profile.to_dict(), indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -491,7 +476,7 @@ def apply_profile(session_config: SessionConfig, profile: OperatorProfile) -> Se
                                sp.glove_driver, dev_name, dc.driver)
             else:
                 path = glove_path(profile.name, side)
-                _write_atomic(path, json.dumps(dict(sp.glove), indent=2) + "\n")
+                write_atomic(path, json.dumps(dict(sp.glove), indent=2) + "\n")
                 options["calibration"] = str(path)
                 applied.append(f"calibration={path}")
         if sp.hand_calibration and "hand_calibration" in fields:

@@ -22,6 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from teleop.atomic import write_atomic
 from teleop.errors import DeviceError, TeleopError
 
 __all__ = ["MEDIAPIPE_VERSION", "MODELS", "ModelFile", "models_dir", "model_path", "fetch", "status",
@@ -164,21 +165,6 @@ def _download(tmp: Path) -> Path:
     return found[0]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Whole or not at all: a temporary file in the same folder, synced, then renamed over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _extract(wheel: Path, needed: dict[str, ModelFile], where: Path) -> None:
     try:
         zf = zipfile.ZipFile(wheel)
@@ -208,7 +194,7 @@ def _extract(wheel: Path, needed: dict[str, ModelFile], where: Path) -> None:
                 raise TeleopError(f"{wheel}: {model.member} has sha256 {digest}, expected {model.sha256}: "
                                   f"not the mediapipe {MEDIAPIPE_VERSION} file; nothing was written for it")
             try:
-                _write_atomic(where / model.filename, data)
+                write_atomic(where / model.filename, data, mode=0o644)
             except OSError as exc:
                 raise TeleopError(f"cannot write {where / model.filename} ({exc}): pass --dest DIR or set "
                                   "TELEOP_MODELS_DIR to a writable folder") from None

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from robots.mount import rpy_deg_to_quat
+from robots.mount import rpy_deg_to_quat, vec3
 from teleop.errors import ConfigError
-from teleop.tomlcfg import check_keys, check_number, get, get_float, get_int, load_toml
+from teleop.tomlcfg import check_keys, get, get_float, get_int, load_toml
 
 __all__ = ["DICTIONARIES", "MarkerMount", "MarkedObject", "TrackingSettings", "ObjectsConfig", "load_objects",
            "quat_to_matrix", "pose_matrix"]
@@ -123,16 +123,6 @@ class ObjectsConfig:
         return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, DICTIONARIES[self.dictionary]))
 
 
-def _vec3(t: dict[str, Any], key: str, where: str, prefix: str, limit: float) -> tuple[float, float, float]:
-    value = get(t, key, list, where, prefix, required=False)
-    if value is None:
-        return (0.0, 0.0, 0.0)
-    if len(value) != 3:
-        raise ConfigError(f"{where}: key '{prefix}{key}' must list 3 numbers, got {value!r}")
-    x, y, z = (check_number(v, f"{prefix}{key}[{i}]", where, -limit, limit) for i, v in enumerate(value))
-    return (x, y, z)
-
-
 def _marker(t: Any, size_m: float, where: str, prefix: str) -> MarkerMount:
     if not isinstance(t, dict):
         raise ConfigError(f"{where}: '{prefix}' must be a table like {{ id = 3, pos = [0, 0, 0.05] }}, got {t!r}")
@@ -141,8 +131,8 @@ def _marker(t: Any, size_m: float, where: str, prefix: str) -> MarkerMount:
     if "id" not in t:
         raise ConfigError(f"{where}: missing key '{prefix}.id'")
     size = get_float(t, "size_m", size_m, where, prefix + ".", low=0.002, high=2.0)
-    pos = _vec3(t, "pos", where, prefix + ".", _POS_M)
-    rpy = _vec3(t, "rpy_deg", where, prefix + ".", 360.0)
+    pos = vec3(t, "pos", where, prefix + ".", _POS_M)
+    rpy = vec3(t, "rpy_deg", where, prefix + ".", 360.0)
     return MarkerMount(marker_id, size, pose_matrix(np.array(pos), np.array(rpy_deg_to_quat(rpy))))
 
 

@@ -4,12 +4,10 @@ one, never half of one)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+
+from teleop.atomic import write_atomic
 
 __all__ = ["toml_value", "toml_text", "write_atomic"]
 
@@ -39,21 +37,3 @@ def toml_text(items: Sequence[tuple[str, object]], comment_lines: Iterable[str] 
             lines.append(f"# {line}".rstrip())
     lines += [f"{key} = {toml_value(value)}" for key, value in items]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename it over ``path``."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path

@@ -12,18 +12,15 @@ import time
 from pathlib import Path
 
 import cv2
-import mujoco
 import numpy as np
 import pytest
+from home_scene import H, W, home_scene
 
-from robots.description import bundled_description_path
-from robots.mujoco_sim.model import load_sim_model
-from robots.objects.sim_camera import sim_camera_pose, sim_intrinsics
+from robots.objects.sim_camera import sim_intrinsics
 from teleop.vision.extrinsics import CameraPose
 
 REPO = Path(__file__).resolve().parents[2]
 OBJECTS = REPO / "robots" / "dexhumanoid" / "objects.toml"
-W, H = 640, 480
 
 
 def _teleop(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -35,23 +32,16 @@ def _teleop(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def recorded(tmp_path_factory):
     """A 2 s video of the resting scene from the head camera, its calibration files and the truth."""
     where = tmp_path_factory.mktemp("track")
-    sim = load_sim_model(bundled_description_path())
-    m = sim.model
-    m.vis.quality.shadowsize, m.vis.quality.offsamples = 0, 0
-    d = mujoco.MjData(m)
-    mujoco.mj_resetDataKeyframe(m, d, sim.home_key)
-    mujoco.mj_forward(m, d)
-    with mujoco.Renderer(m, H, W) as r:
-        r.update_scene(d, camera="head_cam")
-        frame = r.render()
+    sc = home_scene()
+    frame = sc.image
     video = where / "scene.avi"
     out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (W, H))
     for _ in range(30):
         out.write(frame[:, :, ::-1])
     out.release()
-    sim_intrinsics(m, "head_cam", W, H).save(where / "head_cam.toml")
-    CameraPose.from_matrix(sim_camera_pose(m, d, "head_cam"), source="sim").save(where / "head_cam_pose.toml")
-    truth = {n: d.xpos[m.body(n).id].copy() for n in ("cube", "bottle", "mug")}
+    sim_intrinsics(sc.sim.model, "head_cam", W, H).save(where / "head_cam.toml")
+    CameraPose.from_matrix(sc.T_base_camera, source="sim").save(where / "head_cam_pose.toml")
+    truth = {n: sc.truth(n)[0] for n in ("cube", "bottle", "mug")}
     return where, video, truth
 
 

@@ -4,37 +4,22 @@ objects config), against MuJoCo's poses; and the inputs it must flag rather than
 from __future__ import annotations
 
 import cv2
-import mujoco
 import numpy as np
 import pytest
+from home_scene import H, W, home_scene
 
-from robots.description import bundled_description_path
-from robots.mujoco_sim.model import load_sim_model
 from robots.objects.accuracy import rotation_error_deg, run_demo_accuracy
 from robots.objects.config import load_objects, parse_objects
-from robots.objects.sim_camera import sim_camera_pose, sim_intrinsics
 from robots.objects.sim_markers import marker_image
 from robots.objects.synthetic import draw_marker, tilted
 from robots.objects.tracker import FRESH, HELD, UNSEEN, ObjectTracker
 from teleop.errors import ConfigError
 
-W, H = 640, 480
-
 
 @pytest.fixture(scope="module")
 def scene():
-    sim = load_sim_model(bundled_description_path())
-    m = sim.model
-    m.vis.quality.shadowsize, m.vis.quality.offsamples = 0, 0
-    d = mujoco.MjData(m)
-    mujoco.mj_resetDataKeyframe(m, d, sim.home_key)
-    mujoco.mj_forward(m, d)
-    config = load_objects(sim.description.objects_path)
-    with mujoco.Renderer(m, H, W) as r:
-        r.update_scene(d, camera=config.camera)
-        image = r.render().copy()
-    K = sim_intrinsics(m, config.camera, W, H).matrix()
-    return sim, d, config, image, K, sim_camera_pose(m, d, config.camera)
+    sc = home_scene()
+    return sc.sim, sc.data, sc.config, sc.image, sc.K, sc.T_base_camera
 
 
 def _tracker(scene):
