@@ -34,7 +34,7 @@ def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProc
 
 @pytest.mark.slow
 def test_a_session_with_tracked_object_poses_records_what_the_simulator_had(tmp_path):
-    out = _run(["run", "sim_objects", "--seconds", "7", "--port-base", str(free_port_base()), "--no-keys",
+    out = _run(["run", "sim_objects", "--seconds", "5", "--port-base", str(free_port_base()), "--no-keys",
                 "--quiet"], tmp_path, 180)
     assert out.returncode == 0, out.stderr[-3000:]
     [folder] = [p for p in (tmp_path / "data" / "objects").iterdir() if p.is_dir()]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_web_json_has_the_keys(port_base):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-m", "teleop.cli", "bench", "web", "--json", "--seconds", "2",
+    out = subprocess.run([sys.executable, "-m", "teleop.cli", "bench", "web", "--json", "--seconds", "3",
                           "--port-base", str(port_base - 70)], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0, out.stderr[-2000:]
