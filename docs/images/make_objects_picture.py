@@ -25,18 +25,19 @@ def _label(cv2, img, text: str, at: tuple[int, int]) -> None:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    import teleop  # noqa: F401  (picks the headless render backend before mujoco is imported)
     import cv2
     import mujoco
     import numpy as np
 
+    import teleop  # noqa: F401  (picks the headless render backend before mujoco is imported)
     from robots.description import bundled_description_path
     from robots.mujoco_sim.model import load_sim_model
     from robots.objects.accuracy import rotation_error_deg
-    from robots.objects.config import load_objects, pose_matrix
+    from robots.objects.config import load_objects
     from robots.objects.sim_camera import sim_camera_pose, sim_intrinsics
     from robots.objects.tracker import FRESH, ObjectTracker
     from robots.scripted import actuator_indices, bimanual_demo_plan
+    from teleop.vision.transforms import make_transform, quat_to_matrix
 
     sim = load_sim_model(bundled_description_path())
     m = sim.model
@@ -62,7 +63,7 @@ def main() -> int:
     for i, name in enumerate(config.names):
         if tracker.status[i] != FRESH:
             continue
-        T = inv @ pose_matrix(tracker.pose[i, :3], tracker.pose[i, 3:])
+        T = inv @ make_transform(quat_to_matrix(tracker.pose[i, 3:]), tracker.pose[i, :3])
         rvec, _ = cv2.Rodrigues(T[:3, :3])
         cv2.drawFrameAxes(out, K, np.zeros(5), rvec, T[:3, 3], 0.05, 2)
         body = m.body(name).id

@@ -19,13 +19,14 @@ import numpy as np
 from robots.objects.config import ObjectsConfig, load_objects
 from robots.objects.sim_camera import sim_camera_pose, sim_intrinsics
 from robots.objects.tracker import FRESH, ObjectTracker
+from teleop.vision.transforms import quat_to_matrix, rotation_angle_deg
 
 __all__ = ["AccuracyRun", "run_demo_accuracy", "rotation_error_deg", "percentiles"]
 
 
 def rotation_error_deg(q_a: np.ndarray, q_b: np.ndarray) -> float:
-    d = abs(float(np.dot(q_a / np.linalg.norm(q_a), q_b / np.linalg.norm(q_b))))
-    return math.degrees(2 * math.acos(min(1.0, d)))
+    """The angle [deg] between two orientations given as quaternions (w, x, y, z)."""
+    return rotation_angle_deg(quat_to_matrix(q_a).T @ quat_to_matrix(q_b))
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from robots.mount import rpy_deg_to_quat, vec3
+from robots.mount import vec3
 from teleop.errors import ConfigError
 from teleop.tomlcfg import check_keys, get, get_float, get_int, load_toml
+from teleop.vision.transforms import make_transform, rpy_deg_to_matrix
 
-__all__ = ["DICTIONARIES", "MarkerMount", "MarkedObject", "TrackingSettings", "ObjectsConfig", "load_objects",
-           "quat_to_matrix", "pose_matrix"]
+__all__ = ["DICTIONARIES", "MarkerMount", "MarkedObject", "TrackingSettings", "ObjectsConfig", "load_objects"]
 
 #: Dictionary names accepted here -> cv2.aruco constant names.
 DICTIONARIES = {
@@ -48,23 +48,6 @@ _TOP = {"dictionary", "marker_size_m", "camera", "intrinsics", "camera_pose", "t
 _TRACKING = {"max_age_s", "min_side_px", "max_reprojection_px", "min_ambiguity_ratio", "ambiguity_deg", "refine"}
 _MARKER = {"id", "pos", "rpy_deg", "size_m"}
 _POS_M = 2.0  # a marker sits on its object: within 2 m of the object's frame
-
-
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """3x3 rotation of a unit quaternion (w, x, y, z)."""
-    w, x, y, z = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def pose_matrix(pos: np.ndarray, quat_wxyz: np.ndarray) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = quat_to_matrix(np.asarray(quat_wxyz, dtype=np.float64))
-    T[:3, 3] = pos
-    return T
 
 
 @dataclass(frozen=True)
@@ -133,7 +116,7 @@ def _marker(t: Any, size_m: float, where: str, prefix: str) -> MarkerMount:
     size = get_float(t, "size_m", size_m, where, prefix + ".", low=0.002, high=2.0)
     pos = vec3(t, "pos", where, prefix + ".", _POS_M)
     rpy = vec3(t, "rpy_deg", where, prefix + ".", 360.0)
-    return MarkerMount(marker_id, size, pose_matrix(np.array(pos), np.array(rpy_deg_to_quat(rpy))))
+    return MarkerMount(marker_id, size, make_transform(rpy_deg_to_matrix(rpy), pos))
 
 
 def _refine(tr: dict[str, Any], where: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from robots.objects.config import ObjectsConfig
-from robots.objects.tracker import FRESH, HELD, UNSEEN, ObjectTracker
+from robots.objects.tracker import UNSEEN, ObjectTracker, age_status
 from teleop.errors import ConfigError, DeviceError, TeleopError
 from teleop.vision.intrinsics import Intrinsics
 
@@ -162,8 +162,7 @@ class ObjectPoseFeed:
             np.copyto(pose, self._pose)
             np.copyto(pose_ns, self._pose_ns)
             np.copyto(status, self._status)
-        old = (now - pose_ns) > int(self.config.tracking.max_age_s * 1e9)
-        status[(status == FRESH) & old] = HELD
+        age_status(status, pose_ns, now, self.config.tracking.max_age_s)
 
     def stop(self) -> None:
         self._stop.set()

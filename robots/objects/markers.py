@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from robots.objects.config import ObjectsConfig
+from teleop.vision.transforms import rotation_angle_deg
 
 __all__ = ["Detections", "MarkerDetector", "PoseFit", "fit_pose", "refine_corners"]
 
@@ -126,10 +127,6 @@ def _reprojection(cv2: Any, obj: np.ndarray, img: np.ndarray, rvec: np.ndarray, 
     return float(np.mean(np.linalg.norm(proj.reshape(-1, 2) - img, axis=1)))
 
 
-def _angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip((np.trace(Ra.T @ Rb) - 1) / 2, -1.0, 1.0))))
-
-
 def fit_pose(obj_points: np.ndarray, img_points: np.ndarray, K: np.ndarray, dist: np.ndarray,
              square_side_m: float | None, config: ObjectsConfig, prior: np.ndarray | None = None) -> PoseFit:
     """Pose of the points' frame in the camera frame. ``obj_points`` (4k, 3) [m] in the object's
@@ -151,9 +148,9 @@ def fit_pose(obj_points: np.ndarray, img_points: np.ndarray, K: np.ndarray, dist
         # both fit about equally (within the corners' noise) and they disagree: the mirror pose
         # is as likely as this one
         if (n > 1 and errs[1 - best] < st.min_ambiguity_ratio * max(errs[best], _CORNER_NOISE_PX)
-                and _angle_deg(cv2.Rodrigues(rvecs[0])[0], cv2.Rodrigues(rvecs[1])[0]) > st.ambiguity_deg):
+                and rotation_angle_deg(cv2.Rodrigues(rvecs[0])[0].T @ cv2.Rodrigues(rvecs[1])[0]) > st.ambiguity_deg):
             near = [] if prior is None else [
-                k for k in range(n) if _angle_deg(cv2.Rodrigues(rvecs[k])[0], prior[:3, :3]) < PRIOR_DEG]
+                k for k in range(n) if rotation_angle_deg(cv2.Rodrigues(rvecs[k])[0].T @ prior[:3, :3]) < PRIOR_DEG]
             if len(near) != 1:
                 return PoseFit(None, "ambiguous", float(errs[best]))
             best = near[0]

@@ -17,8 +17,10 @@ import numpy as np
 
 from robots.objects.config import ObjectsConfig
 from robots.objects.markers import Detections, MarkerDetector, fit_pose
+from teleop.vision.transforms import matrix_to_quat
 
-__all__ = ["FRESH", "HELD", "UNSEEN", "STATUS_NAMES", "ObjectTracker", "TrackerCounters", "matrix_to_pose"]
+__all__ = ["FRESH", "HELD", "UNSEEN", "STATUS_NAMES", "ObjectTracker", "age_status", "TrackerCounters",
+           "matrix_to_pose"]
 
 FRESH, HELD, UNSEEN = 0, 1, 2
 STATUS_NAMES = ("fresh", "held", "unseen")
@@ -26,26 +28,15 @@ STATUS_NAMES = ("fresh", "held", "unseen")
 
 def matrix_to_pose(T: np.ndarray, out: np.ndarray) -> None:
     """4x4 -> ``out`` (7,): x y z, w x y z (w >= 0)."""
-    R = T[:3, :3]
-    tr = R[0, 0] + R[1, 1] + R[2, 2]
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = (0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s)
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = ((R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s)
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = ((R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s)
-    else:
-        s = 2.0 * np.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = ((R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s)
-    qa = np.array(q)
-    qa /= np.linalg.norm(qa)
-    if qa[0] < 0:
-        qa = -qa
     out[:3] = T[:3, 3]
-    out[3:] = qa
+    out[3:] = matrix_to_quat(T)
+
+
+def age_status(status: np.ndarray, pose_ns: np.ndarray, now_ns: int, max_age_s: float) -> np.ndarray:
+    """In place: fresh rows measured longer than ``max_age_s`` before ``now_ns`` become held (a
+    camera that stopped delivers no newer frame to say so). Returns ``status``."""
+    status[(status == FRESH) & ((now_ns - pose_ns) > int(max_age_s * 1e9))] = HELD
+    return status
 
 
 @dataclass
@@ -82,7 +73,6 @@ class ObjectTracker:
         self.pose[:, 3] = 1.0
         self.pose_ns = np.zeros(b, np.int64)
         self.status = np.full(b, UNSEEN, np.uint8)
-        self.error_px = np.full(b, np.nan)
         self._camera_pose = np.tile(np.eye(4), (b, 1, 1))  # T_camera_object of the last measurement
         self.counters = TrackerCounters(measured={o.name: 0 for o in config.objects})
         self.last: Detections | None = None
@@ -105,7 +95,7 @@ class ObjectTracker:
         return by_object
 
     def _fit(self, seen: list[tuple[int, np.ndarray]],
-             prior: np.ndarray | None) -> tuple[np.ndarray | None, str, float]:
+             prior: np.ndarray | None) -> tuple[np.ndarray | None, str]:
         if len(seen) == 1:
             marker_id, corners = seen[0]
             mount = self._index[marker_id][1]
@@ -114,12 +104,12 @@ class ObjectTracker:
             fit = fit_pose(local, corners, self.K, self.dist, mount.size_m, self.config,
                            None if prior is None else prior @ mount.T_object_marker)
             if fit.T is None:
-                return None, fit.problem, fit.error_px
-            return fit.T @ np.linalg.inv(mount.T_object_marker), "", fit.error_px
+                return None, fit.problem
+            return fit.T @ np.linalg.inv(mount.T_object_marker), ""
         obj = np.concatenate([self._index[m][1].corners_in_object() for m, _ in seen])
         img = np.concatenate([c for _, c in seen])
         fit = fit_pose(obj, img, self.K, self.dist, None, self.config)
-        return fit.T, fit.problem, fit.error_px
+        return fit.T, fit.problem
 
     def update(self, image: np.ndarray, capture_ns: int) -> None:
         """Measure every object in ``image`` (RGB or grey) captured at ``capture_ns``."""
@@ -132,22 +122,19 @@ class ObjectTracker:
         recent = capture_ns - self.pose_ns <= int(self.config.tracking.max_age_s * 1e9)
         for i, seen in self._visible(det).items():
             prior = self._camera_pose[i] if recent[i] and self.status[i] != UNSEEN else None
-            T, problem, err = self._fit(seen, prior)
+            T, problem = self._fit(seen, prior)
             if T is None:
                 setattr(c, problem, getattr(c, problem) + 1)
                 continue
             self._camera_pose[i] = T
             matrix_to_pose(self.T_base_camera @ T, self.pose[i])
             self.pose_ns[i] = capture_ns
-            self.error_px[i] = err
             measured[i] = True
             c.measured[self.config.objects[i].name] += 1
         self.status[measured] = FRESH
         self.status[~measured & (self.status == FRESH)] = HELD
 
     def status_at(self, now_ns: int, out: np.ndarray) -> np.ndarray:
-        """The status as of ``now_ns``: fresh poses older than ``max_age_s`` become held."""
+        """The status as of ``now_ns`` (``age_status``), into ``out``."""
         np.copyto(out, self.status)
-        old = (now_ns - self.pose_ns) > int(self.config.tracking.max_age_s * 1e9)
-        out[(out == FRESH) & old] = HELD
-        return out
+        return age_status(out, self.pose_ns, now_ns, self.config.tracking.max_age_s)
