@@ -9,6 +9,7 @@ Not part of the tests.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -25,11 +26,11 @@ def _label(cv2, img, text: str, at: tuple[int, int]) -> None:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
+    importlib.import_module("teleop")  # picks the headless render backend before mujoco is imported
     import cv2
     import mujoco
     import numpy as np
 
-    import teleop  # noqa: F401  (picks the headless render backend before mujoco is imported)
     from robots.description import bundled_description_path
     from robots.mujoco_sim.model import load_sim_model
     from robots.objects.accuracy import rotation_error_deg
