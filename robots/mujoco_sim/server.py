@@ -239,11 +239,12 @@ class SimServer:
 
     def state(self) -> RobotState:
         d, sim = self.data, self.sim
-        bodies = np.concatenate([d.xpos[sim.body_ids], d.xquat[sim.body_ids]], axis=1)
         tracked = {}
-        if self.objects is not None:
+        if self.objects is not None:  # the tracker's measurements stand in for MuJoCo's poses
             bodies, pose_ns, status, truth = self.objects.fill()
             tracked = {"body_pose_ns": pose_ns, "body_status": status, "body_pose_truth": truth}
+        else:
+            bodies = np.concatenate([d.xpos[sim.body_ids], d.xquat[sim.body_ids]], axis=1)
         tr = self._trace
         return RobotState(
             time_s=float(d.time),

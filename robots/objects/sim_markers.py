@@ -13,6 +13,7 @@ import numpy as np
 
 from robots.objects.config import MarkerMount, ObjectsConfig
 from teleop.errors import ConfigError
+from teleop.vision.transforms import matrix_to_quat
 
 __all__ = ["marker_image", "add_marker_plates", "MARGIN_CELLS"]
 
@@ -51,8 +52,6 @@ def _plate_mesh(spec, name: str, half: float) -> None:
 def _add_plate(spec, config: ObjectsConfig, body, mount: MarkerMount) -> None:
     import mujoco
 
-    from robots.objects.tracker import matrix_to_pose
-
     name = f"marker_{mount.id}"
     img = np.ascontiguousarray(np.repeat(marker_image(config, mount.id)[:, :, None], 3, axis=2))
     tex = spec.add_texture(name=name, type=mujoco.mjtTexture.mjTEXTURE_2D, width=img.shape[1], height=img.shape[0],
@@ -62,12 +61,10 @@ def _add_plate(spec, config: ObjectsConfig, body, mount: MarkerMount) -> None:
     mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = name
     cells = _cells(config)
     _plate_mesh(spec, name, mount.size_m / 2 * (cells + 2 * MARGIN_CELLS) / cells)
-    pose = np.zeros(7)
-    T = mount.T_object_marker.copy()
-    T[:3, 3] += T[:3, 2] * _LIFT_M
-    matrix_to_pose(T, pose)
-    body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_MESH, meshname=name, material=name, pos=pose[:3],
-                  quat=pose[3:], contype=0, conaffinity=0, mass=0, group=1)
+    T = mount.T_object_marker
+    pos = T[:3, 3] + T[:3, 2] * _LIFT_M
+    body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_MESH, meshname=name, material=name, pos=pos,
+                  quat=matrix_to_quat(T), contype=0, conaffinity=0, mass=0, group=1)
 
 
 def add_marker_plates(spec, config: ObjectsConfig, where: str) -> None:
