@@ -1,16 +1,24 @@
 # Two commands: `make demo` and `make test`. Both create .venv when missing.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# `make test PYTHON=python3.12` gets a venv of its own (.venv-py3.12), so the default .venv is kept
+VENV ?= $(if $(filter command line environment,$(origin PYTHON)),.venv-py$(PY_VERSION),.venv)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install clean bench bench-setup mediapipe-setup
+.PHONY: demo test install clean bench bench-setup mediapipe-setup lerobot-check
 
 $(BIN)/python:
+	@test -n "$(PY_VERSION)" || { echo "make: PYTHON=$(PYTHON) is not a Python interpreter"; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "make: $(PYTHON) is Python $(PY_VERSION); this project needs 3.11 or newer"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
+	@# this tree was installed as "teleop" before it became dexteleop: drop that name (never PyPI's teleop)
+	@if $(BIN)/python -m pip show teleop 2>/dev/null | grep -qx "Editable project location: $(CURDIR)"; then \
+		$(BIN)/python -m pip uninstall -q -y teleop; fi
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/teleop warmup
 	$(BIN)/teleop models fetch
@@ -50,6 +58,25 @@ bench: install bench-setup
 	$(BIN)/teleop bench retarget --json
 	$(BIN)/teleop bench tactile --json
 	$(BIN)/teleop bench faults --json
+
+# LeRobot (>= 0.6, Python >= 3.12) in the same environment as the runtime, in its own venv: it pulls a CUDA
+# torch of several GB, so it is kept out of `make test`. Records the demo, exports it and loads every frame
+# with LeRobotDataset (docs/data-format.md).
+LEROBOT_PYTHON ?= $(shell command -v python3.12 || command -v python3.13 || \
+	ls -d $(HOME)/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | head -n 1)
+LEROBOT_VENV := .venv-lerobot
+LEROBOT_STAMP := $(LEROBOT_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(LEROBOT_STAMP): pyproject.toml
+	@test -n "$(LEROBOT_PYTHON)" || { echo "make: lerobot-check needs Python 3.12 or newer: set LEROBOT_PYTHON"; exit 2; }
+	test -x $(LEROBOT_VENV)/bin/python || $(LEROBOT_PYTHON) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LEROBOT_VENV)/bin/python -m pip install -q -e '.[lerobot]'
+	$(LEROBOT_VENV)/bin/teleop warmup
+	rm -f $(LEROBOT_VENV)/.installed-* && touch $@
+
+lerobot-check: $(LEROBOT_STAMP)
+	$(LEROBOT_VENV)/bin/teleop lerobot-check
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -158,6 +158,20 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="no progress lines; the stdout summary lists every episode")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser(
+        "lerobot-check", help="load our LeRobot export with the LeRobot installed here, every frame "
+        "(make lerobot-check)",
+        description="teleop lerobot-check: records the demo, exports it to LeRobot v3 and reads every frame back with "
+        "LeRobotDataset (pyav backend, offline), comparing indices, timestamps, vectors and camera frames with the "
+        "exported files; fails on any difference or on a warning LeRobot logs about the dataset. Needs LeRobot "
+        "installed beside the runtime (the lerobot extra, Python 3.12+). Prints a JSON summary.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dataset", help="export and check this recorded dataset instead of recording the demo")
+    g.add_argument("--export", help="check this LeRobot export as it is (nothing recorded or exported)")
+    p.add_argument("--out", help="keep the recorded episode and the export in this folder (default: a temporary one)")
+    p.add_argument("--codec", default="h264", choices=("h264", "av1"), help="video codec of the export")
+    p.set_defaults(func=cmd_lerobot_check)
+
 
 def _add_replay(sub: Any) -> None:
     p = sub.add_parser(
@@ -490,6 +504,16 @@ def cmd_episodes_control(args: argparse.Namespace) -> int:
             raise TeleopError(f"the recorder at {endpoint}: {exc}") from exc
     print(json.dumps(dict(reply.values)))  # type: ignore[attr-defined]
     return 0
+
+
+def cmd_lerobot_check(args: argparse.Namespace) -> int:
+    from recorder.export.lerobot_check import run_lerobot_check
+
+    summary = run_lerobot_check(dataset=args.dataset, export=args.export, out=args.out, codec=args.codec)
+    print(json.dumps(summary, indent=1))
+    if not summary["ok"]:
+        print("teleop lerobot-check: FAILED: " + "; ".join(summary["problems"][:5]), file=sys.stderr)
+    return 0 if summary["ok"] else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:

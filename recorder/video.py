@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -65,6 +66,17 @@ _MUX_OPTIONS: dict[str, str] = {
     "flush_packets": "1",
 }
 _QUEUE_END = None  # sentinel that tells the encoder thread to finish the file
+
+
+@functools.cache
+def _reformat_options() -> dict[str, int]:
+    """threads=1: swscale's auto threading costs more than it saves at camera sizes on 2 cores. PyAV
+    before 16 (which LeRobot pins) has no such knob and refuses the keyword."""
+    try:
+        VideoReformatter().reformat(av.VideoFrame(16, 16, "rgb24"), format="yuv420p", threads=1)
+    except TypeError:
+        return {}
+    return {"threads": 1}
 
 
 def _thread_policies() -> dict[int, tuple[int, int]]:
@@ -351,14 +363,13 @@ class VideoWriter:
         stream = self._stream
         mux = self._container.mux
         # one reformatter for the whole file keeps its swscale context; frame.reformat() builds one per frame
-        reformatter = VideoReformatter()
+        reformatter, options = VideoReformatter(), _reformat_options()
         # not stream.time_base: the muxer rewrites that to its own timescale (1/15360 at 30 fps) in the header
         time_base = 1 / self._rate
         while (item := self._queue.get()) is not _QUEUE_END:
             index, image = item
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            # threads=1: swscale's auto threading costs more than it saves at camera sizes on 2 cores
-            frame = reformatter.reformat(frame, format=self._pix_fmt, threads=1)
+            frame = reformatter.reformat(frame, format=self._pix_fmt, **options)
             frame.pts = index
             frame.time_base = time_base
             packets = stream.encode(frame)

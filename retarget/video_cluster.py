@@ -46,7 +46,7 @@ def run_on_dask(videos: list, robot: str | Path | None, dataset: Path, opts: Vid
         import dask
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise TeleopError(f"running videos on several workers needs Dask ({exc}): pip install 'teleop[hands]', "
+        raise TeleopError(f"running videos on several workers needs Dask ({exc}): pip install 'dexteleop[hands]', "
                           "or give --workers 1") from exc
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,  # one retry after a worker dies
                           "distributed.worker.daemon": False,

@@ -1081,6 +1081,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_if_not_ours() -> None:
+    from teleop.provenance import check_provenance, warning_line
+
+    line = warning_line(check_provenance())
+    if line:
+        print(textwrap.fill(line, 100, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False),
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns its exit code (2 for a usage error: argparse has printed it)."""
     parser = build_parser()
@@ -1105,6 +1114,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
+    if args.func is not cmd_doctor:  # the doctor reports it among its checks
+        _warn_if_not_ours()
     try:
         if getattr(args, "takes_extra", False):
             return int(args.func(args, extra))

@@ -289,11 +289,24 @@ def _hand_models() -> list[dict[str, str]]:
                   "the camera_hands driver needs them", "teleop models fetch (make install does)")]
 
 
+def _provenance() -> list[dict[str, str]]:
+    from teleop.provenance import DISTRIBUTION, check_provenance
+
+    p = check_provenance()
+    problem = p.problem()
+    if problem:
+        return [_item("teleop package", "fail" if not p.ours else "warn", problem, p.fix())]
+    mode = "editable" if p.editable else "installed"
+    return [_item("teleop package", "ok", f"{DISTRIBUTION} {_version(sys.modules['teleop'], DISTRIBUTION)} "
+                  f"({mode}) from {p.imported_from}")]
+
+
 def run_doctor(port_base: int = DEFAULT_PORT_BASE) -> dict:
     t0 = time.perf_counter()
     items = [_item("python", "ok" if sys.version_info >= (3, 11) else "fail",
                    f"{platform.python_version()} on {platform.system()} {platform.machine()}, {os.cpu_count()} cores",
                    "" if sys.version_info >= (3, 11) else "install Python 3.11 or newer")]
+    items += _provenance()
     items += _packages() + _feature_packages() + _render() + _devices() + _ports(port_base) + _numba_cache()
     items += _hand_models()
     return {"ok": not any(i["status"] == "fail" for i in items), "checks": items,

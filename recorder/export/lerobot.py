@@ -5,7 +5,7 @@ the LeRobot dataset v3.0 layout::
 
     OUT/meta/info.json                          codebase_version v3.0, fps (int), features
     OUT/meta/stats.json                         every feature, merged from per-episode stats
-    OUT/meta/tasks.parquet                      pandas index = task string, column task_index
+    OUT/meta/tasks.parquet                      pandas index "task" = task string, column task_index
     OUT/meta/episodes/chunk-000/file-000.parquet   one row per episode: offsets + stats/* columns
     OUT/data/chunk-000/file-000.parquet         the frames of many episodes
     OUT/videos/observation.images.<cam>/chunk-000/file-000.mp4   all episodes of a camera
@@ -60,11 +60,36 @@ VIDEO_FILES_SIZE_MB = 200
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-#: our codec name -> (PyAV encoder, encoder options); g=2 as LeRobot (cheap seeking)
-CODECS: dict[str, tuple[str, dict[str, str]]] = {
-    "h264": ("libx264", {"g": "2", "crf": "23", "preset": "veryfast"}),
-    "av1": ("libsvtav1", {"g": "2", "crf": "30"}),
+
+
+@dataclass(frozen=True)
+class VideoEncoding:
+    """How one codec is encoded. info.json records it as LeRobot 0.6 does (``video.g`` ...), so its
+    edit tools (split, merge, re-encode) encode new files the way these were encoded."""
+
+    encoder: str  # PyAV/FFmpeg encoder name
+    g: int  # keyframe interval: 2 as LeRobot (cheap seeking)
+    crf: int
+    preset: str | int
+    fast_decode: int = 0  # LeRobot's fast-decode tuning; 0 = off
+
+    def options(self) -> dict[str, str]:
+        return {"g": str(self.g), "crf": str(self.crf), "preset": str(self.preset)}
+
+    def info(self) -> dict[str, Any]:
+        return {"video.g": self.g, "video.crf": self.crf, "video.preset": self.preset,
+                "video.fast_decode": self.fast_decode}
+
+
+#: our codec name -> how it is encoded (av1: LeRobot's own defaults, preset 12)
+CODECS: dict[str, VideoEncoding] = {
+    "h264": VideoEncoding("libx264", g=2, crf=23, preset="veryfast"),
+    "av1": VideoEncoding("libsvtav1", g=2, crf=30, preset=12),
 }
+#: the top-level keys of meta/info.json LeRobot knows (0.6 warns about any other and drops it)
+INFO_KEYS = ("codebase_version", "robot_type", "total_episodes", "total_frames", "total_tasks", "chunks_size",
+             "data_files_size_in_mb", "video_files_size_in_mb", "fps", "splits", "data_path", "video_path",
+             "features", "tools")
 DEFAULT_FEATURES: dict[str, Feature] = {
     "timestamp": Feature("float32", (1,)),
     "frame_index": Feature("int64", (1,)),
@@ -166,7 +191,8 @@ class _VideoOut:
     def _open(self) -> None:
         import av
 
-        encoder, options = CODECS[self.codec]
+        encoding = CODECS[self.codec]
+        encoder, options = encoding.encoder, encoding.options()
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._c = av.open(str(path), "w")
@@ -268,8 +294,25 @@ def _feature_json(feat: Feature, fps: int, codec: str) -> dict[str, Any]:
     if feat.dtype == "video":
         h, w, c = feat.shape
         d["info"] = {"video.height": h, "video.width": w, "video.codec": codec, "video.pix_fmt": "yuv420p",
-                     "video.is_depth_map": False, "video.fps": fps, "video.channels": c, "has_audio": False}
+                     "video.fps": fps, "video.channels": c, "has_audio": False, "is_depth_map": False,
+                     **CODECS[codec].info()}
     return d
+
+
+def _upgrade_video_info(features: dict[str, Any]) -> dict[str, Any]:
+    """An earlier export's video features as this one writes them: ``video.is_depth_map`` (which
+    LeRobot 0.6 rewrites with a warning) becomes ``is_depth_map``; the encoder settings are added."""
+    out = {}
+    for key, feat in features.items():
+        info = dict(feat.get("info") or {})
+        if feat.get("dtype") == "video":
+            info.setdefault("is_depth_map", bool(info.pop("video.is_depth_map", False)))
+            encoding = CODECS.get(str(info.get("video.codec")))
+            for k, v in (encoding.info() if encoding else {}).items():
+                info.setdefault(k, v)
+            feat = {**feat, "info": info}
+        out[key] = feat
+    return out
 
 
 def _tolist(st: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -562,8 +605,9 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
         table = _episodes_table(ep_rows, existing.episodes_schema if existing else None)
         _replace_file(ep_path, lambda p: pq.write_table(table, str(p)))
         task_names = sorted(tasks, key=tasks.__getitem__)
-        # the index is the task string (written as __index_level_0__; LeRobot reads it back as the index)
-        tasks_df = pd.DataFrame({"task_index": [tasks[t] for t in task_names]}, index=task_names)
+        # the index is the task string, named "task" as LeRobot 0.6 writes it (0.4 reads either)
+        tasks_df = pd.DataFrame({"task_index": [tasks[t] for t in task_names]},
+                                index=pd.Index(task_names, name="task"))
         _replace_file(meta / "tasks.parquet", lambda p: tasks_df.to_parquet(p))
         keys = list(ep_stats[0])
         merged = {key: _tolist(_aggregate(([existing.stats[key]] if existing and key in existing.stats else [])
@@ -572,7 +616,7 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
         n_episodes = ep_base + len(ep_rows)
         has_video = bool(videos) or any(f.dtype == "video" for f in schema.values())
         info = {
-            **(existing.info if existing else {}),
+            **({k: v for k, v in existing.info.items() if k in INFO_KEYS} if existing else {}),
             "codebase_version": CODEBASE_VERSION,
             "robot_type": robot_type,
             "total_episodes": n_episodes,
@@ -585,7 +629,7 @@ def export_lerobot(dataset: str | Path, out: str | Path, *, fps: float = 30, cod
             "splits": {"train": f"0:{n_episodes}"},
             "data_path": DATA_PATH,
             "video_path": VIDEO_PATH if has_video else None,
-            "features": (existing.info["features"] if existing else
+            "features": (_upgrade_video_info(existing.info["features"]) if existing else
                          {k: _feature_json(f, fps_i, codec) for k, f in {**schema, **DEFAULT_FEATURES}.items()}),
         }
         _replace_file(meta / "info.json", lambda p: p.write_text(json.dumps(info, indent=4)))

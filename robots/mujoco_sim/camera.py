@@ -66,15 +66,19 @@ def _render_main(
             vis.quality.shadowsize = 0
             vis.quality.offsamples = 0
         renderer = mujoco.Renderer(model, height, width)
-        bus = Bus("sim-camera", keys=CurveKeys.load(keys) if keys else None)
-        # A subscriber that never reads holds at most CAMERA_QUEUE_BYTES of frames here, not the
-        # default 10,000 (2.3 GB at 320x240)
-        pub = bus.publisher(endpoint, sndhwm=max(4, CAMERA_QUEUE_BYTES // (width * height * 3)))
     except Exception as exc:
         report.put(
             f"cannot start offscreen rendering ({type(exc).__name__}: {exc}). Set MUJOCO_GL=egl "
             "(needs libegl1) or MUJOCO_GL=osmesa (needs libosmesa6), or run without cameras (--cameras none)."
         )
+        return
+    try:
+        bus = Bus("sim-camera", keys=CurveKeys.load(keys) if keys else None)
+        # A subscriber that never reads holds at most CAMERA_QUEUE_BYTES of frames here, not the
+        # default 10,000 (2.3 GB at 320x240)
+        pub = bus.publisher(endpoint, sndhwm=max(4, CAMERA_QUEUE_BYTES // (width * height * 3)))
+    except Exception as exc:  # a LinkError names the port and says what to do
+        report.put(f"cannot publish camera frames: {exc}")
         return
     report.put("ready")
     data = mujoco.MjData(model)

@@ -82,7 +82,7 @@ def require_rerun() -> None:
     try:
         import rerun  # noqa: F401
     except ImportError:
-        raise TeleopError("the view needs rerun-sdk, which is not installed: pip install 'teleop[view]' (`make "
+        raise TeleopError("the view needs rerun-sdk, which is not installed: pip install 'dexteleop[view]' (`make "
                           "install` does)") from None
 
 

@@ -17,6 +17,7 @@ import pytest
 from episode_factory import Truth, frame_index_of, make_episode
 
 from recorder.export import ExportError, export_hdf5, export_lerobot
+from recorder.export.lerobot import INFO_KEYS
 from teleop.cli import main
 from teleop.errors import ConfigError
 
@@ -182,11 +183,16 @@ def test_lerobot_meta_files_agree(dataset, lerobot):
     video = feats["observation.images.head"]
     assert video["dtype"] == "video" and video["shape"] == [48, 64, 3]
     assert video["info"]["video.codec"] == "h264" and video["info"]["video.fps"] == FPS
+    # as LeRobot 0.6 writes it: is_depth_map (not the legacy video.is_depth_map), the encoder settings
+    assert video["info"]["is_depth_map"] is False and "video.is_depth_map" not in video["info"]
+    assert {k: video["info"][k] for k in ("video.g", "video.crf", "video.preset", "video.fast_decode")} == \
+        {"video.g": 2, "video.crf": 23, "video.preset": "veryfast", "video.fast_decode": 0}
+    assert set(info) <= set(INFO_KEYS)
 
     tasks = pd.read_parquet(lerobot / "meta/tasks.parquet")
     assert list(tasks.index) == ["pick the bottle", "hand it over"]
     assert list(tasks["task_index"]) == [0, 1]
-    assert pq.read_schema(lerobot / "meta/tasks.parquet").names == ["task_index", "__index_level_0__"]
+    assert pq.read_schema(lerobot / "meta/tasks.parquet").names == ["task_index", "task"]  # 0.6's index name
 
     eps = _episodes(lerobot)
     assert list(eps["length"]) == lengths
@@ -217,6 +223,7 @@ def test_lerobot_only_success_and_av1(dataset, tmp_path):
     assert s.episodes == 1 and {Path(x["episode"]).name for x in s.skipped} == {"episode_000001", "episode_000002"}
     info = json.loads((out / "meta/info.json").read_text())
     assert info["features"]["observation.images.head"]["info"]["video.codec"] == "av1"
+    assert info["features"]["observation.images.head"]["info"]["video.preset"] == 12
     with av.open(str(out / "videos/observation.images.head/chunk-000/file-000.mp4")) as c:
         n = sum(1 for _ in c.decode(video=0))
     assert n == info["total_frames"] == len(_frame_times(dataset[1][0], 15))

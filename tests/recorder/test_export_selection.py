@@ -136,6 +136,35 @@ def test_lerobot_append_adds_only_new_episodes_with_consistent_indices(dataset, 
     assert again.episodes == 0 and again.total_episodes == 3 and len(again.skipped) == 3
 
 
+def test_append_to_an_earlier_export_writes_it_as_lerobot_06_does(dataset, tmp_path):
+    """An export from before the 0.6 layout (legacy video.is_depth_map, no encoder settings, an
+    unnamed tasks index, a top-level key LeRobot does not know) is brought up to date by --append."""
+    import pandas as pd
+
+    out = tmp_path / "old"
+    export_lerobot(dataset, out, fps=FPS, episodes="0")
+    info_path = out / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    head = info["features"]["observation.images.head"]["info"]
+    for k in ("is_depth_map", "video.g", "video.crf", "video.preset", "video.fast_decode"):
+        head.pop(k)
+    head["video.is_depth_map"] = False
+    info["total_videos"] = 1  # a v2.x key
+    info_path.write_text(json.dumps(info))
+    tasks = pd.read_parquet(out / "meta/tasks.parquet")
+    tasks.index.name = None
+    tasks.to_parquet(out / "meta/tasks.parquet")
+
+    assert export_lerobot(dataset, out, fps=FPS, episodes="2", append=True).total_episodes == 2
+    info = json.loads(info_path.read_text())
+    head = info["features"]["observation.images.head"]["info"]
+    assert "total_videos" not in info and "video.is_depth_map" not in head and head["is_depth_map"] is False
+    settings = (head["video.g"], head["video.crf"], head["video.preset"], head["video.fast_decode"])
+    assert settings == (2, 23, "veryfast", 0)
+    assert pq.read_schema(out / "meta/tasks.parquet").names == ["task_index", "task"]
+    assert list(pd.read_parquet(out / "meta/tasks.parquet").index) == ["pick"]
+
+
 def test_append_refuses_other_features_fps_and_overwrite(tmp_path):
     ds = tmp_path / "ds"
     make_episode(ds, 0, seconds=0.3)
