@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -47,7 +48,8 @@ def test_a_frame_decodes_into_webxr_axes():
     (frame(1).replace('"head": [0, 1.6', '"head": [1e999, 1.6'), "out_of_range"),
     (frame(1).replace('"head": [0, 1.6', '"head": [' + "9" * 400 + ', 1.6'), "out_of_range"),
     (frame(1).replace('"hands": {"left"', '"hands": {"middle"'), "bad_field"),
-    ("[" * 8000 + "]" * 8000, "bad_json"),  # nested past the recursion limit
+    # nested 8000 deep: past the recursion limit of Python 3.11/3.12's JSON scanner; 3.13's parses it
+    ("[" * 8000 + "]" * 8000, "bad_json" if sys.version_info < (3, 13) else "bad_message"),
 ])
 def test_each_bad_message_is_a_wire_error_with_its_reason(text, reason):
     with pytest.raises(WireError) as err:
