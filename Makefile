@@ -62,8 +62,8 @@ bench: install bench-setup
 # LeRobot (>= 0.6, Python >= 3.12) in the same environment as the runtime, in its own venv: it pulls a CUDA
 # torch of several GB, so it is kept out of `make test`. Records the demo, exports it and loads every frame
 # with LeRobotDataset (docs/data-format.md).
-LEROBOT_PYTHON ?= $(shell command -v python3.12 || command -v python3.13 || \
-	ls -d $(HOME)/.pyenv/versions/3.1[23]*/bin/python3 2>/dev/null | head -n 1)
+LEROBOT_PYTHON ?= $(shell for p in $$(command -v python3.12 python3.13) $(HOME)/.pyenv/versions/3.1[23]*/bin/python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 LEROBOT_VENV := .venv-lerobot
 LEROBOT_STAMP := $(LEROBOT_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
