@@ -4,7 +4,8 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 # `make test PYTHON=python3.12` gets a venv of its own (.venv-py3.12), so the default .venv is kept
 VENV ?= $(if $(filter command line environment,$(origin PYTHON)),.venv-py$(PY_VERSION),.venv)
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYPROJECT_SUM := $(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(PYPROJECT_SUM)
 
 .PHONY: demo test install clean bench bench-setup mediapipe-setup lerobot-check
 
@@ -65,7 +66,7 @@ bench: install bench-setup
 LEROBOT_PYTHON ?= $(shell for p in $$(command -v python3.12 python3.13) $(HOME)/.pyenv/versions/3.1[23]*/bin/python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
 LEROBOT_VENV := .venv-lerobot
-LEROBOT_STAMP := $(LEROBOT_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LEROBOT_STAMP := $(LEROBOT_VENV)/.installed-$(PYPROJECT_SUM)
 
 $(LEROBOT_STAMP): pyproject.toml
 	@test -n "$(LEROBOT_PYTHON)" || { echo "make: lerobot-check needs Python 3.12 or newer: set LEROBOT_PYTHON"; exit 2; }

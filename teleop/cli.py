@@ -1082,8 +1082,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _warn_if_not_ours() -> None:
-    from teleop.provenance import check_provenance, warning_line
+    from teleop.provenance import check_provenance, imports_ours, warning_line
 
+    if imports_ours():  # the usual case, without reading any package metadata
+        return
     line = warning_line(check_provenance())
     if line:
         print(textwrap.fill(line, 100, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False),

@@ -11,12 +11,14 @@ half-works, so every command checks this first and ``teleop doctor`` explains it
 from __future__ import annotations
 
 import sys
-import sysconfig
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["DISTRIBUTION", "FOREIGN_NAME", "Provenance", "check_provenance", "warning_line"]
+if TYPE_CHECKING:
+    from importlib import metadata
+
+__all__ = ["DISTRIBUTION", "FOREIGN_NAME", "Provenance", "check_provenance", "imports_ours", "warning_line"]
 
 DISTRIBUTION = "dexteleop"
 FOREIGN_NAME = "teleop"  # the PyPI project that shares our import name
@@ -58,6 +60,8 @@ def _in_this_tree(dist: metadata.Distribution) -> bool:
 
 
 def _foreign() -> str | None:
+    from importlib import metadata  # not at import: it costs every command ~10-40 ms
+
     for dist in metadata.distributions(name=FOREIGN_NAME):
         if _in_this_tree(dist):
             continue
@@ -69,16 +73,25 @@ def _foreign() -> str | None:
 
 def _editable() -> bool:
     """Run from a source tree (make install: editable), not from a wheel in site-packages."""
+    import sysconfig
+
     installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
     return _OURS.parent not in installed
 
 
+def _imported_from() -> Path | None:
+    origin = getattr(sys.modules.get("teleop"), "__file__", None)
+    return Path(origin).resolve().parent if origin else None
+
+
+def imports_ours() -> bool:
+    """The cheap half of :func:`check_provenance`: `import teleop` gives this runtime's package."""
+    return _imported_from() == _OURS and getattr(sys.modules.get("teleop"), "__distribution__", None) == DISTRIBUTION
+
+
 def check_provenance() -> Provenance:
-    pkg = sys.modules.get("teleop")
-    origin = getattr(pkg, "__file__", None) or ""
-    here = Path(origin).resolve().parent if origin else None
-    ours = here == _OURS and getattr(pkg, "__distribution__", None) == DISTRIBUTION
-    return Provenance(ours=ours, imported_from=str(here or "a namespace package"), foreign=_foreign(),
+    here = _imported_from()
+    return Provenance(ours=imports_ours(), imported_from=str(here or "a namespace package"), foreign=_foreign(),
                       editable=_editable())
 
 

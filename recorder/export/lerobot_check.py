@@ -65,19 +65,12 @@ def _our_frames(root: Path, key: str) -> dict[tuple[int, int], np.ndarray]:
     return out
 
 
-def _rows(root: Path) -> Any:
+def _parquet_files(folder: Path) -> Any:
+    """All ``chunk-*/file-*.parquet`` of ``folder`` as one pandas frame, in file order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pa.concat_tables([pq.read_table(p) for p in sorted((root / "data").glob("chunk-*/file-*.parquet"))])
-
-
-def _episodes(root: Path) -> Any:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-    return pa.concat_tables([pq.read_table(p) for p in files]).to_pandas()
+    return pa.concat_tables([pq.read_table(p) for p in sorted(folder.glob("chunk-*/file-*.parquet"))]).to_pandas()
 
 
 def _item_value(item: dict, key: str) -> np.ndarray:
@@ -98,8 +91,8 @@ def check_export(root: str | Path, repo_id: str = "local/teleop_check") -> dict:
     try:
         ds = LeRobotDataset(repo_id, root=root, video_backend="pyav")
         load_s = time.perf_counter() - t0
-        rows = _rows(root).to_pandas()
-        episodes = _episodes(root)
+        rows = _parquet_files(root / "data")
+        episodes = _parquet_files(root / "meta" / "episodes")
         cameras = [k for k, f in info["features"].items() if f["dtype"] == "video"]
         ours = {k: _our_frames(root, k) for k in cameras}
         vectors = [k for k, f in info["features"].items()
