@@ -47,10 +47,11 @@ def echo_server(cert: str, key: str, conn) -> None:
     asyncio.run(main())
 
 
-def client(port: int, token: str, echo_port: int | None, cert: str, seconds: float, conn) -> None:
+def client(port: int, token: str, echo_port: int | None, cert: str, seconds: float, conn, until=None) -> None:
     """The headset's side: hand frames at 90 Hz (``t_ms``: the send time on this host's monotonic
     clock) and camera frames on one socket, the raw reference (when ``echo_port``) on another, all
-    sent at the same ticks."""
+    sent at the same ticks; for ``seconds``, or until the event ``until`` is set (``seconds`` then
+    caps it)."""
     import contextlib
     import json
     import ssl
@@ -87,7 +88,7 @@ def client(port: int, token: str, echo_port: int | None, cert: str, seconds: flo
         t_next = time.monotonic()
         t_end = t_next + seconds
         seq = 0
-        while t_next < t_end:
+        while t_next < t_end and not (until is not None and until.is_set()):
             t0 = time.monotonic_ns()
             frame["seq"], frame["t_ms"] = seq, t0 / 1e6
             text = json.dumps(frame)

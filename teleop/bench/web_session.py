@@ -11,6 +11,9 @@ to the MuJoCo robot server), with the console open in a real browser showing the
   client at the same ticks (one way; ``raw_ws_rtt_ms`` the echo back).
 * ``camera_to_console_drawn_ms``: the sim renders ``head_cam`` -> the console page in Chromium
   drew it (the page acknowledges each drawn frame; the acknowledgement's own hop, ~0.3 ms, is in).
+
+The client streams until the session has been engaged for ``seconds`` (a loaded machine engages
+late; a fixed stream length would then measure nothing).
 """
 
 from __future__ import annotations
@@ -50,10 +53,12 @@ class _Operator(threading.Thread):
     """Off the session's loop: the console in headless Chromium (acknowledging every camera frame
     it draws), then the echo server and the headset's client, once the console shows the camera."""
 
+    CAP_S = 60.0  # the client streams at most this long past ``seconds`` waiting for the engage
+
     def __init__(self, server, seconds: float) -> None:
         super().__init__(daemon=True)
         self.server, self.seconds = server, seconds
-        self.stop = threading.Event()
+        self.finish = mp.get_context("spawn").Event()  # the session was engaged for ``seconds``
         self.done = threading.Event()  # the client finished (or could not start)
         self.result: dict = {"console": "chromium"}
         self.streaming_at = 0.0
@@ -101,11 +106,12 @@ class _Operator(threading.Thread):
         echo.start()
         echo_port = echo_parent.recv()
         parent, child = spawn.Pipe()
+        cap = self.seconds + self.CAP_S
         client = spawn.Process(target=headset, args=(self.server.port, self.server.token, echo_port,
-                                                     str(cert.cert_path), self.seconds, child), daemon=True)
+                                                     str(cert.cert_path), cap, child, self.finish), daemon=True)
         client.start()
         self.streaming_at = time.monotonic()
-        if parent.poll(self.seconds + 60):
+        if parent.poll(cap + 30):
             self.result["client"] = parent.recv()
         client.join(10)
         echo_parent.send("stop")
@@ -148,6 +154,10 @@ def run_session(seconds: float, port_base: int, size: tuple[int, int]) -> dict:
                 state["server"], state["engage_at"] = server, 0.0
                 op.start()
             now = time.monotonic()
+            if s.state in ("ramping", "engaged"):  # ``seconds`` counts from the engage, however late it came
+                state.setdefault("driven_from", now)
+                if now - state["driven_from"] >= seconds:
+                    op.finish.set()
             if op.done.is_set():
                 s.stop()
             elif op.streaming_at and now > op.streaming_at + 1.0 and s.state in ("idle", "stale") \
@@ -157,7 +167,7 @@ def run_session(seconds: float, port_base: int, size: tuple[int, int]) -> dict:
 
         session.on_tick = on_tick
         cpu0 = time.process_time()
-        summary = session.run(seconds=seconds + 120)
+        summary = session.run(seconds=seconds + _Operator.CAP_S + 120)
         cpu_s = time.process_time() - cpu0
         op = state.get("operator")
         if op is not None:
