@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.ports import free_port_base
 
 from recorder.episode import list_episodes
 from recorder.reader import load_episode
@@ -17,7 +18,8 @@ from teleop.dagger import run_dagger
 def test_a_dagger_round_improves_or_holds_success(tmp_path):
     # the smallest round that exercises everything: 2 demonstrations, 1 rollout with the operator,
     # 1 evaluation start before and after (`teleop dagger` defaults to 3 of each)
-    rep = run_dagger(rounds=1, demos=2, episodes=1, evals=1, seed=0, out=tmp_path, port_base=7880)
+    rep = run_dagger(rounds=1, demos=2, episodes=1, evals=1, seed=0, out=tmp_path,
+                     port_base=free_port_base(21))  # the sim's ports and the policy's at +20
     r0, r1 = rep["rounds"]
     assert r0["success_rate"] == 1.0  # the synthetic operator's demonstrations pick the bottle up
     # DAgger's result (the best of its policies on the evaluation starts, as in Ross et al. 2011)
@@ -33,5 +35,5 @@ def test_a_dagger_round_improves_or_holds_success(tmp_path):
     flags = cmds.array("intervention")
     assert flags.any() and not flags.all()
     assert {m.author for m in cmds.messages} >= {"human", "policy"}
-    assert any(len(m.policy_q) for m, f in zip(cmds.messages, flags) if f)
+    assert any(len(m.policy_q) for m, f in zip(cmds.messages, flags, strict=True) if f)
     assert json.loads((tmp_path / "dagger.json").read_text())["rounds"][1]["round"] == 1

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from support.ports import free_port_base
 
 from teleop.bench.intervention import SwayPolicy
 from teleop.bench.intervention import run as bench_intervention
@@ -22,7 +23,7 @@ from teleop.session.session import Session
 
 
 def test_takeover_and_return_never_step_above_the_bound():
-    got = bench_intervention(cycles=2, port_base=18010, hold_s=1.0)
+    got = bench_intervention(cycles=2, port_base=free_port_base(21), hold_s=1.0)
     steps = got["max_joint_step_rad"]
     assert got["switches"] == 4, got
     assert steps["takeover"] <= steps["bound"] + 1e-9 and steps["return"] <= steps["return_bound"] + 1e-9, got

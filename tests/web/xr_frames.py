@@ -57,7 +57,7 @@ def client_ssl(cert: Path) -> ssl.SSLContext:
 
 def open_socket(port: int, token: str | None, cert: Path, path: str = "/ws", **kw):
     query = f"?token={token}" if token is not None else ""
-    return connect(f"wss://localhost:{port}{path}{query}", ssl=client_ssl(cert), open_timeout=3, **kw)
+    return connect(f"wss://localhost:{port}{path}{query}", ssl=client_ssl(cert), open_timeout=10, **kw)  # a loaded CI machine
 
 
 class Streamer:
